@@ -1,0 +1,55 @@
+//! A located problem in the desired state: file, line, column, field path and message.
+//! Validation collects every one it finds, so a user fixes them all in one round.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct Diagnostic {
+    pub file: String,
+    /// 1-based; 0 when the problem is about the file as a whole.
+    pub line: u32,
+    pub column: u32,
+    /// Field path inside the document, e.g. `records[3].value`; empty for the whole file.
+    pub path: String,
+    pub message: String,
+}
+
+impl Diagnostic {
+    pub fn file(file: impl Into<String>, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            file: file.into(),
+            line: 0,
+            column: 0,
+            path: String::new(),
+            message: message.into(),
+        }
+    }
+
+    pub fn at(file: &str, loc: serde_saphyr::Location, path: impl Into<String>, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            file: file.to_string(),
+            line: loc.line() as u32,
+            column: loc.column() as u32,
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.column)?;
+        }
+        if !self.path.is_empty() {
+            write!(f, ": {}", self.path)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Several diagnostics, returned when the desired state cannot be used.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{} problem(s) in the desired state:\n{}", .0.len(), .0.iter().map(|d| format!("  {d}")).collect::<Vec<_>>().join("\n"))]
+pub struct Invalid(pub Vec<Diagnostic>);

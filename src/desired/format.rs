@@ -1,0 +1,369 @@
+//! The desired-state file formats, as serde and schemars types. These structs are the single
+//! source of both parsing and the JSON Schemas in `schema/`, so the two cannot disagree.
+//! Every file carries `apiVersion` and `kind`; unknown fields are errors, never ignored.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+
+pub use crate::model::Policy;
+use crate::model::RecordType;
+
+pub const API_VERSION: &str = "zonekeeper.dev/v1alpha1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum ApiVersion {
+    #[serde(rename = "zonekeeper.dev/v1alpha1")]
+    V1Alpha1,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum SettingsKind {
+    Settings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum RecordsKind {
+    Records,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum ResolverSetKind {
+    ResolverSet,
+}
+
+/// `zonekeeper.yaml`: who we are, which zones we keep, where they go, and how carefully.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(title = "zonekeeper settings (zonekeeper.yaml)")]
+pub struct SettingsFile {
+    pub api_version: ApiVersion,
+    pub kind: SettingsKind,
+    /// The owner id written into every record and file zonekeeper owns. Two instances with
+    /// different owner ids never touch each other's records. Lower-case letters, digits, `-`.
+    #[schemars(with = "String", regex(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"))]
+    pub owner: Spanned<String>,
+    /// What a plan may do: `sync` (create, update, delete), `upsert-only` (never delete),
+    /// `create-only` (only add). Required: there is no silent default.
+    pub policy: Policy,
+    #[serde(default)]
+    pub safety: Safety,
+    #[serde(default)]
+    pub limits: Limits,
+    /// Audiences that see different answers for the same name (split horizon). Leave empty
+    /// for one implicit view called `default`.
+    #[serde(default)]
+    #[schemars(with = "Vec<ViewDecl>")]
+    pub views: Vec<Spanned<ViewDecl>>,
+    #[schemars(with = "Vec<ZoneDecl>")]
+    pub zones: Vec<Spanned<ZoneDecl>>,
+    /// Targets by name.
+    #[schemars(with = "BTreeMap<String, TargetDecl>")]
+    pub targets: BTreeMap<String, Spanned<TargetDecl>>,
+    /// Discovery from Kubernetes and Tailscale (parsed and checked now; used by later releases).
+    #[serde(default)]
+    pub discovery: Discovery,
+}
+
+/// Limits on how much one apply may change, like octoDNS's update/delete thresholds.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Safety {
+    /// Largest share (0–1) of a target's owned records one apply may update.
+    pub max_update_share: f64,
+    /// Largest share (0–1) of a target's owned records one apply may delete.
+    pub max_delete_share: f64,
+    /// Below this many owned records the share limits do not apply.
+    pub min_owned_records: u32,
+}
+
+impl Default for Safety {
+    fn default() -> Self {
+        Safety {
+            max_update_share: 0.3,
+            max_delete_share: 0.3,
+            min_owned_records: 10,
+        }
+    }
+}
+
+/// Protection against hostile or mistaken input files.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Limits {
+    /// Largest desired-state file read, in bytes (default 16 MiB).
+    pub max_file_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_file_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ViewDecl {
+    pub name: String,
+    /// A public view may never receive a name marked internal.
+    #[serde(default)]
+    pub public: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ZoneDecl {
+    /// The zone's name, e.g. `home.example`.
+    pub name: String,
+    /// TTL for records that do not set their own (seconds).
+    #[serde(default = "default_ttl")]
+    pub ttl: u32,
+    /// Names of the targets this zone is kept on.
+    pub targets: Vec<String>,
+    /// Every name of this zone is internal: the planner refuses to put it on a public view.
+    #[serde(default)]
+    pub internal: bool,
+}
+
+fn default_ttl() -> u32 {
+    300
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum TargetDecl {
+    /// A directory of RFC 1035 zone files, one per zone, for CoreDNS's `file` plugin.
+    #[serde(rename_all = "camelCase")]
+    Zonefile {
+        /// Directory, relative to the repository root unless absolute.
+        directory: String,
+        #[serde(default)]
+        view: Option<String>,
+        /// Take over an existing zone file that zonekeeper did not write.
+        #[serde(default)]
+        adopt: bool,
+        /// SOA fields for the zones written here.
+        #[serde(default)]
+        soa: SoaDecl,
+    },
+    /// A managed block inside a hosts file (A, AAAA, and CNAMEs flattened to addresses).
+    #[serde(rename_all = "camelCase")]
+    Hosts {
+        /// The hosts file, relative to the repository root unless absolute.
+        path: String,
+        #[serde(default)]
+        view: Option<String>,
+    },
+}
+
+impl TargetDecl {
+    pub fn view(&self) -> Option<&str> {
+        match self {
+            TargetDecl::Zonefile { view, .. } | TargetDecl::Hosts { view, .. } => view.as_deref(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct SoaDecl {
+    /// Primary name server (MNAME); default `ns1.<zone>.`, or the zone's first NS record.
+    pub primary: Option<String>,
+    /// Mailbox of the person responsible (RNAME, `.` for `@`); default `hostmaster.<zone>.`
+    pub admin: Option<String>,
+    pub refresh: u32,
+    pub retry: u32,
+    pub expire: u32,
+    /// Negative-caching TTL (seconds).
+    pub minimum: u32,
+}
+
+impl Default for SoaDecl {
+    fn default() -> Self {
+        SoaDecl {
+            primary: None,
+            admin: None,
+            refresh: 3600,
+            retry: 600,
+            expire: 604800,
+            minimum: 300,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Discovery {
+    #[serde(default)]
+    pub kubernetes: Option<KubernetesDiscovery>,
+    #[serde(default)]
+    pub tailscale: Option<TailscaleDiscovery>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KubernetesDiscovery {
+    /// Kinds to read: Ingress, IngressRoute, HTTPRoute, Service.
+    pub kinds: Vec<DiscoveredKind>,
+    /// Namespaces to watch; empty for all.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    /// Seconds a record whose object vanished is kept before it is deleted.
+    #[serde(default)]
+    pub orphan_grace_seconds: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum DiscoveredKind {
+    Ingress,
+    IngressRoute,
+    #[serde(rename = "HTTPRoute")]
+    HttpRoute,
+    Service,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TailscaleDiscovery {
+    /// Tailnet name, or `-` for the token's default tailnet.
+    #[serde(default = "default_tailnet")]
+    pub tailnet: String,
+    /// Zone that device records are made in.
+    pub zone: String,
+    /// Environment variable that holds the API token or OAuth client secret (never the secret itself).
+    pub token_env: Option<String>,
+    /// File that holds the API token or OAuth client secret.
+    pub token_file: Option<String>,
+    #[serde(default)]
+    pub orphan_grace_seconds: u64,
+}
+
+fn default_tailnet() -> String {
+    "-".to_string()
+}
+
+/// `records/<zone>.yaml`: the records of one zone.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(title = "zonekeeper records (records/*.yaml)")]
+pub struct RecordsFile {
+    pub api_version: ApiVersion,
+    pub kind: RecordsKind,
+    /// The zone these records belong to; it must be declared in zonekeeper.yaml.
+    #[schemars(with = "String")]
+    pub zone: Spanned<String>,
+    #[serde(default)]
+    #[schemars(with = "Vec<RecordEntry>")]
+    pub records: Vec<Spanned<RecordEntry>>,
+}
+
+/// One name and type with its values. Give `value` or `values` for every view, and/or
+/// `views` for values that differ per view; a view that gets no values gets no record.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RecordEntry {
+    /// Relative to the zone (`www`, `*.apps`), `@` for the apex, or absolute with a final `.`.
+    pub name: String,
+    #[serde(rename = "type")]
+    pub rtype: RecordType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u32>,
+    /// One value in presentation form (`192.0.2.1`, `10 mail.example.org.`, text for TXT).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<String>>,
+    /// Values per view name; they replace `value`/`values` in that view.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub views: Option<BTreeMap<String, Vec<String>>>,
+    /// This name must never reach a public view.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internal: Option<bool>,
+    /// Lets this one record reach a public view although its zone is internal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_public: Option<bool>,
+}
+
+/// `resolvers/<set>.yaml`: a set of DNS resolvers the tailnet should use.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(title = "zonekeeper resolver set (resolvers/*.yaml)")]
+pub struct ResolverSetFile {
+    pub api_version: ApiVersion,
+    pub kind: ResolverSetKind,
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    pub scope: ResolverScope,
+    /// Domains answered by this set when `scope` is `split` (split DNS).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub domains: Vec<Spanned<String>>,
+    #[serde(default)]
+    #[schemars(with = "Vec<ResolverMember>")]
+    pub members: Vec<Spanned<ResolverMember>>,
+    #[serde(default)]
+    pub discover: ResolverDiscovery,
+    #[serde(default)]
+    pub health: HealthRule,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResolverScope {
+    /// The tailnet's global nameservers.
+    Global,
+    /// Split DNS for the listed `domains`.
+    Split,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ResolverMember {
+    pub address: String,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ResolverDiscovery {
+    /// Kubernetes Services whose labels match all of these become members.
+    #[serde(default)]
+    pub service_selector: BTreeMap<String, String>,
+    /// Tailnet devices carrying any of these tags become members.
+    #[serde(default)]
+    pub tailscale_tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct HealthRule {
+    pub check: HealthCheck,
+    /// Name queried by a `dns` check; default the first split domain or `.`.
+    pub query: Option<String>,
+    pub interval_seconds: u32,
+    pub failures_before_down: u32,
+}
+
+impl Default for HealthRule {
+    fn default() -> Self {
+        HealthRule {
+            check: HealthCheck::Dns,
+            query: None,
+            interval_seconds: 30,
+            failures_before_down: 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum HealthCheck {
+    Dns,
+    Tcp,
+    None,
+}

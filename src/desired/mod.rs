@@ -1,0 +1,10 @@
+//! The desired state: YAML files in a repository, parsed, schema-checked and semantically
+//! checked into typed values. Nothing here touches a target.
+
+pub mod diagnostic;
+pub mod format;
+pub mod yaml;
+pub mod state;
+
+pub use diagnostic::{Diagnostic, Invalid};
+pub use state::{DesiredRecord, DesiredState, Settings, TargetKind, TargetSettings, View, ZoneSettings, load};

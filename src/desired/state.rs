@@ -1,0 +1,553 @@
+//! From files to a checked desired state: settings, zones with their records, resolver sets.
+//! Every problem in every file is collected before anything is returned.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use super::diagnostic::{Diagnostic, Invalid};
+use super::format::{
+    Discovery, Limits, Policy, RecordEntry, RecordsFile, ResolverScope, ResolverSetFile, Safety, SettingsFile, SoaDecl,
+    TargetDecl,
+};
+use super::yaml::{self, DocKind};
+use crate::model::{DEFAULT_VIEW, Name, Provenance, RData, RecordSet, RecordType, Wanted};
+
+pub const SETTINGS_FILE: &str = "zonekeeper.yaml";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct View {
+    pub name: String,
+    pub public: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ZoneSettings {
+    pub name: Name,
+    pub ttl: u32,
+    pub targets: Vec<String>,
+    pub internal: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum TargetKind {
+    Zonefile { directory: PathBuf, adopt: bool, soa: SoaDecl },
+    Hosts { path: PathBuf },
+}
+
+#[derive(Debug, Clone)]
+pub struct TargetSettings {
+    pub name: String,
+    pub view: String,
+    pub kind: TargetKind,
+}
+
+/// zonekeeper.yaml, checked.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub owner: String,
+    pub policy: Policy,
+    pub safety: Safety,
+    pub limits: Limits,
+    pub views: Vec<View>,
+    pub zones: Vec<ZoneSettings>,
+    pub targets: Vec<TargetSettings>,
+    pub discovery: Discovery,
+}
+
+impl Settings {
+    pub fn view(&self, name: &str) -> Option<&View> {
+        self.views.iter().find(|v| v.name == name)
+    }
+    pub fn target(&self, name: &str) -> Option<&TargetSettings> {
+        self.targets.iter().find(|t| t.name == name)
+    }
+}
+
+/// One record entry of a records file, resolved: values per view, TTL, where it was written.
+#[derive(Debug, Clone)]
+pub struct DesiredRecord {
+    pub name: Name,
+    pub rtype: RecordType,
+    pub ttl: u32,
+    /// Values for every view without its own; `None` when the entry only has per-view values.
+    pub values: Option<Vec<RData>>,
+    pub per_view: Vec<(String, Vec<RData>)>,
+    pub internal: bool,
+    pub allow_public: bool,
+    pub provenance: Provenance,
+}
+
+impl DesiredRecord {
+    pub fn values_in(&self, view: &str) -> Option<&[RData]> {
+        self.per_view
+            .iter()
+            .find(|(v, _)| v == view)
+            .map(|(_, vals)| vals.as_slice())
+            .or(self.values.as_deref())
+            .filter(|v| !v.is_empty())
+    }
+}
+
+
+#[derive(Debug, Clone)]
+pub struct ResolverSet {
+    pub name: String,
+    pub scope: ResolverScope,
+    pub domains: Vec<Name>,
+    pub members: Vec<(IpAddr, Option<String>)>,
+    pub file: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct DesiredState {
+    pub root: PathBuf,
+    pub settings: Settings,
+    /// Records per zone, in file order.
+    pub records: BTreeMap<Name, Vec<DesiredRecord>>,
+    pub resolver_sets: Vec<ResolverSet>,
+}
+
+impl DesiredState {
+    /// The record sets of `zone` as the audience `view` should see them.
+    pub fn wanted(&self, zone: &Name, view: &str) -> Vec<Wanted> {
+        let Some(records) = self.records.get(zone) else {
+            return Vec::new();
+        };
+        records
+            .iter()
+            .filter_map(|r| {
+                let values = r.values_in(view)?;
+                Some(Wanted {
+                    set: RecordSet::new(r.name.clone(), r.rtype, r.ttl, values.to_vec()),
+                    provenance: r.provenance.clone(),
+                    internal: r.internal && !r.allow_public,
+                })
+            })
+            .collect()
+    }
+
+    pub fn zone(&self, name: &Name) -> Option<&ZoneSettings> {
+        self.settings.zones.iter().find(|z| &z.name == name)
+    }
+}
+
+/// Loads and checks the whole desired state under `root`.
+pub fn load(root: &Path) -> Result<DesiredState, Invalid> {
+    let mut diags = Vec::new();
+    let settings_path = root.join(SETTINGS_FILE);
+    let settings = if settings_path.exists() {
+        load_settings(root, &settings_path, &mut diags)
+    } else {
+        diags.push(Diagnostic::file(
+            SETTINGS_FILE,
+            format!("not found in {}; run `zonekeeper init` or pass --repo DIR", root.display()),
+        ));
+        None
+    };
+    let limits = settings.as_ref().map(|s| s.limits.clone()).unwrap_or_default();
+
+    let mut records: BTreeMap<Name, Vec<DesiredRecord>> = BTreeMap::new();
+    for (path, display) in yaml_files(&root.join("records"), "records", &mut diags) {
+        let text = match yaml::read_text(&path, &display, limits.max_file_bytes) {
+            Ok(t) => t,
+            Err(d) => {
+                diags.push(d);
+                continue;
+            }
+        };
+        match yaml::parse::<RecordsFile>(&text, &display, DocKind::Records) {
+            Ok(file) => {
+                if let Some((zone, recs)) = check_records(&display, file, settings.as_ref(), &mut diags) {
+                    records.entry(zone).or_default().extend(recs);
+                }
+            }
+            Err(ds) => diags.extend(ds),
+        }
+    }
+    check_zone_rules(&records, &mut diags);
+
+    let mut resolver_sets = Vec::new();
+    for (path, display) in yaml_files(&root.join("resolvers"), "resolvers", &mut diags) {
+        let text = match yaml::read_text(&path, &display, limits.max_file_bytes) {
+            Ok(t) => t,
+            Err(d) => {
+                diags.push(d);
+                continue;
+            }
+        };
+        match yaml::parse::<ResolverSetFile>(&text, &display, DocKind::ResolverSet) {
+            Ok(file) => {
+                if let Some(set) = check_resolver_set(&display, file, &mut diags) {
+                    if let Some(prev) = resolver_sets.iter().find(|s: &&ResolverSet| s.name == set.name) {
+                        diags.push(Diagnostic::file(
+                            &display,
+                            format!("resolver set `{}` is already defined in {}", set.name, prev.file),
+                        ));
+                    } else {
+                        resolver_sets.push(set);
+                    }
+                }
+            }
+            Err(ds) => diags.extend(ds),
+        }
+    }
+
+    match settings {
+        Some(settings) if diags.is_empty() => Ok(DesiredState {
+            root: root.to_path_buf(),
+            settings,
+            records,
+            resolver_sets,
+        }),
+        _ => {
+            diags.sort();
+            diags.dedup();
+            Err(Invalid(diags))
+        }
+    }
+}
+
+/// `*.yaml` and `*.yml` files directly in `dir`, sorted, as (path, path shown to users).
+fn yaml_files(dir: &Path, shown: &str, diags: &mut Vec<Diagnostic>) -> Vec<(PathBuf, String)> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => {
+            diags.push(Diagnostic::file(shown, format!("cannot list directory: {e}")));
+            return Vec::new();
+        }
+    };
+    let mut files: Vec<(PathBuf, String)> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            (name.ends_with(".yaml") || name.ends_with(".yml")).then(|| (e.path(), format!("{shown}/{name}")))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn valid_owner(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn valid_view_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 63 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn load_settings(root: &Path, path: &Path, diags: &mut Vec<Diagnostic>) -> Option<Settings> {
+    let file = SETTINGS_FILE;
+    let text = match yaml::read_text(path, file, Limits::default().max_file_bytes) {
+        Ok(t) => t,
+        Err(d) => {
+            diags.push(d);
+            return None;
+        }
+    };
+    let raw: SettingsFile = match yaml::parse(&text, file, DocKind::Settings) {
+        Ok(r) => r,
+        Err(ds) => {
+            diags.extend(ds);
+            return None;
+        }
+    };
+    let before = diags.len();
+    if !valid_owner(&raw.owner.value) {
+        diags.push(Diagnostic::at(
+            file,
+            raw.owner.referenced,
+            "owner",
+            format!("`{}` is not a valid owner id: 1–63 lower-case letters, digits and `-`", raw.owner.value),
+        ));
+    }
+    for (field, share) in [
+        ("safety.maxUpdateShare", raw.safety.max_update_share),
+        ("safety.maxDeleteShare", raw.safety.max_delete_share),
+    ] {
+        if !(0.0..=1.0).contains(&share) {
+            diags.push(Diagnostic {
+                file: file.into(),
+                line: 0,
+                column: 0,
+                path: field.into(),
+                message: format!("{share} is not a share between 0 and 1"),
+            });
+        }
+    }
+
+    let mut views: Vec<View> = Vec::new();
+    for (i, v) in raw.views.iter().enumerate() {
+        let path = format!("views[{i}].name");
+        if !valid_view_name(&v.value.name) {
+            diags.push(Diagnostic::at(file, v.referenced, path, format!("`{}` is not a valid view name (letters, digits, `-`, `_`)", v.value.name)));
+        } else if views.iter().any(|x| x.name == v.value.name) {
+            diags.push(Diagnostic::at(file, v.referenced, path, format!("view `{}` is declared twice", v.value.name)));
+        } else {
+            views.push(View { name: v.value.name.clone(), public: v.value.public });
+        }
+    }
+    let implicit_view = views.is_empty();
+    if implicit_view {
+        views.push(View { name: DEFAULT_VIEW.to_string(), public: false });
+    }
+
+    let mut targets = Vec::new();
+    for (name, t) in &raw.targets {
+        let path = format!("targets.{name}");
+        if !valid_view_name(name) {
+            diags.push(Diagnostic::at(file, t.referenced, &path, format!("`{name}` is not a valid target name (letters, digits, `-`, `_`)")));
+            continue;
+        }
+        let view = match (t.value.view(), implicit_view) {
+            (None, true) => DEFAULT_VIEW.to_string(),
+            (None, false) => {
+                diags.push(Diagnostic::at(file, t.referenced, format!("{path}.view"), "views are declared, so every target must name the view it serves"));
+                continue;
+            }
+            (Some(v), _) if views.iter().any(|x| x.name == v) => v.to_string(),
+            (Some(v), _) => {
+                diags.push(Diagnostic::at(file, t.referenced, format!("{path}.view"), format!("view `{v}` is not declared in `views`")));
+                continue;
+            }
+        };
+        let kind = match &t.value {
+            TargetDecl::Zonefile { directory, adopt, soa, .. } => {
+                for (f, v) in [("primary", &soa.primary), ("admin", &soa.admin)] {
+                    if let Some(v) = v {
+                        if !v.ends_with('.') || Name::parse(v).is_err() {
+                            diags.push(Diagnostic::at(file, t.referenced, format!("{path}.soa.{f}"), format!("`{v}` must be a valid absolute name ending in `.`")));
+                        }
+                    }
+                }
+                TargetKind::Zonefile { directory: root.join(directory), adopt: *adopt, soa: soa.clone() }
+            }
+            TargetDecl::Hosts { path: p, .. } => TargetKind::Hosts { path: root.join(p) },
+        };
+        targets.push(TargetSettings { name: name.clone(), view, kind });
+    }
+
+    let mut zones: Vec<ZoneSettings> = Vec::new();
+    for (i, z) in raw.zones.iter().enumerate() {
+        let path = format!("zones[{i}]");
+        let name = match Name::parse(&z.value.name) {
+            Ok(n) if !n.is_wildcard() => n,
+            Ok(_) => {
+                diags.push(Diagnostic::at(file, z.referenced, format!("{path}.name"), "a zone name cannot be a wildcard"));
+                continue;
+            }
+            Err(e) => {
+                diags.push(Diagnostic::at(file, z.referenced, format!("{path}.name"), format!("`{}` is not a valid zone name: {e}", z.value.name.escape_debug())));
+                continue;
+            }
+        };
+        if zones.iter().any(|x| x.name == name) {
+            diags.push(Diagnostic::at(file, z.referenced, format!("{path}.name"), format!("zone `{name}` is declared twice")));
+            continue;
+        }
+        if z.value.ttl > i32::MAX as u32 {
+            diags.push(Diagnostic::at(file, z.referenced, format!("{path}.ttl"), "TTL must be at most 2147483647 (RFC 2181)"));
+        }
+        for (j, t) in z.value.targets.iter().enumerate() {
+            if !raw.targets.contains_key(t) {
+                diags.push(Diagnostic::at(file, z.referenced, format!("{path}.targets[{j}]"), format!("target `{t}` is not defined in `targets`")));
+            }
+        }
+        zones.push(ZoneSettings { name, ttl: z.value.ttl, targets: z.value.targets.clone(), internal: z.value.internal });
+    }
+
+    if diags.len() > before {
+        return None;
+    }
+    Some(Settings {
+        owner: raw.owner.value,
+        policy: raw.policy,
+        safety: raw.safety,
+        limits: raw.limits,
+        views,
+        zones,
+        targets,
+        discovery: raw.discovery,
+    })
+}
+
+fn check_records(
+    file: &str,
+    raw: RecordsFile,
+    settings: Option<&Settings>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<(Name, Vec<DesiredRecord>)> {
+    let zone = match Name::parse(&raw.zone.value) {
+        Ok(z) => z,
+        Err(e) => {
+            diags.push(Diagnostic::at(file, raw.zone.referenced, "zone", format!("`{}` is not a valid zone name: {e}", raw.zone.value.escape_debug())));
+            return None;
+        }
+    };
+    let zone_settings = settings.and_then(|s| s.zones.iter().find(|z| z.name == zone));
+    if settings.is_some() && zone_settings.is_none() {
+        diags.push(Diagnostic::at(file, raw.zone.referenced, "zone", format!("zone `{zone}` is not declared in zonekeeper.yaml `zones`")));
+    }
+    let default_ttl = zone_settings.map(|z| z.ttl).unwrap_or(300);
+    let zone_internal = zone_settings.map(|z| z.internal).unwrap_or(false);
+
+    let mut out = Vec::with_capacity(raw.records.len());
+    for (i, entry) in raw.records.into_iter().enumerate() {
+        let loc = entry.referenced;
+        if let Some(r) = check_entry(file, i, loc, entry.value, &zone, default_ttl, zone_internal, settings, diags) {
+            out.push(r);
+        }
+    }
+    Some((zone, out))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_entry(
+    file: &str,
+    i: usize,
+    loc: serde_saphyr::Location,
+    e: RecordEntry,
+    zone: &Name,
+    default_ttl: u32,
+    zone_internal: bool,
+    settings: Option<&Settings>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<DesiredRecord> {
+    let at = |field: &str, msg: String| Diagnostic::at(file, loc, format!("records[{i}]{field}"), msg);
+    let before = diags.len();
+    let name = match Name::relative_to(&e.name, zone) {
+        Ok(n) if n.is_in(zone) => Some(n),
+        Ok(n) => {
+            diags.push(at(".name", format!("`{n}` is not inside zone `{zone}`")));
+            None
+        }
+        Err(err) => {
+            diags.push(at(".name", format!("`{}` is not a valid name: {err}", e.name.escape_debug())));
+            None
+        }
+    };
+    if let Some(ttl) = e.ttl {
+        if ttl > i32::MAX as u32 {
+            diags.push(at(".ttl", "TTL must be at most 2147483647 (RFC 2181)".into()));
+        }
+    }
+    let parse_all = |field: String, vals: &[String], diags: &mut Vec<Diagnostic>| -> Vec<RData> {
+        let mut out = Vec::with_capacity(vals.len());
+        for (j, v) in vals.iter().enumerate() {
+            match RData::parse(e.rtype, v) {
+                Ok(r) => out.push(r),
+                Err(err) => diags.push(at(&format!("{field}[{j}]"), err.to_string())),
+            }
+        }
+        out
+    };
+    let values = match (&e.value, &e.values) {
+        (Some(_), Some(_)) => {
+            diags.push(at("", "give `value` or `values`, not both".into()));
+            None
+        }
+        (Some(v), None) => Some(parse_all(".value".into(), std::slice::from_ref(v), diags)),
+        (None, Some(vs)) => Some(parse_all(".values".into(), vs, diags)),
+        (None, None) => None,
+    };
+    let mut per_view = Vec::new();
+    for (view, vals) in e.views.iter().flatten() {
+        if let Some(s) = settings {
+            if s.view(view).is_none() {
+                diags.push(at(&format!(".views.{view}"), format!("view `{view}` is not declared in zonekeeper.yaml")));
+            }
+        }
+        per_view.push((view.clone(), parse_all(format!(".views.{view}"), vals, diags)));
+    }
+    if values.is_none() && per_view.is_empty() {
+        diags.push(at("", "no values: give `value`, `values` or `views`".into()));
+    }
+    if e.rtype == RecordType::Cname {
+        let many = values.as_ref().is_some_and(|v| v.len() > 1) || per_view.iter().any(|(_, v)| v.len() > 1);
+        if many {
+            diags.push(at(".values", "a CNAME has exactly one value".into()));
+        }
+        if name.as_ref() == Some(zone) {
+            diags.push(at(".name", "a CNAME cannot be at the zone apex (it must stand alone, and the apex has SOA and NS)".into()));
+        }
+    }
+    if diags.len() > before {
+        return None;
+    }
+    Some(DesiredRecord {
+        name: name?,
+        rtype: e.rtype,
+        ttl: e.ttl.unwrap_or(default_ttl),
+        values,
+        per_view,
+        internal: zone_internal || e.internal.unwrap_or(false),
+        allow_public: e.allow_public.unwrap_or(false),
+        provenance: Provenance::File { path: file.to_string(), line: loc.line() as u32 },
+    })
+}
+
+/// Rules across entries of a zone: no duplicate name+type, a CNAME alone at its name.
+fn check_zone_rules(records: &BTreeMap<Name, Vec<DesiredRecord>>, diags: &mut Vec<Diagnostic>) {
+    for recs in records.values() {
+        let mut seen: HashMap<(&Name, RecordType), &Provenance> = HashMap::with_capacity(recs.len());
+        let mut cname_at: BTreeSet<&Name> = BTreeSet::new();
+        for r in recs {
+            if r.rtype == RecordType::Cname {
+                cname_at.insert(&r.name);
+            }
+        }
+        for r in recs {
+            let Provenance::File { path, line } = &r.provenance;
+            let here = |msg: String| Diagnostic { file: path.clone(), line: *line, column: 1, path: "name".into(), message: msg };
+            if let Some(prev) = seen.insert((&r.name, r.rtype), &r.provenance) {
+                diags.push(here(format!("duplicate record: {} {} is already defined at {prev}; list several values under `values`", r.name, r.rtype)));
+            }
+            if r.rtype != RecordType::Cname && cname_at.contains(&r.name) {
+                diags.push(here(format!("{} has a CNAME, so it cannot also have {} records (a CNAME must stand alone)", r.name, r.rtype)));
+            }
+        }
+    }
+}
+
+fn check_resolver_set(file: &str, raw: ResolverSetFile, diags: &mut Vec<Diagnostic>) -> Option<ResolverSet> {
+    let before = diags.len();
+    if !valid_view_name(&raw.name.value) {
+        diags.push(Diagnostic::at(file, raw.name.referenced, "name", format!("`{}` is not a valid resolver set name", raw.name.value)));
+    }
+    let mut domains = Vec::new();
+    for (i, d) in raw.domains.iter().enumerate() {
+        match Name::parse(&d.value) {
+            Ok(n) => domains.push(n),
+            Err(e) => diags.push(Diagnostic::at(file, d.referenced, format!("domains[{i}]"), format!("`{}` is not a valid domain: {e}", d.value.escape_debug()))),
+        }
+    }
+    match raw.scope {
+        ResolverScope::Split if raw.domains.is_empty() => {
+            diags.push(Diagnostic::at(file, raw.name.referenced, "domains", "scope `split` needs at least one domain"));
+        }
+        ResolverScope::Global if !raw.domains.is_empty() => {
+            diags.push(Diagnostic::at(file, raw.name.referenced, "domains", "scope `global` takes no domains (use scope `split`)"));
+        }
+        _ => {}
+    }
+    let mut members = Vec::new();
+    for (i, m) in raw.members.iter().enumerate() {
+        match m.value.address.parse::<IpAddr>() {
+            Ok(ip) => members.push((ip, m.value.name.clone())),
+            Err(_) => diags.push(Diagnostic::at(file, m.referenced, format!("members[{i}].address"), format!("`{}` is not an IP address", m.value.address))),
+        }
+    }
+    if raw.health.failures_before_down == 0 || raw.health.interval_seconds == 0 {
+        diags.push(Diagnostic::at(file, raw.name.referenced, "health", "intervalSeconds and failuresBeforeDown must be at least 1"));
+    }
+    if diags.len() > before {
+        return None;
+    }
+    Some(ResolverSet { name: raw.name.value, scope: raw.scope, domains, members, file: file.to_string() })
+}

@@ -1,0 +1,6 @@
+//! zonekeeper: keeps DNS in line with a git repository. The binary in `main.rs` is a thin
+//! CLI over these modules; see DESIGN.md for the way the arrows point between them.
+
+pub mod desired;
+pub mod model;
+pub mod plan;

@@ -1,0 +1,99 @@
+//! The data model every other part speaks: names, record types and values, record sets and
+//! where they came from. It imports nothing else of ours.
+
+mod name;
+mod rdata;
+
+pub use name::{Name, NameError};
+pub use rdata::{MAX_TXT_OCTETS, RData, RDataError, RecordType, parse_presentation, parse_txt_presentation};
+
+use std::fmt;
+
+pub const DEFAULT_VIEW: &str = "default";
+
+/// Where a wanted record came from, so that a plan can point a reviewer at the line to change.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Provenance {
+    /// A line of a file in the desired-state repository.
+    File { path: String, line: u32 },
+}
+
+impl fmt::Display for Provenance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Provenance::File { path, line } => write!(f, "{path}:{line}"),
+        }
+    }
+}
+
+/// All values of one name and type, with one TTL: the unit the planner compares.
+/// `values` is kept sorted and free of duplicates, so two sets compare equal when they
+/// hold the same values in any order.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct RecordSet {
+    pub name: Name,
+    #[serde(rename = "type")]
+    pub rtype: RecordType,
+    pub ttl: u32,
+    pub values: Vec<RData>,
+}
+
+impl RecordSet {
+    pub fn new(name: Name, rtype: RecordType, ttl: u32, mut values: Vec<RData>) -> RecordSet {
+        values.sort();
+        values.dedup();
+        RecordSet {
+            name,
+            rtype,
+            ttl,
+            values,
+        }
+    }
+
+    pub fn key(&self) -> (&Name, RecordType) {
+        (&self.name, self.rtype)
+    }
+}
+
+/// What a plan may do. Chosen explicitly in zonekeeper.yaml; there is no silent default.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Policy {
+    /// Create, update and delete owned records.
+    Sync,
+    /// Create and update; never delete.
+    UpsertOnly,
+    /// Only create what is missing.
+    CreateOnly,
+}
+
+/// A record set one target should hold, with where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    pub set: RecordSet,
+    pub provenance: Provenance,
+    /// Must never reach a public view.
+    pub internal: bool,
+}
+
+/// Who owns a record set found at a target.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(tag = "kind", content = "owner", rename_all = "snake_case")]
+pub enum Ownership {
+    /// Carries our owner id.
+    Ours,
+    /// Carries another zonekeeper owner id: never touched.
+    Other(String),
+    /// Carries no owner marker: left alone unless adopt is set.
+    Unowned,
+}
+
+/// A record set as a target holds it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    pub set: RecordSet,
+    pub ownership: Ownership,
+}

@@ -1,0 +1,309 @@
+//! The steps of planning one zone on one target.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use super::NativeText;
+use crate::model::{Name, Observed, Ownership, Policy, Provenance, RecordSet, RecordType, Wanted};
+
+/// Which target and view a plan is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TargetRef {
+    pub name: String,
+    /// `zonefile`, `hosts`, ...
+    pub kind: String,
+    pub view: String,
+    pub public: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    Delete,
+    Update,
+    Create,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Create => "create",
+            Op::Update => "update",
+            Op::Delete => "delete",
+        }
+    }
+}
+
+/// One change to one record set. A change is a message and the action that performs it:
+/// renderers print it, targets perform it, from the same list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Change {
+    Create { set: RecordSet, provenance: Provenance },
+    /// `adopt` is set when the record was not ours before this change.
+    Update { from: RecordSet, to: RecordSet, provenance: Provenance, adopt: bool },
+    Delete { set: RecordSet },
+}
+
+impl Change {
+    pub fn op(&self) -> Op {
+        match self {
+            Change::Create { .. } => Op::Create,
+            Change::Update { .. } => Op::Update,
+            Change::Delete { .. } => Op::Delete,
+        }
+    }
+    /// The set this change concerns (the new one for create and update).
+    pub fn set(&self) -> &RecordSet {
+        match self {
+            Change::Create { set, .. } | Change::Delete { set } => set,
+            Change::Update { to, .. } => to,
+        }
+    }
+    pub fn provenance(&self) -> Option<&Provenance> {
+        match self {
+            Change::Create { provenance, .. } | Change::Update { provenance, .. } => Some(provenance),
+            Change::Delete { .. } => None,
+        }
+    }
+}
+
+/// Something found at the target that the plan will not change, reported for a person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Drift {
+    /// A record without our marker where we want one; left alone unless adopt is set.
+    Unowned { observed: RecordSet, wanted: Option<RecordSet> },
+    /// A record owned by another zonekeeper instance where we want one; never touched.
+    OtherOwner { owner: String, observed: RecordSet, wanted: RecordSet },
+}
+
+/// Why (part of) a plan may not be applied.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Refusal {
+    /// Internal names would reach a public view. Not overridable by --force: mark the
+    /// record `allowPublic: true` if it is really meant to be public.
+    InternalOnPublic { names: Vec<Name> },
+    /// More than the allowed share of owned records would change.
+    Limit { op: Op, count: usize, owned: usize, max_share: f64 },
+    /// The zone's own NS records would change.
+    RootNs,
+}
+
+impl Refusal {
+    pub fn overridable(&self) -> bool {
+        !matches!(self, Refusal::InternalOnPublic { .. })
+    }
+    pub fn message(&self) -> String {
+        match self {
+            Refusal::InternalOnPublic { names } => {
+                let shown: Vec<String> = names.iter().take(5).map(|n| n.to_string()).collect();
+                let more = if names.len() > 5 { format!(" and {} more", names.len() - 5) } else { String::new() };
+                format!(
+                    "internal name(s) {}{more} would reach this public view; mark a record `allowPublic: true` if it is meant to be public",
+                    shown.join(", ")
+                )
+            }
+            Refusal::Limit { op, count, owned, max_share } => format!(
+                "would {} {count} of {owned} owned record sets ({:.0}%), over the limit of {:.0}%; pass --force if this is intended",
+                op.as_str(),
+                100.0 * *count as f64 / (*owned).max(1) as f64,
+                100.0 * max_share
+            ),
+            Refusal::RootNs => "changes the zone's own NS records; pass --force if this is intended".to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SafetyLimits {
+    pub max_update_share: f64,
+    pub max_delete_share: f64,
+    pub min_owned: usize,
+}
+
+/// The plan for one zone on one target.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetPlan {
+    pub target: TargetRef,
+    pub zone: Name,
+    pub changes: Vec<Change>,
+    /// Changes the policy holds back (e.g. deletes under upsert-only).
+    pub held_back: Vec<Change>,
+    pub drift: Vec<Drift>,
+    pub refusals: Vec<Refusal>,
+    /// Record sets we owned before the plan: the base of the safety limits.
+    pub owned: usize,
+    /// Unowned record sets at names we do not want: left alone, only counted.
+    pub unowned_elsewhere: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub native: Option<NativeText>,
+}
+
+type Key = (Name, RecordType);
+
+/// Plans one zone on one target. Pure: the same inputs always give the same plan.
+pub fn plan_target(
+    target: TargetRef,
+    zone: &Name,
+    wanted: &[Wanted],
+    observed: &[Observed],
+    policy: Policy,
+    limits: SafetyLimits,
+    adopt: bool,
+) -> TargetPlan {
+    let by_key = index_observed(observed);
+    let owned = observed.iter().filter(|o| o.ownership == Ownership::Ours).count();
+    let (changes, drift, unowned_elsewhere) = diff(wanted, observed, &by_key, adopt);
+    let (mut changes, held_back) = apply_policy(changes, policy);
+    let mut refusals = Vec::new();
+    if target.public {
+        refusals.extend(check_internal(wanted));
+    }
+    refusals.extend(check_limits(&changes, owned, limits, zone));
+    order(&mut changes);
+    TargetPlan {
+        target,
+        zone: zone.clone(),
+        changes,
+        held_back,
+        drift,
+        refusals,
+        owned,
+        unowned_elsewhere,
+        native: None,
+    }
+}
+
+/// Step 1: observed sets by (name, type).
+fn index_observed(observed: &[Observed]) -> HashMap<Key, &Observed> {
+    observed.iter().map(|o| ((o.set.name.clone(), o.set.rtype), o)).collect()
+}
+
+/// Step 2: what differs, as changes to owned sets and drift for the rest.
+fn diff(
+    wanted: &[Wanted],
+    observed: &[Observed],
+    by_key: &HashMap<Key, &Observed>,
+    adopt: bool,
+) -> (Vec<Change>, Vec<Drift>, usize) {
+    let mut changes = Vec::new();
+    let mut drift = Vec::new();
+    let mut wanted_keys: HashMap<(&Name, RecordType), ()> = HashMap::with_capacity(wanted.len());
+    let mut wanted_names: HashMap<&Name, ()> = HashMap::with_capacity(wanted.len());
+    for w in wanted {
+        wanted_keys.insert((&w.set.name, w.set.rtype), ());
+        wanted_names.insert(&w.set.name, ());
+        let key = (w.set.name.clone(), w.set.rtype);
+        match by_key.get(&key) {
+            None => changes.push(Change::Create { set: w.set.clone(), provenance: w.provenance.clone() }),
+            Some(o) => match &o.ownership {
+                Ownership::Ours if o.set == w.set => {}
+                Ownership::Ours => changes.push(Change::Update {
+                    from: o.set.clone(),
+                    to: w.set.clone(),
+                    provenance: w.provenance.clone(),
+                    adopt: false,
+                }),
+                Ownership::Unowned if adopt => changes.push(Change::Update {
+                    from: o.set.clone(),
+                    to: w.set.clone(),
+                    provenance: w.provenance.clone(),
+                    adopt: true,
+                }),
+                Ownership::Unowned => drift.push(Drift::Unowned { observed: o.set.clone(), wanted: Some(w.set.clone()) }),
+                Ownership::Other(owner) => drift.push(Drift::OtherOwner {
+                    owner: owner.clone(),
+                    observed: o.set.clone(),
+                    wanted: w.set.clone(),
+                }),
+            },
+        }
+    }
+    let mut unowned_elsewhere = 0;
+    for o in observed {
+        if wanted_keys.contains_key(&(&o.set.name, o.set.rtype)) {
+            continue;
+        }
+        match o.ownership {
+            Ownership::Ours => changes.push(Change::Delete { set: o.set.clone() }),
+            // An unowned record at a name we manage (another type) is worth a look.
+            Ownership::Unowned if wanted_names.contains_key(&o.set.name) => {
+                drift.push(Drift::Unowned { observed: o.set.clone(), wanted: None })
+            }
+            _ => unowned_elsewhere += 1,
+        }
+    }
+    (changes, drift, unowned_elsewhere)
+}
+
+/// Step 3: the policy decides which kinds of change go ahead; the rest are held back.
+fn apply_policy(changes: Vec<Change>, policy: Policy) -> (Vec<Change>, Vec<Change>) {
+    changes.into_iter().partition(|c| match (policy, c.op()) {
+        (Policy::Sync, _) => true,
+        (Policy::UpsertOnly, op) => op != Op::Delete,
+        (Policy::CreateOnly, op) => op == Op::Create,
+    })
+}
+
+/// Step 4: no internal name may reach a public view, whatever changes or not.
+fn check_internal(wanted: &[Wanted]) -> Option<Refusal> {
+    let mut names: Vec<Name> = wanted.iter().filter(|w| w.internal).map(|w| w.set.name.clone()).collect();
+    names.sort();
+    names.dedup();
+    (!names.is_empty()).then_some(Refusal::InternalOnPublic { names })
+}
+
+/// Step 5: safety limits on the share of owned records changed, and the zone's own NS.
+fn check_limits(changes: &[Change], owned: usize, limits: SafetyLimits, zone: &Name) -> Vec<Refusal> {
+    let mut out = Vec::new();
+    let count = |op| changes.iter().filter(|c| c.op() == op).count();
+    if owned >= limits.min_owned {
+        for (op, max_share) in [(Op::Update, limits.max_update_share), (Op::Delete, limits.max_delete_share)] {
+            let n = count(op);
+            if n as f64 > max_share * owned as f64 {
+                out.push(Refusal::Limit { op, count: n, owned, max_share });
+            }
+        }
+    }
+    let root_ns = changes
+        .iter()
+        .any(|c| c.op() != Op::Create && c.set().rtype == RecordType::NS && &c.set().name == zone);
+    if root_ns {
+        out.push(Refusal::RootNs);
+    }
+    out
+}
+
+/// Step 6: a deterministic order: by name, and at one name deletes before updates before
+/// creates, so that a CNAME replacing an A finds the name free.
+fn order(changes: &mut [Change]) {
+    changes.sort_by(|a, b| {
+        (&a.set().name, a.op(), a.set().rtype).cmp(&(&b.set().name, b.op(), b.set().rtype))
+    });
+}
+
+/// What a target holds after `changes` are applied to `observed`: used by targets that write
+/// whole files, and by the property tests.
+pub fn apply_changes(observed: &[Observed], changes: &[Change]) -> Vec<Observed> {
+    let mut map: BTreeMap<Key, Observed> =
+        observed.iter().map(|o| ((o.set.name.clone(), o.set.rtype), o.clone())).collect();
+    for c in changes {
+        let set = c.set();
+        let key = (set.name.clone(), set.rtype);
+        match c {
+            Change::Delete { .. } => {
+                map.remove(&key);
+            }
+            Change::Create { .. } | Change::Update { .. } => {
+                map.insert(key, Observed { set: set.clone(), ownership: Ownership::Ours });
+            }
+        }
+    }
+    map.into_values().collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,51 @@
+//! The planner: a pure function from (wanted, observed, ownership, policy, limits) to a plan
+//! of ordered changes, and the renderers that lay one plan out as text, Markdown or JSON.
+//! No I/O, no async, no knowledge of any source or target: it imports only `model`.
+//!
+//! The plan is built in named steps, each a function with its own tests:
+//! `index_observed` → `diff` → `apply_policy` → `check_internal` → `check_limits` → `order`.
+
+mod diff;
+pub mod render;
+
+pub use diff::{Change, Drift, Op, Refusal, SafetyLimits, TargetPlan, TargetRef, apply_changes, plan_target};
+
+use crate::model::Name;
+
+/// A target's own text before and after the plan (a zone file, a hosts block), made by the
+/// target; renderers show it as a unified diff.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NativeText {
+    pub label: String,
+    pub before: String,
+    pub after: String,
+}
+
+/// One plan over every target and zone, and what it was computed from.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Plan {
+    /// What desired state was read, e.g. `working tree of ./dns`.
+    pub source: String,
+    pub owner: String,
+    pub targets: Vec<TargetPlan>,
+}
+
+impl Plan {
+    /// Changes to owned records: what `--detailed-exitcode` counts.
+    pub fn change_count(&self) -> usize {
+        self.targets.iter().map(|t| t.changes.len()).sum()
+    }
+
+    /// True when some part of the plan may not be applied even with --force.
+    pub fn has_hard_refusal(&self) -> bool {
+        self.targets.iter().any(|t| t.refusals.iter().any(|r| !r.overridable()))
+    }
+
+    pub fn needs_force(&self) -> bool {
+        self.targets.iter().any(|t| t.refusals.iter().any(|r| r.overridable()))
+    }
+
+    pub fn find(&self, target: &str, zone: &Name) -> Option<&TargetPlan> {
+        self.targets.iter().find(|t| t.target.name == target && &t.zone == zone)
+    }
+}
