@@ -1,0 +1,106 @@
+//! Targets: what exists at a DNS server or file, and how to change it. Each target is one
+//! module behind the `Target` trait; `build` is the one place that knows them all.
+
+pub mod atomic;
+pub mod hosts;
+pub mod zonefile;
+
+use crate::desired::{TargetKind, TargetSettings};
+use crate::model::{Name, Observed, Wanted};
+use crate::plan::{NativeText, TargetPlan};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("{path}: {message}")]
+    Refused { path: String, message: String },
+    #[error("{path}:{line}: {message}")]
+    Parse { path: String, line: usize, message: String },
+    #[error(transparent)]
+    Write(#[from] atomic::WriteError),
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path} changed since it was planned; plan again")]
+    Changed { path: String },
+}
+
+impl TargetError {
+    /// A stable, low-cardinality name for metrics and JSON output.
+    pub fn label(&self) -> &'static str {
+        match self {
+            TargetError::Refused { .. } => "refused",
+            TargetError::Parse { .. } => "parse",
+            TargetError::Write(_) => "write",
+            TargetError::Read { .. } => "read",
+            TargetError::Changed { .. } => "changed",
+        }
+    }
+}
+
+/// What a target holds for one zone now, with its native text when it has one.
+#[derive(Debug, Clone, Default)]
+pub struct Observation {
+    pub sets: Vec<Observed>,
+    /// The target's own text as read (zone file, whole hosts file); `None` when absent.
+    pub text: Option<String>,
+}
+
+pub trait Target {
+    fn name(&self) -> &str;
+    fn kind(&self) -> &'static str;
+    /// What this target can hold of the wanted sets (a hosts file only takes addresses).
+    fn prepare(&self, zone: &Name, wanted: Vec<Wanted>) -> Vec<Wanted> {
+        let _ = zone;
+        wanted
+    }
+    /// Whether the planner may take over unowned records.
+    fn adopt(&self) -> bool {
+        false
+    }
+    fn observe(&self, zone: &Name) -> Result<Observation, TargetError>;
+    /// The native text after the plan, for the rendered diff and for the write.
+    fn render(&self, zone: &Name, observation: &Observation, plan: &TargetPlan) -> Option<NativeText>;
+    /// Performs the plan's changes. Never called by `plan`.
+    fn apply(&self, zone: &Name, plan: &TargetPlan) -> Result<usize, TargetError>;
+}
+
+pub fn build(settings: &TargetSettings, owner: &str, zones: &[Name]) -> Box<dyn Target> {
+    match &settings.kind {
+        TargetKind::Zonefile { directory, adopt, soa } => Box::new(zonefile::ZoneFileTarget {
+            name: settings.name.clone(),
+            directory: directory.clone(),
+            owner: owner.to_string(),
+            adopt: *adopt,
+            soa: soa.clone(),
+        }),
+        TargetKind::Hosts { path } => Box::new(hosts::HostsTarget {
+            name: settings.name.clone(),
+            path: path.clone(),
+            owner: owner.to_string(),
+            zones: zones.to_vec(),
+        }),
+    }
+}
+
+/// Writes `native.after` if the file still holds `native.before`: shared by the targets
+/// that write whole files.
+pub(crate) fn write_native(path: &std::path::Path, plan: &TargetPlan) -> Result<usize, TargetError> {
+    let Some(native) = &plan.native else {
+        return Ok(0);
+    };
+    if plan.changes.is_empty() || native.before == native.after {
+        return Ok(0);
+    }
+    let now = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(source) => return Err(TargetError::Read { path: path.display().to_string(), source }),
+    };
+    if now != native.before {
+        return Err(TargetError::Changed { path: path.display().to_string() });
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| TargetError::Read { path: dir.display().to_string(), source })?;
+    }
+    atomic::write_atomic(path, native.after.as_bytes())?;
+    Ok(plan.changes.len())
+}

@@ -1,0 +1,317 @@
+//! CoreDNS zone files: one RFC 1035 file per zone (`db.<zone>`, which CoreDNS's `file` and
+//! `auto` plugins both read), written whole by zonekeeper with a header that names the owner.
+//!
+//! Decisions: the SOA serial is YYYYMMDDnn and rises only when the content changes (CoreDNS
+//! reloads only on a new serial); rendering is deterministic (sorted, one record per line);
+//! a file without our header is refused unless the target sets `adopt`, and one whose header
+//! names another owner is always refused. We read back the one-record-per-line form we write;
+//! an adopted file with multi-line records or types we do not model is refused with the line,
+//! because writing it whole would silently drop what we could not read.
+
+use std::path::PathBuf;
+
+use super::{Observation, Target, TargetError, write_native};
+use crate::desired::format::SoaDecl;
+use crate::model::{Name, Observed, Ownership, RData, RecordSet, RecordType, parse_presentation};
+use crate::plan::{NativeText, TargetPlan, apply_changes};
+
+pub struct ZoneFileTarget {
+    pub name: String,
+    pub directory: PathBuf,
+    pub owner: String,
+    pub adopt: bool,
+    pub soa: SoaDecl,
+}
+
+const HEADER: &str = "; zonekeeper";
+
+impl ZoneFileTarget {
+    pub fn path(&self, zone: &Name) -> PathBuf {
+        self.directory.join(format!("db.{zone}"))
+    }
+
+    /// The Corefile stanza that serves these zones from this directory.
+    pub fn corefile(&self, zones: &[Name]) -> String {
+        let mut out = String::new();
+        for z in zones {
+            out.push_str(&format!(
+                "{z}:53 {{\n    file {} {z} {{\n        reload 30s\n    }}\n    errors\n    log\n}}\n",
+                self.path(z).display()
+            ));
+        }
+        out
+    }
+}
+
+impl Target for ZoneFileTarget {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn kind(&self) -> &'static str {
+        "zonefile"
+    }
+    fn adopt(&self) -> bool {
+        self.adopt
+    }
+
+    fn observe(&self, zone: &Name) -> Result<Observation, TargetError> {
+        let path = self.path(zone);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Observation::default()),
+            Err(source) => return Err(TargetError::Read { path: path.display().to_string(), source }),
+        };
+        let shown = path.display().to_string();
+        match header_owner(&text) {
+            Some(owner) if owner == self.owner => {}
+            Some(owner) => {
+                return Err(TargetError::Refused {
+                    path: shown,
+                    message: format!("this zone file belongs to zonekeeper owner `{owner}`, not `{}`; it is left alone", self.owner),
+                });
+            }
+            None if self.adopt => {}
+            None => {
+                return Err(TargetError::Refused {
+                    path: shown,
+                    message: "exists but was not written by zonekeeper; set `adopt: true` on the target to take it over".into(),
+                });
+            }
+        }
+        let parsed = parse_zone(&text, zone, &shown)?;
+        // The file is written whole, so everything in it is ours once we own (or adopt) it.
+        let sets = parsed.sets.into_iter().map(|set| Observed { set, ownership: Ownership::Ours }).collect();
+        Ok(Observation { sets, text: Some(text) })
+    }
+
+    fn render(&self, zone: &Name, observation: &Observation, plan: &TargetPlan) -> Option<NativeText> {
+        let before = observation.text.clone().unwrap_or_default();
+        let label = self.path(zone).display().to_string();
+        if plan.changes.is_empty() {
+            return Some(NativeText { label, after: before.clone(), before });
+        }
+        let old_serial = observation.text.as_deref().and_then(|t| parse_zone(t, zone, "").ok()).and_then(|p| p.serial);
+        let sets: Vec<RecordSet> = apply_changes(&observation.sets, &plan.changes).into_iter().map(|o| o.set).collect();
+        let after = render_zone(zone, &self.owner, &self.soa, next_serial(old_serial, today()), &sets);
+        Some(NativeText { label, before, after })
+    }
+
+    fn apply(&self, zone: &Name, plan: &TargetPlan) -> Result<usize, TargetError> {
+        write_native(&self.path(zone), plan)
+    }
+}
+
+fn header_owner(text: &str) -> Option<&str> {
+    let first = text.lines().next()?;
+    let rest = first.strip_prefix(HEADER)?;
+    rest.split_whitespace().find_map(|kv| kv.strip_prefix("owner="))
+}
+
+/// Today as YYYYMMDD in UTC.
+fn today() -> u32 {
+    let d = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    d.year() as u32 * 10000 + d.month() as u32 * 100 + d.day() as u32
+}
+
+/// YYYYMMDDnn: today's first serial, or one more than the last when that is already today's
+/// (or later: a serial never goes down).
+pub fn next_serial(old: Option<u32>, today: u32) -> u32 {
+    let base = today.saturating_mul(100);
+    match old {
+        Some(old) if old >= base => old.saturating_add(1),
+        _ => base,
+    }
+}
+
+/// The zone file for `sets`, deterministic for the same input.
+pub fn render_zone(zone: &Name, owner: &str, soa: &SoaDecl, serial: u32, sets: &[RecordSet]) -> String {
+    let mut sets: Vec<&RecordSet> = sets.iter().collect();
+    sets.sort_by(|a, b| (a.name != *zone, &a.name, a.rtype).cmp(&(b.name != *zone, &b.name, b.rtype)));
+    let first_ns = sets.iter().find(|s| s.name == *zone && s.rtype == RecordType::NS).and_then(|s| match s.values.first() {
+        Some(RData::Ns(n)) => Some(n.fqdn()),
+        _ => None,
+    });
+    let primary = soa.primary.clone().or(first_ns).unwrap_or_else(|| format!("ns1.{zone}."));
+    let admin = soa.admin.clone().unwrap_or_else(|| format!("hostmaster.{zone}."));
+    let mut out = String::with_capacity(64 + sets.len() * 48);
+    out.push_str(&format!("{HEADER} owner={owner} zone={zone}\n"));
+    out.push_str("; Written whole by zonekeeper from git: edits here are overwritten. Change the records in git.\n");
+    out.push_str(&format!("$ORIGIN {}\n", zone.fqdn()));
+    out.push_str(&format!(
+        "@\t{}\tIN\tSOA\t{primary} {admin} {serial} {} {} {} {}\n",
+        soa.minimum, soa.refresh, soa.retry, soa.expire, soa.minimum
+    ));
+    for s in sets {
+        let owner = s.name.relative(zone);
+        for v in &s.values {
+            out.push_str(&format!("{owner}\t{}\tIN\t{}\t{}\n", s.ttl, s.rtype, v.to_presentation()));
+        }
+    }
+    out
+}
+
+pub struct ParsedZone {
+    pub serial: Option<u32>,
+    pub sets: Vec<RecordSet>,
+}
+
+/// Splits a line into fields, keeping quoted strings whole and dropping a `;` comment.
+fn fields(line: &str) -> Result<Vec<(usize, &str)>, String> {
+    let mut out = Vec::new();
+    let b = line.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b' ' | b'\t' | b'\r' => i += 1,
+            b';' => break,
+            b'(' | b')' => return Err("multi-line records (parentheses) are not supported".into()),
+            b'"' => {
+                let start = i;
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    if b[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                if i >= b.len() {
+                    return Err("unterminated quoted string".into());
+                }
+                i += 1;
+                out.push((start, &line[start..i]));
+            }
+            _ => {
+                let start = i;
+                while i < b.len() && !matches!(b[i], b' ' | b'\t' | b'\r' | b';') {
+                    i += 1;
+                }
+                out.push((start, &line[start..i]));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Reads the one-record-per-line zone file form (ours, or a simple adopted file).
+pub fn parse_zone(text: &str, zone: &Name, shown: &str) -> Result<ParsedZone, TargetError> {
+    let err = |line: usize, message: String| TargetError::Parse { path: shown.to_string(), line, message };
+    let mut origin = zone.clone();
+    let mut default_ttl: Option<u32> = None;
+    let mut last_owner: Option<Name> = None;
+    let mut serial = None;
+    let mut groups: std::collections::BTreeMap<(Name, RecordType), (u32, Vec<RData>)> = Default::default();
+    for (n, line) in text.lines().enumerate() {
+        let lineno = n + 1;
+        let f = fields(line).map_err(|m| err(lineno, m))?;
+        if f.is_empty() {
+            continue;
+        }
+        match f[0].1 {
+            "$ORIGIN" => {
+                let o = f.get(1).ok_or_else(|| err(lineno, "$ORIGIN without a name".into()))?.1;
+                origin = Name::relative_to(o, &origin).map_err(|e| err(lineno, e.to_string()))?;
+                continue;
+            }
+            "$TTL" => {
+                default_ttl = f.get(1).and_then(|t| t.1.parse().ok());
+                continue;
+            }
+            d if d.starts_with('$') => return Err(err(lineno, format!("directive {d} is not supported"))),
+            _ => {}
+        }
+        let mut idx = 0;
+        let owner = if line.starts_with([' ', '\t']) {
+            last_owner.clone().ok_or_else(|| err(lineno, "record without an owner name".into()))?
+        } else {
+            idx = 1;
+            Name::relative_to(f[0].1, &origin).map_err(|e| err(lineno, format!("owner `{}`: {e}", f[0].1)))?
+        };
+        last_owner = Some(owner.clone());
+        let mut ttl = None;
+        let mut rtype = None;
+        while idx < f.len() {
+            let tok = f[idx].1;
+            idx += 1;
+            if let Ok(t) = tok.parse::<u32>() {
+                ttl = Some(t);
+            } else if tok.eq_ignore_ascii_case("IN") {
+            } else {
+                rtype = Some(tok);
+                break;
+            }
+        }
+        let rtype = rtype.ok_or_else(|| err(lineno, "record without a type".into()))?;
+        let rest = f.get(idx).map(|(start, _)| line[*start..].split(" ;").next().unwrap_or_default().trim()).unwrap_or("");
+        if rtype.eq_ignore_ascii_case("SOA") {
+            serial = f.get(idx + 2).and_then(|s| s.1.parse().ok());
+            continue;
+        }
+        let t = RecordType::parse(rtype).ok_or_else(|| err(lineno, format!("record type {rtype} is not supported by zonekeeper")))?;
+        let rest = strip_comment(rest);
+        let value = parse_presentation(t, rest).map_err(|e| err(lineno, e.to_string()))?;
+        let ttl = ttl.or(default_ttl).ok_or_else(|| err(lineno, "record without a TTL and no $TTL".into()))?;
+        let entry = groups.entry((owner, t)).or_insert((ttl, Vec::new()));
+        entry.0 = entry.0.min(ttl);
+        entry.1.push(value);
+    }
+    let sets = groups.into_iter().map(|((name, t), (ttl, values))| RecordSet::new(name, t, ttl, values)).collect();
+    Ok(ParsedZone { serial, sets })
+}
+
+/// Drops a trailing `; comment` outside quotes.
+fn strip_comment(s: &str) -> &str {
+    let mut in_q = false;
+    let mut esc = false;
+    for (i, c) in s.char_indices() {
+        match c {
+            _ if esc => esc = false,
+            '\\' => esc = true,
+            '"' => in_q = !in_q,
+            ';' if !in_q => return s[..i].trim_end(),
+            _ => {}
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serial_rises_and_starts_each_day_at_00() {
+        assert_eq!(next_serial(None, 20261130), 2026113000);
+        assert_eq!(next_serial(Some(2026112907), 20261130), 2026113000);
+        assert_eq!(next_serial(Some(2026113000), 20261130), 2026113001);
+        assert_eq!(next_serial(Some(2026120105), 20261130), 2026120106, "never goes down");
+    }
+
+    #[test]
+    fn rendered_zone_reads_back_to_the_same_sets() {
+        let zone = Name::parse("home.example").unwrap();
+        let n = |s: &str| Name::parse(s).unwrap();
+        let sets = vec![
+            RecordSet::new(zone.clone(), RecordType::NS, 300, vec![RData::Ns(n("ns1.home.example"))]),
+            RecordSet::new(n("www.home.example"), RecordType::A, 60, vec![RData::A("192.0.2.1".parse().unwrap()), RData::A("192.0.2.2".parse().unwrap())]),
+            RecordSet::new(zone.clone(), RecordType::Txt, 300, vec![RData::Txt("v=spf1 -all; \"x\"".into())]),
+            RecordSet::new(n("*.apps.home.example"), RecordType::Cname, 300, vec![RData::Cname(n("www.home.example"))]),
+        ];
+        let text = render_zone(&zone, "me", &SoaDecl::default(), 2026113000, &sets);
+        assert!(text.starts_with("; zonekeeper owner=me zone=home.example\n"));
+        let parsed = parse_zone(&text, &zone, "t").unwrap();
+        assert_eq!(parsed.serial, Some(2026113000));
+        let mut expected = sets.clone();
+        expected.sort();
+        assert_eq!(parsed.sets, expected);
+        assert_eq!(render_zone(&zone, "me", &SoaDecl::default(), 2026113000, &parsed.sets), text, "deterministic");
+    }
+
+    #[test]
+    fn unsupported_content_is_refused_with_its_line() {
+        let zone = Name::parse("home.example").unwrap();
+        let e = parse_zone("$TTL 300\n@ IN SOA a. b. ( 1 2 3 4 5 )\n", &zone, "f").err().unwrap();
+        assert!(matches!(e, TargetError::Parse { line: 2, .. }), "{e}");
+        let e = parse_zone("$TTL 300\nx IN PTR a.example.\n", &zone, "f").err().unwrap();
+        assert!(e.to_string().contains("f:2: record type PTR"), "{e}");
+    }
+}
