@@ -2,6 +2,8 @@
 //! CLI over these modules; see DESIGN.md for the way the arrows point between them.
 
 pub mod desired;
+pub mod export;
 pub mod model;
 pub mod plan;
+pub mod reconcile;
 pub mod targets;

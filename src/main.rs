@@ -1,1 +1,440 @@
-fn main() {}
+//! The zonekeeper command line: parses arguments, calls the library, renders results.
+//! Nothing below this file prints to the terminal.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use zonekeeper::desired::{self, DesiredState, Invalid, TargetKind, TargetSettings, yaml::DocKind};
+use zonekeeper::model::Name;
+use zonekeeper::plan::render;
+use zonekeeper::reconcile;
+use zonekeeper::targets::zonefile::ZoneFileTarget;
+
+#[derive(Parser)]
+#[command(
+    name = "zonekeeper",
+    version,
+    about = "Keeps DNS in line with a git repository: YAML desired state, a readable plan, a safe apply.",
+    long_about = "Keeps DNS in line with a git repository.\n\n\
+        The repository holds zonekeeper.yaml (owner id, policy, views, zones, targets), records/<zone>.yaml \
+        and resolvers/<set>.yaml. `plan` shows what would change at each target, `apply` makes the change, \
+        touching only records this owner id owns."
+)]
+struct Cli {
+    /// The desired-state repository (a directory holding zonekeeper.yaml); its working tree is read.
+    #[arg(long, global = true, env = "ZONEKEEPER_REPO", default_value = ".")]
+    repo: PathBuf,
+    /// error, warn, info or debug.
+    #[arg(long, global = true, env = "ZONEKEEPER_LOG", default_value = "info")]
+    log_level: String,
+    /// Log lines as json or text (default: json when stderr is not a terminal).
+    #[arg(long, global = true)]
+    log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check every desired-state file; report every problem with file, line, column and field.
+    Validate {
+        #[arg(long, value_enum, default_value = "text")]
+        format: ValidateFormat,
+    },
+    /// Show what would change at each target. Never writes.
+    Plan {
+        #[arg(long, value_enum, default_value = "text")]
+        format: PlanFormat,
+        /// Exit 0 when nothing changes, 2 when something would, 1 on error (like terraform).
+        #[arg(long)]
+        detailed_exitcode: bool,
+        /// Plan only this target.
+        #[arg(long)]
+        target: Option<String>,
+        /// Colour the text output: auto (when a terminal), always, never.
+        #[arg(long, value_enum, default_value = "auto")]
+        color: Color,
+        /// Leave out each target's native diff (zone file, hosts block).
+        #[arg(long)]
+        no_diff: bool,
+    },
+    /// Plan, then make the changes. Safety-limit and root-NS refusals need --force.
+    Apply {
+        #[arg(long)]
+        target: Option<String>,
+        /// Apply although a safety limit or a root NS change refuses the plan.
+        #[arg(long)]
+        force: bool,
+        #[arg(long, value_enum, default_value = "auto")]
+        color: Color,
+    },
+    /// Render the wanted names into a managed block of a hosts file; --watch keeps it in step.
+    Preview {
+        /// The hosts file to keep the block in, e.g. /etc/hosts (needs sudo) or ./hosts.
+        #[arg(long)]
+        hosts: PathBuf,
+        /// Re-render on every change under the repository until Ctrl-C.
+        #[arg(long)]
+        watch: bool,
+        /// Which view's answers to render (default: the hosts target's view, or the first non-public view).
+        #[arg(long)]
+        view: Option<String>,
+    },
+    /// Print what a target holds now as records YAML (onboarding, backup).
+    Export {
+        #[arg(long)]
+        target: String,
+        #[arg(long, required_unless_present = "corefile")]
+        zone: Option<String>,
+        /// Print the Corefile stanza that serves this zone-file target's zones instead.
+        #[arg(long)]
+        corefile: bool,
+    },
+    /// Write the JSON Schemas of the file formats to schema/ (from the Rust types).
+    Schema {
+        /// Fail if the files in schema/ differ from what would be written.
+        #[arg(long)]
+        check: bool,
+        #[arg(long, default_value = "schema")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ValidateFormat {
+    Text,
+    Json,
+    /// GitHub Actions annotations (`::error file=…,line=…::`).
+    Github,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PlanFormat {
+    Text,
+    Markdown,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+impl Color {
+    fn enabled(self) -> bool {
+        match self {
+            Color::Always => true,
+            Color::Never => false,
+            Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs(&cli);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logs(cli: &Cli) {
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("zonekeeper={}", cli.log_level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("zonekeeper=info"));
+    let json = match cli.log_format {
+        Some(LogFormat::Json) => true,
+        Some(LogFormat::Text) => false,
+        None => !std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        let _ = builder.json().with_current_span(false).try_init();
+    } else {
+        let _ = builder.without_time().with_target(false).try_init();
+    }
+}
+
+fn load(repo: &Path) -> Result<DesiredState, Invalid> {
+    desired::load(repo)
+}
+
+fn source_of(repo: &Path) -> String {
+    format!("working tree of {}", repo.display())
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let _span = tracing::info_span!("zonekeeper", app = "zonekeeper", version = env!("CARGO_PKG_VERSION")).entered();
+    match cli.command {
+        Command::Validate { format } => validate(&cli.repo, format),
+        Command::Plan { format, detailed_exitcode, target, color, no_diff } => {
+            let state = load(&cli.repo)?;
+            let planned = reconcile::plan(&state, &source_of(&cli.repo), target.as_deref())?;
+            let out = match format {
+                PlanFormat::Text => render::text(&planned.plan, color.enabled(), !no_diff),
+                PlanFormat::Markdown => render::markdown(&planned.plan),
+                PlanFormat::Json => render::json(&planned.plan),
+            };
+            print!("{out}");
+            if report_failures(&planned.failures) || planned.plan.has_hard_refusal() {
+                return Ok(ExitCode::from(1));
+            }
+            Ok(match (detailed_exitcode, planned.plan.change_count()) {
+                (true, n) if n > 0 => ExitCode::from(2),
+                _ => ExitCode::SUCCESS,
+            })
+        }
+        Command::Apply { target, force, color } => {
+            let state = load(&cli.repo)?;
+            apply(&state, &source_of(&cli.repo), target.as_deref(), force, color.enabled())
+        }
+        Command::Preview { hosts, watch, view } => preview(&cli.repo, &hosts, watch, view.as_deref()),
+        Command::Export { target, zone, corefile } => export(&cli.repo, &target, zone.as_deref(), corefile),
+        Command::Schema { check, dir } => schema(&dir, check),
+    }
+}
+
+/// Prints target failures to stderr; true when there were any.
+fn report_failures(failures: &[reconcile::TargetFailure]) -> bool {
+    for f in failures {
+        eprintln!("error: target {} zone {}: {}", f.target, f.zone, f.error);
+    }
+    !failures.is_empty()
+}
+
+fn validate(repo: &Path, format: ValidateFormat) -> Result<ExitCode> {
+    let diags = match load(repo) {
+        Ok(state) => {
+            let records: usize = state.records.values().map(|r| r.len()).sum();
+            match format {
+                ValidateFormat::Json => println!("{}", serde_json::json!({"valid": true, "problems": []})),
+                _ => println!(
+                    "ok: {} zone(s), {} record entries, {} resolver set(s), {} target(s)",
+                    state.settings.zones.len(),
+                    records,
+                    state.resolver_sets.len(),
+                    state.settings.targets.len()
+                ),
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(Invalid(d)) => d,
+    };
+    match format {
+        ValidateFormat::Text => {
+            for d in &diags {
+                println!("{d}");
+            }
+            eprintln!("{} problem(s); nothing was written", diags.len());
+        }
+        ValidateFormat::Json => println!("{}", serde_json::json!({"valid": false, "problems": diags})),
+        ValidateFormat::Github => {
+            for d in &diags {
+                let esc = |s: &str| s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A");
+                let title = if d.path.is_empty() {
+                    String::new()
+                } else {
+                    format!(",title={}", esc(&d.path).replace(',', "%2C").replace(':', "%3A"))
+                };
+                println!(
+                    "::error file={},line={},col={}{title}::{}",
+                    d.file,
+                    d.line.max(1),
+                    d.column.max(1),
+                    esc(&d.message)
+                );
+            }
+        }
+    }
+    Ok(ExitCode::from(1))
+}
+
+fn apply(state: &DesiredState, source: &str, target: Option<&str>, force: bool, color: bool) -> Result<ExitCode> {
+    let planned = reconcile::plan(state, source, target)?;
+    print!("{}", render::text(&planned.plan, color, true));
+    let mut failed = report_failures(&planned.failures);
+    if planned.plan.change_count() == 0 {
+        return Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS });
+    }
+    for a in reconcile::apply(state, &planned.plan, force)? {
+        match a.result {
+            Ok(n) => {
+                println!("applied: {} change(s) to {} on {}", n, a.zone, a.target);
+                tracing::info!(target_name = %a.target, zone = %a.zone, changes = n, "applied");
+            }
+            Err(e) => {
+                failed = true;
+                eprintln!("error: {} on {}: {e}", a.zone, a.target);
+            }
+        }
+    }
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// The desired state reduced to one hosts target at `hosts`, serving every zone.
+fn preview_state(mut state: DesiredState, hosts: &Path, view: Option<&str>) -> Result<DesiredState> {
+    let s = &mut state.settings;
+    let existing = s.targets.iter().find(|t| matches!(t.kind, TargetKind::Hosts { .. })).cloned();
+    let view = match view {
+        Some(v) if s.view(v).is_some() => v.to_string(),
+        Some(v) => bail!("view `{v}` is not declared in zonekeeper.yaml"),
+        None => match &existing {
+            Some(t) => t.view.clone(),
+            None => {
+                s.views.iter().find(|v| !v.public).or(s.views.first()).map(|v| v.name.clone()).context("no views")?
+            }
+        },
+    };
+    let name = existing.map(|t| t.name).unwrap_or_else(|| "preview".to_string());
+    s.targets =
+        vec![TargetSettings { name: name.clone(), view, kind: TargetKind::Hosts { path: hosts.to_path_buf() } }];
+    for z in &mut s.zones {
+        z.targets = vec![name.clone()];
+    }
+    Ok(state)
+}
+
+/// One render of the preview block: prints a short line, returns whether it worked.
+fn preview_once(repo: &Path, hosts: &Path, view: Option<&str>) -> Result<()> {
+    let state = preview_state(load(repo)?, hosts, view)?;
+    let planned = reconcile::plan(&state, &source_of(repo), None)?;
+    if let Some(f) = planned.failures.first() {
+        bail!("{}: {}", f.target, f.error);
+    }
+    let s = render::summary(&planned.plan);
+    // A local preview may rewrite its own block freely: safety limits are for shared targets.
+    for a in reconcile::apply(&state, &planned.plan, true)? {
+        a.result.with_context(|| format!("cannot update {}", hosts.display()))?;
+    }
+    println!("preview: {} updated ({} added, {} changed, {} removed)", hosts.display(), s.create, s.update, s.delete);
+    Ok(())
+}
+
+enum WatchEvent {
+    Changed,
+    Stop,
+}
+
+fn preview(repo: &Path, hosts: &Path, watch: bool, view: Option<&str>) -> Result<ExitCode> {
+    if !watch {
+        preview_once(repo, hosts, view)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Err(e) = preview_once(repo, hosts, view) {
+        eprintln!("error: {e:#}\n(keeping the hosts block as it was; fix the files and save again)");
+    }
+    let (tx, rx) = mpsc::channel();
+    let stop = tx.clone();
+    ctrlc::set_handler(move || {
+        let _ = stop.send(WatchEvent::Stop);
+    })
+    .context("cannot install the Ctrl-C handler")?;
+    let hosts_abs = std::fs::canonicalize(hosts).unwrap_or_else(|_| hosts.to_path_buf());
+    let mut debouncer = notify_debouncer_full::new_debouncer(
+        Duration::from_millis(300),
+        None,
+        move |res: notify_debouncer_full::DebounceEventResult| {
+            let relevant = match res {
+                Ok(events) => events.iter().any(|e| {
+                    e.event.paths.iter().any(|p| {
+                        p != &hosts_abs
+                            && !p.components().any(|c| c.as_os_str() == ".git" || c.as_os_str() == ".zonekeeper")
+                            && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(".zonekeeper-"))
+                    })
+                }),
+                Err(_) => true,
+            };
+            if relevant {
+                let _ = tx.send(WatchEvent::Changed);
+            }
+        },
+    )
+    .context("cannot start watching files")?;
+    debouncer
+        .watch(repo, notify::RecursiveMode::Recursive)
+        .with_context(|| format!("cannot watch {}", repo.display()))?;
+    println!("preview: watching {} (Ctrl-C to stop)", repo.display());
+    while let Ok(ev) = rx.recv() {
+        match ev {
+            WatchEvent::Stop => break,
+            WatchEvent::Changed => {
+                if let Err(e) = preview_once(repo, hosts, view) {
+                    eprintln!("error: {e:#}\n(keeping the last good hosts block)");
+                }
+            }
+        }
+    }
+    println!("preview: stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn export(repo: &Path, target: &str, zone: Option<&str>, corefile: bool) -> Result<ExitCode> {
+    let state = load(repo)?;
+    let ts = state.settings.target(target).with_context(|| format!("no target named `{target}` in zonekeeper.yaml"))?;
+    let zones: Vec<Name> =
+        state.settings.zones.iter().filter(|z| z.targets.contains(&ts.name)).map(|z| z.name.clone()).collect();
+    if corefile {
+        let TargetKind::Zonefile { directory, adopt, soa } = &ts.kind else {
+            bail!("--corefile needs a zonefile target; `{target}` is not one");
+        };
+        let zf = ZoneFileTarget {
+            name: ts.name.clone(),
+            directory: directory.clone(),
+            owner: state.settings.owner.clone(),
+            adopt: *adopt,
+            soa: soa.clone(),
+        };
+        print!("{}", zf.corefile(&zones));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let zone_arg = zone.context("--zone is required")?;
+    let zone = Name::parse(zone_arg).with_context(|| format!("`{zone_arg}` is not a valid zone name"))?;
+    let t = reconcile::build_target(&state, ts);
+    let observed = t.observe(&zone)?;
+    let sets: Vec<_> = observed.sets.into_iter().map(|o| o.set).collect();
+    print!("{}", zonekeeper::export::records_yaml(&zone, &sets, "../schema/records.json"));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn schema(dir: &Path, check: bool) -> Result<ExitCode> {
+    let mut stale = Vec::new();
+    for kind in DocKind::ALL {
+        let path = dir.join(kind.schema_file());
+        let text = serde_json::to_string_pretty(&kind.schema())? + "\n";
+        if check {
+            let current = std::fs::read_to_string(&path).unwrap_or_default();
+            if current != text {
+                stale.push(path.display().to_string());
+            }
+        } else {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            zonekeeper::targets::atomic::write_atomic(&path, text.as_bytes())?;
+            println!("wrote {}", path.display());
+        }
+    }
+    if !stale.is_empty() {
+        eprintln!("schema files are stale: {} (run `zonekeeper schema` and commit)", stale.join(", "));
+        return Ok(ExitCode::from(1));
+    }
+    if check {
+        println!("schema files are up to date");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -16,16 +16,15 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn file(file: impl Into<String>, message: impl Into<String>) -> Diagnostic {
-        Diagnostic {
-            file: file.into(),
-            line: 0,
-            column: 0,
-            path: String::new(),
-            message: message.into(),
-        }
+        Diagnostic { file: file.into(), line: 0, column: 0, path: String::new(), message: message.into() }
     }
 
-    pub fn at(file: &str, loc: serde_saphyr::Location, path: impl Into<String>, message: impl Into<String>) -> Diagnostic {
+    pub fn at(
+        file: &str,
+        loc: serde_saphyr::Location,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Diagnostic {
         Diagnostic {
             file: file.to_string(),
             line: loc.line() as u32,

@@ -81,11 +81,7 @@ pub struct Safety {
 
 impl Default for Safety {
     fn default() -> Self {
-        Safety {
-            max_update_share: 0.3,
-            max_delete_share: 0.3,
-            min_owned_records: 10,
-        }
+        Safety { max_update_share: 0.3, max_delete_share: 0.3, min_owned_records: 10 }
     }
 }
 
@@ -99,9 +95,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_file_bytes: 16 * 1024 * 1024,
-        }
+        Limits { max_file_bytes: 16 * 1024 * 1024 }
     }
 }
 
@@ -184,14 +178,7 @@ pub struct SoaDecl {
 
 impl Default for SoaDecl {
     fn default() -> Self {
-        SoaDecl {
-            primary: None,
-            admin: None,
-            refresh: 3600,
-            retry: 600,
-            expire: 604800,
-            minimum: 300,
-        }
+        SoaDecl { primary: None, admin: None, refresh: 3600, retry: 600, expire: 604800, minimum: 300 }
     }
 }
 
@@ -351,12 +338,7 @@ pub struct HealthRule {
 
 impl Default for HealthRule {
     fn default() -> Self {
-        HealthRule {
-            check: HealthCheck::Dns,
-            query: None,
-            interval_seconds: 30,
-            failures_before_down: 3,
-        }
+        HealthRule { check: HealthCheck::Dns, query: None, interval_seconds: 30, failures_before_down: 3 }
     }
 }
 

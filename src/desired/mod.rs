@@ -3,8 +3,8 @@
 
 pub mod diagnostic;
 pub mod format;
-pub mod yaml;
 pub mod state;
+pub mod yaml;
 
 pub use diagnostic::{Diagnostic, Invalid};
 pub use state::{DesiredRecord, DesiredState, Settings, TargetKind, TargetSettings, View, ZoneSettings, load};

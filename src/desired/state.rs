@@ -89,7 +89,6 @@ impl DesiredRecord {
     }
 }
 
-
 #[derive(Debug, Clone)]
 pub struct ResolverSet {
     pub name: String,
@@ -194,12 +193,9 @@ pub fn load(root: &Path) -> Result<DesiredState, Invalid> {
     }
 
     match settings {
-        Some(settings) if diags.is_empty() => Ok(DesiredState {
-            root: root.to_path_buf(),
-            settings,
-            records,
-            resolver_sets,
-        }),
+        Some(settings) if diags.is_empty() => {
+            Ok(DesiredState { root: root.to_path_buf(), settings, records, resolver_sets })
+        }
         _ => {
             diags.sort();
             diags.dedup();
@@ -267,10 +263,9 @@ fn load_settings(root: &Path, path: &Path, diags: &mut Vec<Diagnostic>) -> Optio
             format!("`{}` is not a valid owner id: 1–63 lower-case letters, digits and `-`", raw.owner.value),
         ));
     }
-    for (field, share) in [
-        ("safety.maxUpdateShare", raw.safety.max_update_share),
-        ("safety.maxDeleteShare", raw.safety.max_delete_share),
-    ] {
+    for (field, share) in
+        [("safety.maxUpdateShare", raw.safety.max_update_share), ("safety.maxDeleteShare", raw.safety.max_delete_share)]
+    {
         if !(0.0..=1.0).contains(&share) {
             diags.push(Diagnostic {
                 file: file.into(),
@@ -286,7 +281,12 @@ fn load_settings(root: &Path, path: &Path, diags: &mut Vec<Diagnostic>) -> Optio
     for (i, v) in raw.views.iter().enumerate() {
         let path = format!("views[{i}].name");
         if !valid_view_name(&v.value.name) {
-            diags.push(Diagnostic::at(file, v.referenced, path, format!("`{}` is not a valid view name (letters, digits, `-`, `_`)", v.value.name)));
+            diags.push(Diagnostic::at(
+                file,
+                v.referenced,
+                path,
+                format!("`{}` is not a valid view name (letters, digits, `-`, `_`)", v.value.name),
+            ));
         } else if views.iter().any(|x| x.name == v.value.name) {
             diags.push(Diagnostic::at(file, v.referenced, path, format!("view `{}` is declared twice", v.value.name)));
         } else {
@@ -302,18 +302,33 @@ fn load_settings(root: &Path, path: &Path, diags: &mut Vec<Diagnostic>) -> Optio
     for (name, t) in &raw.targets {
         let path = format!("targets.{name}");
         if !valid_view_name(name) {
-            diags.push(Diagnostic::at(file, t.referenced, &path, format!("`{name}` is not a valid target name (letters, digits, `-`, `_`)")));
+            diags.push(Diagnostic::at(
+                file,
+                t.referenced,
+                &path,
+                format!("`{name}` is not a valid target name (letters, digits, `-`, `_`)"),
+            ));
             continue;
         }
         let view = match (t.value.view(), implicit_view) {
             (None, true) => DEFAULT_VIEW.to_string(),
             (None, false) => {
-                diags.push(Diagnostic::at(file, t.referenced, format!("{path}.view"), "views are declared, so every target must name the view it serves"));
+                diags.push(Diagnostic::at(
+                    file,
+                    t.referenced,
+                    format!("{path}.view"),
+                    "views are declared, so every target must name the view it serves",
+                ));
                 continue;
             }
             (Some(v), _) if views.iter().any(|x| x.name == v) => v.to_string(),
             (Some(v), _) => {
-                diags.push(Diagnostic::at(file, t.referenced, format!("{path}.view"), format!("view `{v}` is not declared in `views`")));
+                diags.push(Diagnostic::at(
+                    file,
+                    t.referenced,
+                    format!("{path}.view"),
+                    format!("view `{v}` is not declared in `views`"),
+                ));
                 continue;
             }
         };
@@ -322,7 +337,12 @@ fn load_settings(root: &Path, path: &Path, diags: &mut Vec<Diagnostic>) -> Optio
                 for (f, v) in [("primary", &soa.primary), ("admin", &soa.admin)] {
                     if let Some(v) = v {
                         if !v.ends_with('.') || Name::parse(v).is_err() {
-                            diags.push(Diagnostic::at(file, t.referenced, format!("{path}.soa.{f}"), format!("`{v}` must be a valid absolute name ending in `.`")));
+                            diags.push(Diagnostic::at(
+                                file,
+                                t.referenced,
+                                format!("{path}.soa.{f}"),
+                                format!("`{v}` must be a valid absolute name ending in `.`"),
+                            ));
                         }
                     }
                 }
@@ -339,27 +359,57 @@ fn load_settings(root: &Path, path: &Path, diags: &mut Vec<Diagnostic>) -> Optio
         let name = match Name::parse(&z.value.name) {
             Ok(n) if !n.is_wildcard() => n,
             Ok(_) => {
-                diags.push(Diagnostic::at(file, z.referenced, format!("{path}.name"), "a zone name cannot be a wildcard"));
+                diags.push(Diagnostic::at(
+                    file,
+                    z.referenced,
+                    format!("{path}.name"),
+                    "a zone name cannot be a wildcard",
+                ));
                 continue;
             }
             Err(e) => {
-                diags.push(Diagnostic::at(file, z.referenced, format!("{path}.name"), format!("`{}` is not a valid zone name: {e}", z.value.name.escape_debug())));
+                diags.push(Diagnostic::at(
+                    file,
+                    z.referenced,
+                    format!("{path}.name"),
+                    format!("`{}` is not a valid zone name: {e}", z.value.name.escape_debug()),
+                ));
                 continue;
             }
         };
         if zones.iter().any(|x| x.name == name) {
-            diags.push(Diagnostic::at(file, z.referenced, format!("{path}.name"), format!("zone `{name}` is declared twice")));
+            diags.push(Diagnostic::at(
+                file,
+                z.referenced,
+                format!("{path}.name"),
+                format!("zone `{name}` is declared twice"),
+            ));
             continue;
         }
         if z.value.ttl > i32::MAX as u32 {
-            diags.push(Diagnostic::at(file, z.referenced, format!("{path}.ttl"), "TTL must be at most 2147483647 (RFC 2181)"));
+            diags.push(Diagnostic::at(
+                file,
+                z.referenced,
+                format!("{path}.ttl"),
+                "TTL must be at most 2147483647 (RFC 2181)",
+            ));
         }
         for (j, t) in z.value.targets.iter().enumerate() {
             if !raw.targets.contains_key(t) {
-                diags.push(Diagnostic::at(file, z.referenced, format!("{path}.targets[{j}]"), format!("target `{t}` is not defined in `targets`")));
+                diags.push(Diagnostic::at(
+                    file,
+                    z.referenced,
+                    format!("{path}.targets[{j}]"),
+                    format!("target `{t}` is not defined in `targets`"),
+                ));
             }
         }
-        zones.push(ZoneSettings { name, ttl: z.value.ttl, targets: z.value.targets.clone(), internal: z.value.internal });
+        zones.push(ZoneSettings {
+            name,
+            ttl: z.value.ttl,
+            targets: z.value.targets.clone(),
+            internal: z.value.internal,
+        });
     }
 
     if diags.len() > before {
@@ -386,13 +436,23 @@ fn check_records(
     let zone = match Name::parse(&raw.zone.value) {
         Ok(z) => z,
         Err(e) => {
-            diags.push(Diagnostic::at(file, raw.zone.referenced, "zone", format!("`{}` is not a valid zone name: {e}", raw.zone.value.escape_debug())));
+            diags.push(Diagnostic::at(
+                file,
+                raw.zone.referenced,
+                "zone",
+                format!("`{}` is not a valid zone name: {e}", raw.zone.value.escape_debug()),
+            ));
             return None;
         }
     };
     let zone_settings = settings.and_then(|s| s.zones.iter().find(|z| z.name == zone));
     if settings.is_some() && zone_settings.is_none() {
-        diags.push(Diagnostic::at(file, raw.zone.referenced, "zone", format!("zone `{zone}` is not declared in zonekeeper.yaml `zones`")));
+        diags.push(Diagnostic::at(
+            file,
+            raw.zone.referenced,
+            "zone",
+            format!("zone `{zone}` is not declared in zonekeeper.yaml `zones`"),
+        ));
     }
     let default_ttl = zone_settings.map(|z| z.ttl).unwrap_or(300);
     let zone_internal = zone_settings.map(|z| z.internal).unwrap_or(false);
@@ -474,7 +534,10 @@ fn check_entry(
             diags.push(at(".values", "a CNAME has exactly one value".into()));
         }
         if name.as_ref() == Some(zone) {
-            diags.push(at(".name", "a CNAME cannot be at the zone apex (it must stand alone, and the apex has SOA and NS)".into()));
+            diags.push(at(
+                ".name",
+                "a CNAME cannot be at the zone apex (it must stand alone, and the apex has SOA and NS)".into(),
+            ));
         }
     }
     if diags.len() > before {
@@ -504,12 +567,35 @@ fn check_zone_rules(records: &BTreeMap<Name, Vec<DesiredRecord>>, diags: &mut Ve
         }
         for r in recs {
             let Provenance::File { path, line } = &r.provenance;
-            let here = |msg: String| Diagnostic { file: path.clone(), line: *line, column: 1, path: "name".into(), message: msg };
+            let here = |msg: String| Diagnostic {
+                file: path.clone(),
+                line: *line,
+                column: 1,
+                path: "name".into(),
+                message: msg,
+            };
             if let Some(prev) = seen.insert((&r.name, r.rtype), &r.provenance) {
-                diags.push(here(format!("duplicate record: {} {} is already defined at {prev}; list several values under `values`", r.name, r.rtype)));
+                diags.push(here(format!(
+                    "duplicate record: {} {} is already defined at {prev}; list several values under `values`",
+                    r.name, r.rtype
+                )));
             }
             if r.rtype != RecordType::Cname && cname_at.contains(&r.name) {
-                diags.push(here(format!("{} has a CNAME, so it cannot also have {} records (a CNAME must stand alone)", r.name, r.rtype)));
+                diags.push(here(format!(
+                    "{} has a CNAME, so it cannot also have {} records (a CNAME must stand alone)",
+                    r.name, r.rtype
+                )));
+            }
+            // RFC 2181 §10.3: NS, MX and SRV must name a host, not an alias.
+            let targets = r.values.iter().flatten().chain(r.per_view.iter().flat_map(|(_, v)| v));
+            for v in targets {
+                let t = match v {
+                    RData::Ns(t) | RData::Mx { exchange: t, .. } | RData::Srv { target: t, .. } => t,
+                    _ => continue,
+                };
+                if cname_at.contains(t) {
+                    diags.push(here(format!("{} {} points at {t}, which is a CNAME; NS, MX and SRV must point at a name with addresses (RFC 2181 §10.3)", r.name, r.rtype)));
+                }
             }
         }
     }
@@ -518,13 +604,23 @@ fn check_zone_rules(records: &BTreeMap<Name, Vec<DesiredRecord>>, diags: &mut Ve
 fn check_resolver_set(file: &str, raw: ResolverSetFile, diags: &mut Vec<Diagnostic>) -> Option<ResolverSet> {
     let before = diags.len();
     if !valid_view_name(&raw.name.value) {
-        diags.push(Diagnostic::at(file, raw.name.referenced, "name", format!("`{}` is not a valid resolver set name", raw.name.value)));
+        diags.push(Diagnostic::at(
+            file,
+            raw.name.referenced,
+            "name",
+            format!("`{}` is not a valid resolver set name", raw.name.value),
+        ));
     }
     let mut domains = Vec::new();
     for (i, d) in raw.domains.iter().enumerate() {
         match Name::parse(&d.value) {
             Ok(n) => domains.push(n),
-            Err(e) => diags.push(Diagnostic::at(file, d.referenced, format!("domains[{i}]"), format!("`{}` is not a valid domain: {e}", d.value.escape_debug()))),
+            Err(e) => diags.push(Diagnostic::at(
+                file,
+                d.referenced,
+                format!("domains[{i}]"),
+                format!("`{}` is not a valid domain: {e}", d.value.escape_debug()),
+            )),
         }
     }
     match raw.scope {
@@ -532,7 +628,12 @@ fn check_resolver_set(file: &str, raw: ResolverSetFile, diags: &mut Vec<Diagnost
             diags.push(Diagnostic::at(file, raw.name.referenced, "domains", "scope `split` needs at least one domain"));
         }
         ResolverScope::Global if !raw.domains.is_empty() => {
-            diags.push(Diagnostic::at(file, raw.name.referenced, "domains", "scope `global` takes no domains (use scope `split`)"));
+            diags.push(Diagnostic::at(
+                file,
+                raw.name.referenced,
+                "domains",
+                "scope `global` takes no domains (use scope `split`)",
+            ));
         }
         _ => {}
     }
@@ -540,11 +641,21 @@ fn check_resolver_set(file: &str, raw: ResolverSetFile, diags: &mut Vec<Diagnost
     for (i, m) in raw.members.iter().enumerate() {
         match m.value.address.parse::<IpAddr>() {
             Ok(ip) => members.push((ip, m.value.name.clone())),
-            Err(_) => diags.push(Diagnostic::at(file, m.referenced, format!("members[{i}].address"), format!("`{}` is not an IP address", m.value.address))),
+            Err(_) => diags.push(Diagnostic::at(
+                file,
+                m.referenced,
+                format!("members[{i}].address"),
+                format!("`{}` is not an IP address", m.value.address),
+            )),
         }
     }
     if raw.health.failures_before_down == 0 || raw.health.interval_seconds == 0 {
-        diags.push(Diagnostic::at(file, raw.name.referenced, "health", "intervalSeconds and failuresBeforeDown must be at least 1"));
+        diags.push(Diagnostic::at(
+            file,
+            raw.name.referenced,
+            "health",
+            "intervalSeconds and failuresBeforeDown must be at least 1",
+        ));
     }
     if diags.len() > before {
         return None;

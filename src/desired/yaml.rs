@@ -45,12 +45,8 @@ impl DocKind {
 
     fn validator(self) -> Option<&'static jsonschema::Validator> {
         static VALIDATORS: OnceLock<Vec<Option<jsonschema::Validator>>> = OnceLock::new();
-        let all = VALIDATORS.get_or_init(|| {
-            DocKind::ALL
-                .iter()
-                .map(|k| jsonschema::validator_for(&k.schema()).ok())
-                .collect()
-        });
+        let all = VALIDATORS
+            .get_or_init(|| DocKind::ALL.iter().map(|k| jsonschema::validator_for(&k.schema()).ok()).collect());
         all[self as usize].as_ref()
     }
 }

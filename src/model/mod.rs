@@ -43,12 +43,7 @@ impl RecordSet {
     pub fn new(name: Name, rtype: RecordType, ttl: u32, mut values: Vec<RData>) -> RecordSet {
         values.sort();
         values.dedup();
-        RecordSet {
-            name,
-            rtype,
-            ttl,
-            values,
-        }
+        RecordSet { name, rtype, ttl, values }
     }
 
     pub fn key(&self) -> (&Name, RecordType) {
@@ -57,9 +52,7 @@ impl RecordSet {
 }
 
 /// What a plan may do. Chosen explicitly in zonekeeper.yaml; there is no silent default.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Policy {
     /// Create, update and delete owned records.

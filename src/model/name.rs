@@ -50,15 +50,8 @@ impl Name {
                 }
                 continue;
             }
-            if let Some(c) = label
-                .chars()
-                .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
-            {
-                return Err(if c == '*' {
-                    NameError::Wildcard
-                } else {
-                    NameError::BadChar(c)
-                });
+            if let Some(c) = label.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
+                return Err(if c == '*' { NameError::Wildcard } else { NameError::BadChar(c) });
             }
             if label.starts_with('-') || label.ends_with('-') {
                 return Err(NameError::Hyphen(label.to_string()));

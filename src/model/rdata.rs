@@ -11,17 +11,7 @@ use super::name::{Name, NameError};
 pub const MAX_TXT_OCTETS: usize = 4096;
 
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    serde::Serialize,
-    serde::Deserialize,
-    schemars::JsonSchema,
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
 )]
 #[serde(rename_all = "UPPERCASE")]
 pub enum RecordType {
@@ -66,15 +56,13 @@ impl RecordType {
     }
 
     pub fn parse(s: &str) -> Option<RecordType> {
-        RecordType::ALL
-            .into_iter()
-            .find(|t| t.as_str().eq_ignore_ascii_case(s))
+        RecordType::ALL.into_iter().find(|t| t.as_str().eq_ignore_ascii_case(s))
     }
 }
 
 impl fmt::Display for RecordType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -128,23 +116,16 @@ fn absolute_name(s: &str) -> Result<Name, RDataError> {
     if !s.ends_with('.') {
         return Err(RDataError::NotAbsolute(s.to_string()));
     }
-    Name::parse(s).map_err(|source| RDataError::BadName {
-        value: s.to_string(),
-        source,
-    })
+    Name::parse(s).map_err(|source| RDataError::BadName { value: s.to_string(), source })
 }
 
 fn number<T: std::str::FromStr>(part: Option<&str>, whole: &str, shape: &'static str) -> Result<T, RDataError> {
-    part.and_then(|p| p.parse().ok())
-        .ok_or_else(|| RDataError::Shape(whole.to_string(), shape))
+    part.and_then(|p| p.parse().ok()).ok_or_else(|| RDataError::Shape(whole.to_string(), shape))
 }
 
 /// Strips one pair of surrounding double quotes and undoes `\"` and `\\` escapes.
 fn unquote(s: &str) -> String {
-    let inner = s
-        .strip_prefix('"')
-        .and_then(|r| r.strip_suffix('"'))
-        .unwrap_or(s);
+    let inner = s.strip_prefix('"').and_then(|r| r.strip_suffix('"')).unwrap_or(s);
     let mut out = String::with_capacity(inner.len());
     let mut chars = inner.chars();
     while let Some(c) = chars.next() {
@@ -190,16 +171,8 @@ impl RData {
         let value = value.trim();
         let mut parts = value.split_ascii_whitespace();
         Ok(match rtype {
-            RecordType::A => RData::A(
-                value
-                    .parse()
-                    .map_err(|_| RDataError::BadIpv4(value.to_string()))?,
-            ),
-            RecordType::Aaaa => RData::Aaaa(
-                value
-                    .parse()
-                    .map_err(|_| RDataError::BadIpv6(value.to_string()))?,
-            ),
+            RecordType::A => RData::A(value.parse().map_err(|_| RDataError::BadIpv4(value.to_string()))?),
+            RecordType::Aaaa => RData::Aaaa(value.parse().map_err(|_| RDataError::BadIpv6(value.to_string()))?),
             RecordType::Cname => RData::Cname(absolute_name(value)?),
             RecordType::NS => RData::Ns(absolute_name(value)?),
             RecordType::MX => {
@@ -229,18 +202,12 @@ impl RData {
             RecordType::Caa => {
                 const SHAPE: &str = "FLAGS TAG VALUE, e.g. `0 issue \"letsencrypt.org\"`";
                 let flags = number(parts.next(), value, SHAPE)?;
-                let tag = parts
-                    .next()
-                    .ok_or(RDataError::Shape(value.to_string(), SHAPE))?
-                    .to_string();
+                let tag = parts.next().ok_or(RDataError::Shape(value.to_string(), SHAPE))?.to_string();
                 if tag.is_empty() || !tag.chars().all(|c| c.is_ascii_alphanumeric()) {
                     return Err(RDataError::CaaTag(tag));
                 }
                 // The value is the rest of the line after the tag, quoted or not.
-                let rest = value
-                    .split_once(tag.as_str())
-                    .map(|(_, r)| r.trim())
-                    .unwrap_or_default();
+                let rest = value.split_once(tag.as_str()).map(|(_, r)| r.trim()).unwrap_or_default();
                 if rest.is_empty() {
                     return Err(RDataError::Shape(value.to_string(), SHAPE));
                 }
@@ -346,7 +313,9 @@ pub fn parse_txt_presentation(s: &str) -> Option<String> {
                             if n.is_ascii_digit() {
                                 let d2 = it.next()?;
                                 let d3 = it.next()?;
-                                let v = (n - b'0') as u32 * 100 + (d2.wrapping_sub(b'0')) as u32 * 10 + (d3.wrapping_sub(b'0')) as u32;
+                                let v = (n - b'0') as u32 * 100
+                                    + (d2.wrapping_sub(b'0')) as u32 * 10
+                                    + (d3.wrapping_sub(b'0')) as u32;
                                 bytes.push(u8::try_from(v).ok()?);
                             } else {
                                 bytes.push(n);
@@ -369,7 +338,8 @@ pub fn parse_txt_presentation(s: &str) -> Option<String> {
 pub fn parse_presentation(rtype: RecordType, s: &str) -> Result<RData, RDataError> {
     match rtype {
         RecordType::Txt => {
-            let text = parse_txt_presentation(s).ok_or(RDataError::Shape(s.to_string(), "one or more quoted strings"))?;
+            let text =
+                parse_txt_presentation(s).ok_or(RDataError::Shape(s.to_string(), "one or more quoted strings"))?;
             check_text(&text)?;
             Ok(RData::Txt(text))
         }

@@ -40,10 +40,20 @@ impl Op {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Change {
-    Create { set: RecordSet, provenance: Provenance },
+    Create {
+        set: RecordSet,
+        provenance: Provenance,
+    },
     /// `adopt` is set when the record was not ours before this change.
-    Update { from: RecordSet, to: RecordSet, provenance: Provenance, adopt: bool },
-    Delete { set: RecordSet },
+    Update {
+        from: RecordSet,
+        to: RecordSet,
+        provenance: Provenance,
+        adopt: bool,
+    },
+    Delete {
+        set: RecordSet,
+    },
 }
 
 impl Change {
@@ -138,7 +148,8 @@ pub struct TargetPlan {
     pub owned: usize,
     /// Unowned record sets at names we do not want: left alone, only counted.
     pub unowned_elsewhere: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Shown as a unified diff by the renderers (JSON carries the diff, not both texts).
+    #[serde(skip)]
     pub native: Option<NativeText>,
 }
 
@@ -213,7 +224,9 @@ fn diff(
                     provenance: w.provenance.clone(),
                     adopt: true,
                 }),
-                Ownership::Unowned => drift.push(Drift::Unowned { observed: o.set.clone(), wanted: Some(w.set.clone()) }),
+                Ownership::Unowned => {
+                    drift.push(Drift::Unowned { observed: o.set.clone(), wanted: Some(w.set.clone()) })
+                }
                 Ownership::Other(owner) => drift.push(Drift::OtherOwner {
                     owner: owner.clone(),
                     observed: o.set.clone(),
@@ -268,9 +281,8 @@ fn check_limits(changes: &[Change], owned: usize, limits: SafetyLimits, zone: &N
             }
         }
     }
-    let root_ns = changes
-        .iter()
-        .any(|c| c.op() != Op::Create && c.set().rtype == RecordType::NS && &c.set().name == zone);
+    let root_ns =
+        changes.iter().any(|c| c.op() != Op::Create && c.set().rtype == RecordType::NS && &c.set().name == zone);
     if root_ns {
         out.push(Refusal::RootNs);
     }
@@ -280,9 +292,7 @@ fn check_limits(changes: &[Change], owned: usize, limits: SafetyLimits, zone: &N
 /// Step 6: a deterministic order: by name, and at one name deletes before updates before
 /// creates, so that a CNAME replacing an A finds the name free.
 fn order(changes: &mut [Change]) {
-    changes.sort_by(|a, b| {
-        (&a.set().name, a.op(), a.set().rtype).cmp(&(&b.set().name, b.op(), b.set().rtype))
-    });
+    changes.sort_by(|a, b| (&a.set().name, a.op(), a.set().rtype).cmp(&(&b.set().name, b.op(), b.set().rtype)));
 }
 
 /// What a target holds after `changes` are applied to `observed`: used by targets that write

@@ -31,10 +31,7 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), WriteError> {
         _ => Path::new("."),
     };
     let old = fs::metadata(path).ok();
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".zonekeeper-")
-        .tempfile_in(dir)
-        .map_err(|e| io(path, e))?;
+    let mut tmp = tempfile::Builder::new().prefix(".zonekeeper-").tempfile_in(dir).map_err(|e| io(path, e))?;
     tmp.write_all(contents).map_err(|e| io(path, e))?;
     let mode = old.as_ref().map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o644);
     fs::set_permissions(tmp.path(), fs::Permissions::from_mode(mode)).map_err(|e| io(path, e))?;

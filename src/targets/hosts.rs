@@ -37,7 +37,10 @@ impl HostsTarget {
     }
     fn is_begin(&self, line: &str) -> bool {
         line.trim_end().starts_with(&format!("# BEGIN zonekeeper owner={}", self.owner))
-            && line.trim_end()[format!("# BEGIN zonekeeper owner={}", self.owner).len()..].chars().next().is_none_or(|c| c == ' ')
+            && line.trim_end()[format!("# BEGIN zonekeeper owner={}", self.owner).len()..]
+                .chars()
+                .next()
+                .is_none_or(|c| c == ' ')
     }
 
     fn read(&self) -> Result<Option<String>, TargetError> {
@@ -77,7 +80,8 @@ impl HostsTarget {
             if line.starts_with('#') {
                 continue;
             }
-            let zone = current.clone().ok_or_else(|| err(i, "entry before any `# zone` line in the managed block".into()))?;
+            let zone =
+                current.clone().ok_or_else(|| err(i, "entry before any `# zone` line in the managed block".into()))?;
             let mut parts = line.split_whitespace();
             let ip: IpAddr = parts
                 .next()

@@ -67,14 +67,19 @@ impl Target for ZoneFileTarget {
             Some(owner) => {
                 return Err(TargetError::Refused {
                     path: shown,
-                    message: format!("this zone file belongs to zonekeeper owner `{owner}`, not `{}`; it is left alone", self.owner),
+                    message: format!(
+                        "this zone file belongs to zonekeeper owner `{owner}`, not `{}`; it is left alone",
+                        self.owner
+                    ),
                 });
             }
             None if self.adopt => {}
             None => {
                 return Err(TargetError::Refused {
                     path: shown,
-                    message: "exists but was not written by zonekeeper; set `adopt: true` on the target to take it over".into(),
+                    message:
+                        "exists but was not written by zonekeeper; set `adopt: true` on the target to take it over"
+                            .into(),
                 });
             }
         }
@@ -127,10 +132,11 @@ pub fn next_serial(old: Option<u32>, today: u32) -> u32 {
 pub fn render_zone(zone: &Name, owner: &str, soa: &SoaDecl, serial: u32, sets: &[RecordSet]) -> String {
     let mut sets: Vec<&RecordSet> = sets.iter().collect();
     sets.sort_by(|a, b| (a.name != *zone, &a.name, a.rtype).cmp(&(b.name != *zone, &b.name, b.rtype)));
-    let first_ns = sets.iter().find(|s| s.name == *zone && s.rtype == RecordType::NS).and_then(|s| match s.values.first() {
-        Some(RData::Ns(n)) => Some(n.fqdn()),
-        _ => None,
-    });
+    let first_ns =
+        sets.iter().find(|s| s.name == *zone && s.rtype == RecordType::NS).and_then(|s| match s.values.first() {
+            Some(RData::Ns(n)) => Some(n.fqdn()),
+            _ => None,
+        });
     let primary = soa.primary.clone().or(first_ns).unwrap_or_else(|| format!("ns1.{zone}."));
     let admin = soa.admin.clone().unwrap_or_else(|| format!("hostmaster.{zone}."));
     let mut out = String::with_capacity(64 + sets.len() * 48);
@@ -241,12 +247,14 @@ pub fn parse_zone(text: &str, zone: &Name, shown: &str) -> Result<ParsedZone, Ta
             }
         }
         let rtype = rtype.ok_or_else(|| err(lineno, "record without a type".into()))?;
-        let rest = f.get(idx).map(|(start, _)| line[*start..].split(" ;").next().unwrap_or_default().trim()).unwrap_or("");
+        let rest =
+            f.get(idx).map(|(start, _)| line[*start..].split(" ;").next().unwrap_or_default().trim()).unwrap_or("");
         if rtype.eq_ignore_ascii_case("SOA") {
             serial = f.get(idx + 2).and_then(|s| s.1.parse().ok());
             continue;
         }
-        let t = RecordType::parse(rtype).ok_or_else(|| err(lineno, format!("record type {rtype} is not supported by zonekeeper")))?;
+        let t = RecordType::parse(rtype)
+            .ok_or_else(|| err(lineno, format!("record type {rtype} is not supported by zonekeeper")))?;
         let rest = strip_comment(rest);
         let value = parse_presentation(t, rest).map_err(|e| err(lineno, e.to_string()))?;
         let ttl = ttl.or(default_ttl).ok_or_else(|| err(lineno, "record without a TTL and no $TTL".into()))?;
@@ -292,7 +300,12 @@ mod tests {
         let n = |s: &str| Name::parse(s).unwrap();
         let sets = vec![
             RecordSet::new(zone.clone(), RecordType::NS, 300, vec![RData::Ns(n("ns1.home.example"))]),
-            RecordSet::new(n("www.home.example"), RecordType::A, 60, vec![RData::A("192.0.2.1".parse().unwrap()), RData::A("192.0.2.2".parse().unwrap())]),
+            RecordSet::new(
+                n("www.home.example"),
+                RecordType::A,
+                60,
+                vec![RData::A("192.0.2.1".parse().unwrap()), RData::A("192.0.2.2".parse().unwrap())],
+            ),
             RecordSet::new(zone.clone(), RecordType::Txt, 300, vec![RData::Txt("v=spf1 -all; \"x\"".into())]),
             RecordSet::new(n("*.apps.home.example"), RecordType::Cname, 300, vec![RData::Cname(n("www.home.example"))]),
         ];

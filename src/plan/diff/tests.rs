@@ -122,7 +122,9 @@ fn internal_names_never_reach_a_public_view() {
     let mut w = want(a("secret", &[1]));
     w.internal = true;
     let p = plan_target(target(true), &zone(), &[w.clone()], &[], Policy::Sync, LOOSE, false);
-    assert!(matches!(&p.refusals[..], [Refusal::InternalOnPublic { names }] if names[0].as_str() == "secret.home.example"));
+    assert!(
+        matches!(&p.refusals[..], [Refusal::InternalOnPublic { names }] if names[0].as_str() == "secret.home.example")
+    );
     assert!(!p.refusals[0].overridable());
     let p = plan_target(target(false), &zone(), &[w], &[], Policy::Sync, LOOSE, false);
     assert!(p.refusals.is_empty());
@@ -131,18 +133,18 @@ fn internal_names_never_reach_a_public_view() {
 #[test]
 fn a_cname_replacing_an_a_record_deletes_first() {
     let name = Name::parse("x.home.example").unwrap();
-    let cname = RecordSet::new(name.clone(), RecordType::Cname, 300, vec![RData::Cname(Name::parse("y.example.").unwrap())]);
+    let cname =
+        RecordSet::new(name.clone(), RecordType::Cname, 300, vec![RData::Cname(Name::parse("y.example.").unwrap())]);
     let p = plan(&[want(cname)], &[ours(a("x", &[1]))], Policy::Sync, LOOSE, false);
     assert_eq!(p.changes.iter().map(|c| c.op()).collect::<Vec<_>>(), [Op::Delete, Op::Create]);
 }
 
 fn arb_set() -> impl Strategy<Value = RecordSet> {
-    (0u8..12, prop::collection::vec(0u8..4, 1..3), prop::sample::select(vec![60u32, 300]))
-        .prop_map(|(n, ips, ttl)| {
-            let mut s = a(&format!("h{n}"), &ips);
-            s.ttl = ttl;
-            s
-        })
+    (0u8..12, prop::collection::vec(0u8..4, 1..3), prop::sample::select(vec![60u32, 300])).prop_map(|(n, ips, ttl)| {
+        let mut s = a(&format!("h{n}"), &ips);
+        s.ttl = ttl;
+        s
+    })
 }
 
 fn dedup_by_key(sets: Vec<RecordSet>) -> Vec<RecordSet> {

@@ -1,0 +1,135 @@
+//! One pass of the pipeline: desired state → wanted sets per target → observe → plan →
+//! native diff, and apply. The CLI and (later) the daemon both call this, so a plan on the
+//! command line and a reconcile in the cluster can never compute different things.
+
+use crate::desired::{DesiredState, TargetSettings};
+use crate::model::Name;
+use crate::plan::{Plan, SafetyLimits, TargetPlan, TargetRef, plan_target};
+use crate::targets::{self, Target, TargetError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("no target named `{0}` in zonekeeper.yaml (known: {1})")]
+    UnknownTarget(String, String),
+    #[error("no zone named `{0}` in zonekeeper.yaml")]
+    UnknownZone(String),
+    #[error("the plan is refused and --force cannot override it: {0}")]
+    Refused(String),
+    #[error("the plan needs --force: {0}")]
+    NeedsForce(String),
+}
+
+/// A target that could not be observed; the rest of the plan still stands.
+#[derive(Debug, serde::Serialize)]
+pub struct TargetFailure {
+    pub target: String,
+    pub zone: Name,
+    pub error: String,
+    pub reason: &'static str,
+}
+
+/// The outcome of `plan`: the plan itself and the targets that failed to answer.
+#[derive(Debug)]
+pub struct Planned {
+    pub plan: Plan,
+    pub failures: Vec<TargetFailure>,
+}
+
+fn check_target(state: &DesiredState, only: Option<&str>) -> Result<(), ReconcileError> {
+    if let Some(name) = only {
+        if state.settings.target(name).is_none() {
+            let known: Vec<&str> = state.settings.targets.iter().map(|t| t.name.as_str()).collect();
+            return Err(ReconcileError::UnknownTarget(name.to_string(), known.join(", ")));
+        }
+    }
+    Ok(())
+}
+
+/// Builds the target named in `settings`, with the zones it serves.
+pub fn build_target(state: &DesiredState, settings: &TargetSettings) -> Box<dyn Target> {
+    let zones: Vec<Name> =
+        state.settings.zones.iter().filter(|z| z.targets.contains(&settings.name)).map(|z| z.name.clone()).collect();
+    targets::build(settings, &state.settings.owner, &zones)
+}
+
+/// Plans every zone on every target it lists (or only on `only`). Never writes.
+pub fn plan(state: &DesiredState, source: &str, only: Option<&str>) -> Result<Planned, ReconcileError> {
+    check_target(state, only)?;
+    let s = &state.settings;
+    let limits = SafetyLimits {
+        max_update_share: s.safety.max_update_share,
+        max_delete_share: s.safety.max_delete_share,
+        min_owned: s.safety.min_owned_records as usize,
+    };
+    let mut out = Plan { source: source.to_string(), owner: s.owner.clone(), targets: Vec::new() };
+    let mut failures = Vec::new();
+    for ts in s.targets.iter().filter(|t| only.is_none_or(|o| o == t.name)) {
+        let target = build_target(state, ts);
+        let view = s.view(&ts.view).cloned();
+        let public = view.as_ref().is_some_and(|v| v.public);
+        for zone in s.zones.iter().filter(|z| z.targets.contains(&ts.name)) {
+            let wanted = target.prepare(&zone.name, state.wanted(&zone.name, &ts.view));
+            let observation = match target.observe(&zone.name) {
+                Ok(o) => o,
+                Err(e) => {
+                    failures.push(TargetFailure {
+                        target: ts.name.clone(),
+                        zone: zone.name.clone(),
+                        reason: e.label(),
+                        error: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            let tref =
+                TargetRef { name: ts.name.clone(), kind: target.kind().to_string(), view: ts.view.clone(), public };
+            let mut tp = plan_target(tref, &zone.name, &wanted, &observation.sets, s.policy, limits, target.adopt());
+            tp.native = target.render(&zone.name, &observation, &tp);
+            out.targets.push(tp);
+        }
+    }
+    Ok(Planned { plan: out, failures })
+}
+
+/// What one target and zone did on apply.
+#[derive(Debug)]
+pub struct Applied {
+    pub target: String,
+    pub zone: Name,
+    pub result: Result<usize, TargetError>,
+}
+
+/// Checks the refusals of a plan before anything is written.
+pub fn check_refusals(plan: &Plan, force: bool) -> Result<(), ReconcileError> {
+    let describe = |tp: &TargetPlan, hard: bool| {
+        tp.refusals
+            .iter()
+            .filter(|r| r.overridable() != hard)
+            .map(|r| format!("{} on {}: {}", tp.zone, tp.target.name, r.message()))
+            .collect::<Vec<_>>()
+    };
+    let hard: Vec<String> = plan.targets.iter().flat_map(|t| describe(t, true)).collect();
+    if !hard.is_empty() {
+        return Err(ReconcileError::Refused(hard.join("; ")));
+    }
+    let soft: Vec<String> = plan.targets.iter().flat_map(|t| describe(t, false)).collect();
+    if !soft.is_empty() && !force {
+        return Err(ReconcileError::NeedsForce(soft.join("; ")));
+    }
+    Ok(())
+}
+
+/// Applies a plan made by `plan` from the same state. Each target and zone is applied on its
+/// own; one failure leaves the others' results standing.
+pub fn apply(state: &DesiredState, plan: &Plan, force: bool) -> Result<Vec<Applied>, ReconcileError> {
+    check_refusals(plan, force)?;
+    let mut out = Vec::new();
+    for tp in plan.targets.iter().filter(|t| !t.changes.is_empty()) {
+        let Some(ts) = state.settings.target(&tp.target.name) else {
+            continue;
+        };
+        let target = build_target(state, ts);
+        out.push(Applied { target: tp.target.name.clone(), zone: tp.zone.clone(), result: target.apply(&tp.zone, tp) });
+    }
+    Ok(out)
+}
