@@ -247,8 +247,7 @@ pub fn parse_zone(text: &str, zone: &Name, shown: &str) -> Result<ParsedZone, Ta
             }
         }
         let rtype = rtype.ok_or_else(|| err(lineno, "record without a type".into()))?;
-        let rest =
-            f.get(idx).map(|(start, _)| line[*start..].split(" ;").next().unwrap_or_default().trim()).unwrap_or("");
+        let rest = f.get(idx).map(|(start, _)| line[*start..].trim()).unwrap_or("");
         if rtype.eq_ignore_ascii_case("SOA") {
             serial = f.get(idx + 2).and_then(|s| s.1.parse().ok());
             continue;

@@ -1,0 +1,293 @@
+//! The binary on real fixture repositories: plan, apply, exit codes, renderers, zone files
+//! checked by BIND's named-checkzone, hosts blocks, ownership and safety refusals.
+
+mod support;
+
+use support::{Repo, checkzone};
+
+#[test]
+fn first_apply_writes_a_valid_zone_and_a_second_changes_nothing() {
+    let repo = Repo::example();
+    repo.run(&["plan", "--detailed-exitcode"]).expect_code(2);
+    let out = repo.run(&["apply"]).expect_code(0);
+    assert!(out.stdout().contains("applied: 12 change(s) to home.example on coredns"), "{}", out.stdout());
+    let zone = repo.zone_file("home.example");
+    let serial = checkzone("home.example", &zone);
+    let before = std::fs::read(&zone).unwrap();
+
+    let again = repo.run(&["apply"]).expect_code(0);
+    assert!(again.stdout().contains("Plan: 0 to create, 0 to update, 0 to delete."), "{}", again.stdout());
+    assert!(!again.stdout().contains("applied:"));
+    assert_eq!(std::fs::read(&zone).unwrap(), before, "a no-op apply must not rewrite the file");
+    assert_eq!(checkzone("home.example", &zone), serial, "serial stays on no change");
+    repo.run(&["plan", "--detailed-exitcode"]).expect_code(0);
+}
+
+#[test]
+fn a_changed_record_is_one_update_and_raises_the_serial() {
+    let repo = Repo::example();
+    repo.run(&["apply"]).expect_code(0);
+    let zone = repo.zone_file("home.example");
+    let serial = checkzone("home.example", &zone);
+
+    repo.write("records/home.example.yaml", &support::RECORDS.replace("192.0.2.25", "192.0.2.26"));
+    let plan = repo.run(&["plan", "--detailed-exitcode", "--target", "coredns"]).expect_code(2);
+    assert!(plan.stdout().contains("0 to create, 1 to update, 0 to delete"), "{}", plan.stdout());
+    assert!(plan.stdout().contains("192.0.2.25 → 192.0.2.26"));
+    assert!(plan.stdout().contains("records/home.example.yaml:17"), "provenance names the line: {}", plan.stdout());
+    assert!(plan.stdout().contains("+mail\t300\tIN\tA\t192.0.2.26"), "native diff shows the new line");
+
+    repo.run(&["apply"]).expect_code(0);
+    let new_serial = checkzone("home.example", &zone);
+    assert!(new_serial > serial, "serial must rise: {serial} -> {new_serial}");
+    assert!(repo.read(".zonekeeper/zones/db.home.example").unwrap().contains("mail\t300\tIN\tA\t192.0.2.26\n"));
+}
+
+#[test]
+fn every_record_type_survives_a_round_trip_through_the_zone_file() {
+    let records = r#"apiVersion: zonekeeper.dev/v1alpha1
+kind: Records
+zone: home.example
+records:
+  - {name: "@", type: NS, values: [ns1.home.example., ns2.home.example.]}
+  - {name: ns1, type: A, value: 192.0.2.53}
+  - {name: ns2, type: AAAA, value: "2001:db8::53"}
+  - {name: "@", type: TXT, values: ["v=spf1 -all", "quote \" and ; semicolon and \\ backslash", "ünïcode"]}
+  - {name: long, type: TXT, value: "LONG"}
+  - {name: "@", type: CAA, values: ["0 issue \"letsencrypt.org\"", "128 iodef \"mailto:sec@home.example\""]}
+  - {name: _sip._tcp, type: SRV, values: ["10 5 5060 ns1.home.example.", "20 0 5060 ns2.home.example."]}
+  - {name: "@", type: MX, values: ["10 ns1.home.example.", "20 ns2.home.example."]}
+  - {name: "*.apps", type: A, value: 192.0.2.80}
+  - {name: alias, type: CNAME, value: ns1.home.example.}
+"#
+    .replace("LONG", &"0123456789".repeat(60));
+    let repo = Repo::example().with_records("home.example", &records);
+    repo.run(&["apply", "--target", "coredns"]).expect_code(0);
+    checkzone("home.example", &repo.zone_file("home.example"));
+    repo.run(&["plan", "--detailed-exitcode"]).expect_code(2); // hosts not applied yet
+    repo.run(&["plan", "--detailed-exitcode", "--target", "coredns"]).expect_code(0);
+
+    // export reads the zone file back as records YAML that plans to no change
+    let exported = repo.run(&["export", "--target", "coredns", "--zone", "home.example"]).expect_code(0).stdout();
+    let copy = Repo::example().with_records("home.example", &exported);
+    std::fs::create_dir_all(copy.path().join(".zonekeeper/zones")).unwrap();
+    std::fs::copy(repo.zone_file("home.example"), copy.zone_file("home.example")).unwrap();
+    copy.run(&["validate"]).expect_code(0);
+    copy.run(&["plan", "--detailed-exitcode", "--target", "coredns"]).expect_code(0);
+}
+
+#[test]
+fn hosts_block_keeps_every_byte_outside_it() {
+    let repo = Repo::example();
+    let outside_before = "127.0.0.1\tlocalhost\n# a comment   with  spacing\n::1 ip6-localhost\n";
+    let outside_after = "\n10.0.0.1 printer # trailing\n";
+    repo.write(".zonekeeper/hosts", &format!("{outside_before}{outside_after}"));
+    repo.run(&["apply", "--target", "hosts"]).expect_code(0);
+    let text = repo.read(".zonekeeper/hosts").unwrap();
+    assert!(text.starts_with(outside_before), "{text}");
+    assert!(text.contains("192.0.2.10\twww.home.example\n"), "CNAME flattened to its target's address: {text}");
+    assert!(!text.contains("apps"), "wildcards cannot be written to a hosts file");
+
+    // A change inside the block leaves the outside alone, wherever the block sits.
+    let moved = text.replace(outside_after, "") + outside_after;
+    let moved = format!("# top line\n{moved}");
+    repo.write(".zonekeeper/hosts", &moved);
+    repo.write("records/home.example.yaml", &support::RECORDS.replace("192.0.2.53", "192.0.2.54"));
+    repo.run(&["apply", "--target", "hosts"]).expect_code(0);
+    let after = repo.read(".zonekeeper/hosts").unwrap();
+    assert_eq!(after.replace("192.0.2.54", "192.0.2.53"), moved);
+}
+
+#[test]
+fn markdown_and_json_render_the_same_plan() {
+    let repo = Repo::example();
+    let md = repo.run(&["plan", "--format", "markdown"]).expect_code(0).stdout();
+    assert!(md.contains("| op | name | type | TTL | old value | new value | source |"));
+    assert!(
+        md.contains(
+            "| create | `grafana.home.example` | A | 60 |  | 192.0.2.20, 192.0.2.21 | records/home.example.yaml:10 |"
+        ),
+        "{md}"
+    );
+    assert!(md.contains("```diff"));
+    let json = repo.run(&["plan", "--format", "json"]).expect_code(0).stdout();
+    let v: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+    assert_eq!(v["version"], 1);
+    assert_eq!(v["summary"]["create"], 18);
+    assert_eq!(v["targets"][0]["target"]["name"], "coredns");
+    assert_eq!(v["targets"][0]["changes"][0]["op"], "create");
+    assert!(v["targets"][0]["diff"].as_str().unwrap().contains("+$ORIGIN home.example."));
+}
+
+#[test]
+fn a_foreign_zone_file_is_refused_unless_adopted() {
+    let repo = Repo::example();
+    let foreign = "$TTL 300\n$ORIGIN home.example.\n@ IN SOA ns1.home.example. h.home.example. 5 3600 600 604800 300\n@ IN NS ns1.home.example.\nns1 IN A 192.0.2.53\nold IN A 192.0.2.99\n";
+    repo.write(".zonekeeper/zones/db.home.example", foreign);
+    let out = repo.run(&["apply", "--target", "coredns"]).expect_code(1);
+    assert!(out.stderr().contains("was not written by zonekeeper; set `adopt: true`"), "{}", out.stderr());
+    assert_eq!(repo.read(".zonekeeper/zones/db.home.example").unwrap(), foreign);
+
+    let adopting = support::SETTINGS
+        .replace("    directory: .zonekeeper/zones", "    directory: .zonekeeper/zones\n    adopt: true");
+    let repo = repo.with_settings(&adopting);
+    let plan = repo.run(&["plan", "--target", "coredns"]).expect_code(0).stdout();
+    assert!(plan.contains("- old.home.example"), "the adopted file's extra record is deleted: {plan}");
+    repo.run(&["apply", "--target", "coredns"]).expect_code(0);
+    let serial = checkzone("home.example", &repo.zone_file("home.example"));
+    assert!(serial > 5);
+}
+
+#[test]
+fn a_zone_file_of_another_owner_is_never_touched() {
+    let repo = Repo::example();
+    repo.run(&["apply"]).expect_code(0);
+    let theirs = repo.read(".zonekeeper/zones/db.home.example").unwrap().replace("owner=example-home", "owner=blue");
+    repo.write(".zonekeeper/zones/db.home.example", &theirs);
+    let adopting = support::SETTINGS
+        .replace("    directory: .zonekeeper/zones", "    directory: .zonekeeper/zones\n    adopt: true");
+    let repo = repo.with_settings(&adopting);
+    let out = repo.run(&["apply"]).expect_code(1);
+    assert!(out.stderr().contains("belongs to zonekeeper owner `blue`"), "{}", out.stderr());
+    assert_eq!(repo.read(".zonekeeper/zones/db.home.example").unwrap(), theirs);
+}
+
+fn many_records(n: usize) -> String {
+    let mut s = String::from("apiVersion: zonekeeper.dev/v1alpha1\nkind: Records\nzone: home.example\nrecords:\n");
+    s.push_str("  - {name: \"@\", type: NS, value: ns1.home.example.}\n  - {name: ns1, type: A, value: 192.0.2.53}\n");
+    for i in 0..n {
+        s.push_str(&format!("  - {{name: h{i}, type: A, value: 192.0.2.{}}}\n", i % 250));
+    }
+    s
+}
+
+#[test]
+fn safety_limits_refuse_a_mass_delete_unless_forced() {
+    let repo = Repo::example().with_records("home.example", &many_records(20));
+    repo.run(&["apply"]).expect_code(0);
+    let before = repo.read(".zonekeeper/zones/db.home.example").unwrap();
+    let repo = repo.with_records("home.example", &many_records(5));
+    let out = repo.run(&["apply"]).expect_code(1);
+    assert!(out.all().contains("would delete 15 of 22 owned record sets"), "{}", out.all());
+    assert_eq!(repo.read(".zonekeeper/zones/db.home.example").unwrap(), before, "nothing written");
+    repo.run(&["apply", "--force"]).expect_code(0);
+    checkzone("home.example", &repo.zone_file("home.example"));
+    repo.run(&["plan", "--detailed-exitcode"]).expect_code(0);
+}
+
+#[test]
+fn upsert_only_never_deletes() {
+    let repo = Repo::example().with_records("home.example", &many_records(3));
+    repo.run(&["apply"]).expect_code(0);
+    let repo = repo
+        .with_settings(&support::SETTINGS.replace("policy: sync ", "policy: upsert-only "))
+        .with_records("home.example", &many_records(2));
+    let plan = repo.run(&["plan", "--detailed-exitcode"]).expect_code(0).stdout();
+    assert!(plan.contains("held back by policy: delete h2.home.example A"), "{plan}");
+    repo.run(&["apply"]).expect_code(0);
+    assert!(repo.read(".zonekeeper/zones/db.home.example").unwrap().contains("h2\t300\tIN\tA"));
+}
+
+const VIEWS: &str = r#"apiVersion: zonekeeper.dev/v1alpha1
+kind: Settings
+owner: split
+policy: sync
+views:
+  - {name: lan}
+  - {name: tailnet}
+  - {name: public, public: true}
+zones:
+  - {name: home.example, targets: [lan, tailnet]}
+targets:
+  lan: {type: zonefile, directory: lan, view: lan}
+  tailnet: {type: hosts, path: tailnet-hosts, view: tailnet}
+  public: {type: zonefile, directory: public, view: public}
+"#;
+
+const SPLIT_RECORDS: &str = r#"apiVersion: zonekeeper.dev/v1alpha1
+kind: Records
+zone: home.example
+records:
+  - {name: "@", type: NS, value: ns1.home.example.}
+  - {name: ns1, type: A, value: 192.0.2.53}
+  - name: grafana
+    type: A
+    value: 192.168.1.20
+    views: {tailnet: [100.64.0.5]}
+  - name: lan-only
+    type: A
+    views: {lan: [192.168.1.30]}
+"#;
+
+#[test]
+fn views_give_each_audience_its_own_answer() {
+    let repo = Repo::empty().with_settings(VIEWS).with_records("home.example", SPLIT_RECORDS);
+    repo.run(&["apply"]).expect_code(0);
+    let lan = repo.read("lan/db.home.example").unwrap();
+    assert!(lan.contains("grafana\t300\tIN\tA\t192.168.1.20"));
+    assert!(lan.contains("lan-only\t300\tIN\tA\t192.168.1.30"));
+    checkzone("home.example", &repo.path().join("lan/db.home.example"));
+    let tailnet = repo.read("tailnet-hosts").unwrap();
+    assert!(tailnet.contains("100.64.0.5\tgrafana.home.example"), "{tailnet}");
+    assert!(!tailnet.contains("lan-only"));
+    assert!(!tailnet.contains("192.168.1.20"));
+    assert!(repo.read("public/db.home.example").is_none(), "the zone does not list the public target");
+}
+
+#[test]
+fn internal_names_are_refused_on_a_public_view_even_with_force() {
+    let settings = VIEWS.replace(
+        "{name: home.example, targets: [lan, tailnet]}",
+        "{name: home.example, targets: [lan, public], internal: true}",
+    );
+    let records = SPLIT_RECORDS.replace(
+        "  - {name: ns1, type: A, value: 192.0.2.53}",
+        "  - {name: ns1, type: A, value: 192.0.2.53, allowPublic: true}",
+    );
+    let repo = Repo::empty().with_settings(&settings).with_records("home.example", &records);
+    let plan = repo.run(&["plan"]).expect_code(1);
+    assert!(
+        plan.stdout().contains("refused: internal name(s) grafana.home.example, home.example"),
+        "{}",
+        plan.stdout()
+    );
+    assert!(!plan.stdout().contains("ns1.home.example, "), "allowPublic exempts ns1: {}", plan.stdout());
+    let out = repo.run(&["apply", "--force"]).expect_code(1);
+    assert!(out.stderr().contains("--force cannot override"), "{}", out.stderr());
+    assert!(repo.read("lan/db.home.example").is_none(), "nothing written anywhere");
+    assert!(repo.read("public/db.home.example").is_none());
+}
+
+#[test]
+fn unknown_target_is_a_clear_error() {
+    let repo = Repo::example();
+    let out = repo.run(&["plan", "--target", "nope"]).expect_code(1);
+    assert!(
+        out.stderr().contains("no target named `nope` in zonekeeper.yaml (known: coredns, hosts)"),
+        "{}",
+        out.stderr()
+    );
+}
+
+#[test]
+fn schema_check_matches_the_checked_in_files() {
+    let repo = Repo::empty();
+    let out = repo.run(&["schema", "--dir", repo.path().join("schema").to_str().unwrap()]).expect_code(0);
+    assert!(out.stdout().contains("records.json"));
+    for f in ["settings.json", "records.json", "resolver-set.json"] {
+        let fresh = repo.read(&format!("schema/{f}")).unwrap();
+        let checked_in = std::fs::read_to_string(format!("schema/{f}")).unwrap();
+        assert_eq!(fresh, checked_in, "schema/{f} is stale: run `zonekeeper schema`");
+    }
+    repo.write("schema/records.json", "{}");
+    repo.run(&["schema", "--check", "--dir", repo.path().join("schema").to_str().unwrap()]).expect_code(1);
+}
+
+#[test]
+fn corefile_stanza_names_the_zone_file() {
+    let repo = Repo::example();
+    let out = repo.run(&["export", "--target", "coredns", "--corefile"]).expect_code(0).stdout();
+    assert!(out.contains("home.example:53 {"));
+    assert!(out.contains("db.home.example home.example {"));
+    assert!(out.contains("reload 30s"));
+}

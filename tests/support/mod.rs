@@ -1,0 +1,107 @@
+//! Fixture repositories for the integration tests: real directories, real files, the real
+//! binary. `Repo::example()` is the built-in default copied into a temp dir.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+pub struct Repo {
+    pub dir: tempfile::TempDir,
+}
+
+pub const SETTINGS: &str = include_str!("../../zonekeeper.yaml");
+pub const RECORDS: &str = include_str!("../../records/home.example.yaml");
+
+impl Repo {
+    /// An empty repository directory.
+    pub fn empty() -> Repo {
+        Repo { dir: tempfile::tempdir().expect("temp dir") }
+    }
+
+    /// A copy of the built-in example.
+    pub fn example() -> Repo {
+        Repo::empty().with_settings(SETTINGS).with_records("home.example", RECORDS)
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn with_settings(self, yaml: &str) -> Repo {
+        self.write("zonekeeper.yaml", yaml);
+        self
+    }
+
+    pub fn with_records(self, zone: &str, yaml: &str) -> Repo {
+        self.write(&format!("records/{zone}.yaml"), yaml);
+        self
+    }
+
+    pub fn write(&self, rel: &str, content: &str) {
+        let p = self.path().join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, content).expect("write");
+    }
+
+    pub fn read(&self, rel: &str) -> Option<String> {
+        std::fs::read_to_string(self.path().join(rel)).ok()
+    }
+
+    pub fn zone_file(&self, zone: &str) -> PathBuf {
+        self.path().join(format!(".zonekeeper/zones/db.{zone}"))
+    }
+
+    /// Runs the binary with `--repo` set to this repository.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let out = assert_cmd::Command::cargo_bin("zonekeeper")
+            .expect("binary")
+            .arg("--repo")
+            .arg(self.path())
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env("ZONEKEEPER_LOG", "warn")
+            .output()
+            .expect("run");
+        Run(out)
+    }
+}
+
+pub struct Run(pub Output);
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.0.status.code().unwrap_or(-1)
+    }
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout(), self.stderr())
+    }
+    #[track_caller]
+    pub fn expect_code(self, code: i32) -> Run {
+        assert_eq!(self.code(), code, "exit code; output:\n{}", self.all());
+        self
+    }
+}
+
+/// Runs BIND's named-checkzone on a zone file we wrote; panics with its output on failure.
+#[track_caller]
+pub fn checkzone(zone: &str, path: &Path) -> u32 {
+    let out = std::process::Command::new("named-checkzone")
+        .args(["-i", "full", "-k", "fail", "-m", "fail", "-M", "fail", "-n", "fail", "-S", "fail"])
+        .arg(zone)
+        .arg(path)
+        .output()
+        .expect("named-checkzone must be installed (apt-get install bind9-utils)");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "named-checkzone rejected {}:\n{text}", path.display());
+    text.split("loaded serial ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no serial in named-checkzone output: {text}"))
+}
