@@ -247,15 +247,13 @@ fn validate(repo: &Path, format: ValidateFormat) -> Result<ExitCode> {
         ValidateFormat::Json => println!("{}", serde_json::json!({"valid": false, "problems": diags})),
         ValidateFormat::Github => {
             for d in &diags {
+                // GitHub's workflow-command escaping: data escapes %, CR, LF; properties also , and :
                 let esc = |s: &str| s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A");
-                let title = if d.path.is_empty() {
-                    String::new()
-                } else {
-                    format!(",title={}", esc(&d.path).replace(',', "%2C").replace(':', "%3A"))
-                };
+                let prop = |s: &str| esc(s).replace(',', "%2C").replace(':', "%3A");
+                let title = if d.path.is_empty() { String::new() } else { format!(",title={}", prop(&d.path)) };
                 println!(
                     "::error file={},line={},col={}{title}::{}",
-                    d.file,
+                    prop(&d.file),
                     d.line.max(1),
                     d.column.max(1),
                     esc(&d.message)

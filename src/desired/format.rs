@@ -115,6 +115,7 @@ pub struct ZoneDecl {
     pub name: String,
     /// TTL for records that do not set their own (seconds).
     #[serde(default = "default_ttl")]
+    #[schemars(range(max = 2147483647))]
     pub ttl: u32,
     /// Names of the targets this zone is kept on.
     pub targets: Vec<String>,
@@ -258,6 +259,7 @@ pub struct RecordEntry {
     #[serde(rename = "type")]
     pub rtype: RecordType,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 2147483647))]
     pub ttl: Option<u32>,
     /// One value in presentation form (`192.0.2.1`, `10 mail.example.org.`, text for TXT).
     #[serde(default, skip_serializing_if = "Option::is_none")]

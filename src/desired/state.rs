@@ -216,10 +216,12 @@ fn yaml_files(dir: &Path, shown: &str, diags: &mut Vec<Diagnostic>) -> Vec<(Path
     };
     let mut files: Vec<(PathBuf, String)> = entries
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().to_string();
-            (name.ends_with(".yaml") || name.ends_with(".yml")).then(|| (e.path(), format!("{shown}/{name}")))
+            // A symlink counts as what it points at; `read_text` refuses anything not a regular file.
+            let is_dir = std::fs::metadata(e.path()).map(|m| m.is_dir()).unwrap_or(false);
+            (!is_dir && (name.ends_with(".yaml") || name.ends_with(".yml")))
+                .then(|| (e.path(), format!("{shown}/{name}")))
         })
         .collect();
     files.sort();

@@ -66,20 +66,36 @@ fn options(len: usize) -> Options {
     opts
 }
 
-/// Reads a file, refusing one over `max_bytes` or not UTF-8 before parsing anything.
+/// Reads a file, refusing one over `max_bytes`, not a regular file (a FIFO, a device behind
+/// a symlink), or not UTF-8. The read itself is capped, so a file that lies about its size
+/// cannot make us read without end.
 pub fn read_text(path: &Path, display: &str, max_bytes: u64) -> Result<String, Diagnostic> {
-    let meta = std::fs::metadata(path).map_err(|e| Diagnostic::file(display, format!("cannot read: {e}")))?;
-    if meta.len() > max_bytes {
-        return Err(Diagnostic::file(
+    use std::io::Read;
+    let too_big = |len: u64| {
+        Diagnostic::file(
             display,
             format!(
-                "file is {} bytes, over the limit of {} bytes (raise `limits.maxFileBytes` in zonekeeper.yaml if this is intended)",
-                meta.len(),
-                max_bytes
+                "file is {len} bytes, over the limit of {max_bytes} bytes (raise `limits.maxFileBytes` in zonekeeper.yaml if this is intended)"
             ),
+        )
+    };
+    let cannot = |e: std::io::Error| Diagnostic::file(display, format!("cannot read: {e}"));
+    let meta = std::fs::metadata(path).map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(Diagnostic::file(
+            display,
+            "not a regular file (a device, FIFO or socket, perhaps behind a symlink)",
         ));
     }
-    let bytes = std::fs::read(path).map_err(|e| Diagnostic::file(display, format!("cannot read: {e}")))?;
+    if meta.len() > max_bytes {
+        return Err(too_big(meta.len()));
+    }
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(max_bytes + 1).read_to_end(&mut bytes).map_err(cannot)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(too_big(bytes.len() as u64));
+    }
     String::from_utf8(bytes).map_err(|e| {
         Diagnostic::file(
             display,
@@ -92,11 +108,28 @@ fn location_of(err: &serde_saphyr::Error) -> Location {
     err.location().unwrap_or(Location::UNKNOWN)
 }
 
-/// One-line message of a parser error, without the location it also carries.
+/// One-line message of a parser error, in our words where the parser speaks to programmers,
+/// and without the location it also carries (we print that in front).
 fn message_of(err: &serde_saphyr::Error) -> String {
     let s = err.to_string();
-    let first = s.lines().next().unwrap_or_default().trim();
-    first.to_string()
+    let mut first = s.lines().next().unwrap_or_default().trim().to_string();
+    if let Some(i) = first.find(" at line ") {
+        first.truncate(i);
+    }
+    if first.starts_with("duplicate mapping key") {
+        let key = first.split(':').nth(1).and_then(|k| k.split(',').next()).unwrap_or("").trim().to_string();
+        return format!("duplicate key `{key}` in one mapping");
+    }
+    if first.starts_with("multiple YAML documents") {
+        return "more than one YAML document (`---`) in one file; put each in its own file".to_string();
+    }
+    if let Some(detail) = first.strip_prefix("budget breached:") {
+        return format!(
+            "document too large, too deeply nested, or too many aliases (parser budget exceeded: {})",
+            detail.trim()
+        );
+    }
+    first
 }
 
 /// Parses `text` as a `T`; on failure returns every problem found, located.

@@ -104,7 +104,9 @@ pub enum RDataError {
     BadName { value: String, source: NameError },
     #[error("`{0}` should be `{1}`")]
     Shape(String, &'static str),
-    #[error("TXT value contains a control character (newline, tab, NUL…); these cannot be written safely")]
+    #[error(
+        "value contains a control or invisible formatting character (newline, tab, NUL, bidi override…); these cannot be written or reviewed safely"
+    )]
     ControlChar,
     #[error("TXT value is {0} octets long; the limit is {MAX_TXT_OCTETS}")]
     TxtTooLong(usize),
@@ -140,8 +142,14 @@ fn unquote(s: &str) -> String {
     out
 }
 
+/// Zero-width and bidirectional formatting characters: a value holding them reads
+/// differently to a reviewer than it is ("Trojan Source"), so we refuse them.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
 fn check_text(s: &str) -> Result<(), RDataError> {
-    if s.chars().any(|c| c.is_control()) {
+    if s.chars().any(|c| c.is_control() || is_invisible_format(c)) {
         return Err(RDataError::ControlChar);
     }
     if s.len() > MAX_TXT_OCTETS {
