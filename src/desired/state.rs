@@ -459,10 +459,11 @@ fn check_records(
     let default_ttl = zone_settings.map(|z| z.ttl).unwrap_or(300);
     let zone_internal = zone_settings.map(|z| z.internal).unwrap_or(false);
 
+    let shared: std::sync::Arc<str> = std::sync::Arc::from(file);
     let mut out = Vec::with_capacity(raw.records.len());
     for (i, entry) in raw.records.into_iter().enumerate() {
         let loc = entry.referenced;
-        if let Some(r) = check_entry(file, i, loc, entry.value, &zone, default_ttl, zone_internal, settings, diags) {
+        if let Some(r) = check_entry(file, &shared, i, loc, entry.value, &zone, default_ttl, zone_internal, settings, diags) {
             out.push(r);
         }
     }
@@ -472,6 +473,7 @@ fn check_records(
 #[allow(clippy::too_many_arguments)]
 fn check_entry(
     file: &str,
+    shared: &std::sync::Arc<str>,
     i: usize,
     loc: serde_saphyr::Location,
     e: RecordEntry,
@@ -553,7 +555,7 @@ fn check_entry(
         per_view,
         internal: zone_internal || e.internal.unwrap_or(false),
         allow_public: e.allow_public.unwrap_or(false),
-        provenance: Provenance::File { path: file.to_string(), line: loc.line() as u32 },
+        provenance: Provenance::File { path: shared.clone(), line: loc.line() as u32 },
     })
 }
 
@@ -570,7 +572,7 @@ fn check_zone_rules(records: &BTreeMap<Name, Vec<DesiredRecord>>, diags: &mut Ve
         for r in recs {
             let Provenance::File { path, line } = &r.provenance;
             let here = |msg: String| Diagnostic {
-                file: path.clone(),
+                file: path.to_string(),
                 line: *line,
                 column: 1,
                 path: "name".into(),

@@ -16,7 +16,7 @@ pub const DEFAULT_VIEW: &str = "default";
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Provenance {
     /// A line of a file in the desired-state repository.
-    File { path: String, line: u32 },
+    File { path: std::sync::Arc<str>, line: u32 },
 }
 
 impl fmt::Display for Provenance {

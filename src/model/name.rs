@@ -31,6 +31,11 @@ impl Name {
     /// Parses an absolute name; a single trailing dot is accepted and dropped.
     pub fn parse(input: &str) -> Result<Name, NameError> {
         let s = input.strip_suffix('.').unwrap_or(input);
+        Name::check(s)?;
+        Ok(Name(s.to_ascii_lowercase()))
+    }
+
+    fn check(s: &str) -> Result<(), NameError> {
         if s.is_empty() {
             return Err(NameError::Empty);
         }
@@ -50,14 +55,15 @@ impl Name {
                 }
                 continue;
             }
-            if let Some(c) = label.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
+            if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                let c = label.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')).unwrap_or('?');
                 return Err(if c == '*' { NameError::Wildcard } else { NameError::BadChar(c) });
             }
             if label.starts_with('-') || label.ends_with('-') {
                 return Err(NameError::Hyphen(label.to_string()));
             }
         }
-        Ok(Name(s.to_ascii_lowercase()))
+        Ok(())
     }
 
     /// Resolves a name as written in a records file: `@` is the zone apex, a name ending in
@@ -72,7 +78,13 @@ impl Name {
         if input.is_empty() {
             return Err(NameError::Empty);
         }
-        Name::parse(&format!("{input}.{}", zone.0))
+        let mut s = String::with_capacity(input.len() + 1 + zone.0.len());
+        s.push_str(input);
+        s.push('.');
+        s.push_str(&zone.0);
+        Name::check(&s)?;
+        s.make_ascii_lowercase();
+        Ok(Name(s))
     }
 
     pub fn as_str(&self) -> &str {

@@ -237,17 +237,7 @@ impl RData {
     /// The RDATA in RFC 1035 presentation form, safe to write into a zone file: names are
     /// absolute, strings are quoted and escaped, long TXT is split into 255-octet strings.
     pub fn to_presentation(&self) -> String {
-        match self {
-            RData::A(ip) => ip.to_string(),
-            RData::Aaaa(ip) => ip.to_string(),
-            RData::Cname(n) | RData::Ns(n) => n.fqdn(),
-            RData::Mx { preference, exchange } => format!("{preference} {}", exchange.fqdn()),
-            RData::Txt(t) => txt_strings(t),
-            RData::Srv { priority, weight, port, target } => {
-                format!("{priority} {weight} {port} {}", target.fqdn())
-            }
-            RData::Caa { flags, tag, value } => format!("{flags} {tag} {}", quote(value)),
-        }
+        self.to_string()
     }
 }
 
@@ -258,48 +248,61 @@ impl serde::Serialize for RData {
     }
 }
 
+/// Presentation form (see `to_presentation`), written without intermediate strings because
+/// zone files with many records are rendered through it.
 impl fmt::Display for RData {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_presentation())
+        match self {
+            RData::A(ip) => write!(f, "{ip}"),
+            RData::Aaaa(ip) => write!(f, "{ip}"),
+            RData::Cname(n) | RData::Ns(n) => write!(f, "{n}."),
+            RData::Mx { preference, exchange } => write!(f, "{preference} {exchange}."),
+            RData::Txt(t) => write_txt_strings(f, t),
+            RData::Srv { priority, weight, port, target } => write!(f, "{priority} {weight} {port} {target}."),
+            RData::Caa { flags, tag, value } => {
+                write!(f, "{flags} {tag} ")?;
+                write_quoted(f, value)
+            }
+        }
     }
 }
 
-/// Quotes one character-string for a zone file: `"` and `\` escaped, bytes outside printable
+/// Quotes one character-string for a zone file: `"` and `\\` escaped, bytes outside printable
 /// ASCII written as `\DDD`, so nothing in the value can end the string or the line.
-fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
+fn write_quoted(f: &mut impl fmt::Write, s: &str) -> fmt::Result {
+    f.write_char('"')?;
     for b in s.bytes() {
         match b {
             b'"' | b'\\' => {
-                out.push('\\');
-                out.push(b as char);
+                f.write_char('\\')?;
+                f.write_char(b as char)?;
             }
-            0x20..=0x7e => out.push(b as char),
-            _ => out.push_str(&format!("\\{b:03}")),
+            0x20..=0x7e => f.write_char(b as char)?,
+            _ => write!(f, "\\{b:03}")?,
         }
     }
-    out.push('"');
-    out
+    f.write_char('"')
 }
 
 /// Splits a TXT value into character-strings of at most 255 octets (RFC 1035 §3.3.14),
 /// never inside a UTF-8 sequence, each quoted.
-fn txt_strings(t: &str) -> String {
+fn write_txt_strings(f: &mut impl fmt::Write, t: &str) -> fmt::Result {
     if t.is_empty() {
-        return "\"\"".to_string();
+        return f.write_str("\"\"");
     }
-    let mut parts = Vec::new();
     let mut start = 0;
     while start < t.len() {
         let mut end = (start + 255).min(t.len());
         while !t.is_char_boundary(end) {
             end -= 1;
         }
-        parts.push(quote(&t[start..end]));
+        if start > 0 {
+            f.write_char(' ')?;
+        }
+        write_quoted(f, &t[start..end])?;
         start = end;
     }
-    parts.join(" ")
+    Ok(())
 }
 
 /// Reads TXT presentation (one or more quoted strings, with `\"`, `\\` and `\DDD` escapes)

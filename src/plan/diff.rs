@@ -1,6 +1,6 @@
 //! The steps of planning one zone on one target.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -153,8 +153,6 @@ pub struct TargetPlan {
     pub native: Option<NativeText>,
 }
 
-type Key = (Name, RecordType);
-
 /// Plans one zone on one target. Pure: the same inputs always give the same plan.
 pub fn plan_target(
     target: TargetRef,
@@ -188,27 +186,24 @@ pub fn plan_target(
     }
 }
 
-/// Step 1: observed sets by (name, type).
-fn index_observed(observed: &[Observed]) -> HashMap<Key, &Observed> {
-    observed.iter().map(|o| ((o.set.name.clone(), o.set.rtype), o)).collect()
+/// Step 1: observed sets by (name, type), borrowing rather than copying the names.
+fn index_observed(observed: &[Observed]) -> HashMap<(&Name, RecordType), &Observed> {
+    observed.iter().map(|o| ((&o.set.name, o.set.rtype), o)).collect()
 }
 
 /// Step 2: what differs, as changes to owned sets and drift for the rest.
 fn diff(
     wanted: &[Wanted],
     observed: &[Observed],
-    by_key: &HashMap<Key, &Observed>,
+    by_key: &HashMap<(&Name, RecordType), &Observed>,
     adopt: bool,
 ) -> (Vec<Change>, Vec<Drift>, usize) {
     let mut changes = Vec::new();
     let mut drift = Vec::new();
-    let mut wanted_keys: HashMap<(&Name, RecordType), ()> = HashMap::with_capacity(wanted.len());
-    let mut wanted_names: HashMap<&Name, ()> = HashMap::with_capacity(wanted.len());
+    let mut wanted_keys: HashSet<(&Name, RecordType)> = HashSet::with_capacity(wanted.len());
     for w in wanted {
-        wanted_keys.insert((&w.set.name, w.set.rtype), ());
-        wanted_names.insert(&w.set.name, ());
-        let key = (w.set.name.clone(), w.set.rtype);
-        match by_key.get(&key) {
+        wanted_keys.insert((&w.set.name, w.set.rtype));
+        match by_key.get(&(&w.set.name, w.set.rtype)) {
             None => changes.push(Change::Create { set: w.set.clone(), provenance: w.provenance.clone() }),
             Some(o) => match &o.ownership {
                 Ownership::Ours if o.set == w.set => {}
@@ -235,15 +230,19 @@ fn diff(
             },
         }
     }
+    // Names we manage, built only when something unowned needs the answer.
+    let mut wanted_names: Option<HashSet<&Name>> = None;
     let mut unowned_elsewhere = 0;
     for o in observed {
-        if wanted_keys.contains_key(&(&o.set.name, o.set.rtype)) {
+        if wanted_keys.contains(&(&o.set.name, o.set.rtype)) {
             continue;
         }
         match o.ownership {
             Ownership::Ours => changes.push(Change::Delete { set: o.set.clone() }),
             // An unowned record at a name we manage (another type) is worth a look.
-            Ownership::Unowned if wanted_names.contains_key(&o.set.name) => {
+            Ownership::Unowned
+                if wanted_names.get_or_insert_with(|| wanted.iter().map(|w| &w.set.name).collect()).contains(&o.set.name) =>
+            {
                 drift.push(Drift::Unowned { observed: o.set.clone(), wanted: None })
             }
             _ => unowned_elsewhere += 1,
@@ -295,24 +294,23 @@ fn order(changes: &mut [Change]) {
     changes.sort_by(|a, b| (&a.set().name, a.op(), a.set().rtype).cmp(&(&b.set().name, b.op(), b.set().rtype)));
 }
 
-/// What a target holds after `changes` are applied to `observed`: used by targets that write
-/// whole files, and by the property tests.
+/// What a target holds after `changes` are applied to `observed`, sorted by (name, type):
+/// used by targets that write whole files, and by the property tests.
 pub fn apply_changes(observed: &[Observed], changes: &[Change]) -> Vec<Observed> {
-    let mut map: BTreeMap<Key, Observed> =
-        observed.iter().map(|o| ((o.set.name.clone(), o.set.rtype), o.clone())).collect();
-    for c in changes {
-        let set = c.set();
-        let key = (set.name.clone(), set.rtype);
-        match c {
-            Change::Delete { .. } => {
-                map.remove(&key);
-            }
-            Change::Create { .. } | Change::Update { .. } => {
-                map.insert(key, Observed { set: set.clone(), ownership: Ownership::Ours });
-            }
+    let by_key: HashMap<(&Name, RecordType), &Change> = changes.iter().map(|c| ((&c.set().name, c.set().rtype), c)).collect();
+    let mut out: Vec<Observed> = Vec::with_capacity(observed.len() + changes.len());
+    for o in observed {
+        if !by_key.contains_key(&(&o.set.name, o.set.rtype)) {
+            out.push(o.clone());
         }
     }
-    map.into_values().collect()
+    for c in changes {
+        if c.op() != Op::Delete {
+            out.push(Observed { set: c.set().clone(), ownership: Ownership::Ours });
+        }
+    }
+    out.sort_by(|a, b| (&a.set.name, a.set.rtype).cmp(&(&b.set.name, b.set.rtype)));
+    out
 }
 
 #[cfg(test)]

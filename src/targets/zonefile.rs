@@ -8,6 +8,7 @@
 //! an adopted file with multi-line records or types we do not model is refused with the line,
 //! because writing it whole would silently drop what we could not read.
 
+use std::fmt::Write;
 use std::path::PathBuf;
 
 use super::{Observation, Target, TargetError, write_native};
@@ -95,7 +96,7 @@ impl Target for ZoneFileTarget {
         if plan.changes.is_empty() {
             return Some(NativeText { label, after: before.clone(), before });
         }
-        let old_serial = observation.text.as_deref().and_then(|t| parse_zone(t, zone, "").ok()).and_then(|p| p.serial);
+        let old_serial = observation.text.as_deref().and_then(soa_serial);
         let sets: Vec<RecordSet> = apply_changes(&observation.sets, &plan.changes).into_iter().map(|o| o.set).collect();
         let after = render_zone(zone, &self.owner, &self.soa, next_serial(old_serial, today()), &sets);
         Some(NativeText { label, before, after })
@@ -104,6 +105,17 @@ impl Target for ZoneFileTarget {
     fn apply(&self, zone: &Name, plan: &TargetPlan) -> Result<usize, TargetError> {
         write_native(&self.path(zone), plan)
     }
+}
+
+/// The SOA serial of a zone file, from the first SOA line (without parsing the records).
+fn soa_serial(text: &str) -> Option<u32> {
+    let line = text.lines().find(|l| {
+        let l = l.split(';').next().unwrap_or_default();
+        l.split_whitespace().any(|t| t.eq_ignore_ascii_case("SOA"))
+    })?;
+    let mut toks = line.split(';').next().unwrap_or_default().split_whitespace();
+    toks.by_ref().find(|t| t.eq_ignore_ascii_case("SOA"))?;
+    toks.nth(2)?.parse().ok()
 }
 
 fn header_owner(text: &str) -> Option<&str> {
@@ -139,18 +151,20 @@ pub fn render_zone(zone: &Name, owner: &str, soa: &SoaDecl, serial: u32, sets: &
         });
     let primary = soa.primary.clone().or(first_ns).unwrap_or_else(|| format!("ns1.{zone}."));
     let admin = soa.admin.clone().unwrap_or_else(|| format!("hostmaster.{zone}."));
-    let mut out = String::with_capacity(64 + sets.len() * 48);
-    out.push_str(&format!("{HEADER} owner={owner} zone={zone}\n"));
+    let mut out = String::with_capacity(256 + sets.len() * 40);
+    // Writing into a String cannot fail.
+    let _ = writeln!(out, "{HEADER} owner={owner} zone={zone}");
     out.push_str("; Written whole by zonekeeper from git: edits here are overwritten. Change the records in git.\n");
-    out.push_str(&format!("$ORIGIN {}\n", zone.fqdn()));
-    out.push_str(&format!(
-        "@\t{}\tIN\tSOA\t{primary} {admin} {serial} {} {} {} {}\n",
+    let _ = writeln!(out, "$ORIGIN {zone}.");
+    let _ = writeln!(
+        out,
+        "@\t{}\tIN\tSOA\t{primary} {admin} {serial} {} {} {} {}",
         soa.minimum, soa.refresh, soa.retry, soa.expire, soa.minimum
-    ));
+    );
     for s in sets {
         let owner = s.name.relative(zone);
         for v in &s.values {
-            out.push_str(&format!("{owner}\t{}\tIN\t{}\t{}\n", s.ttl, s.rtype, v.to_presentation()));
+            let _ = writeln!(out, "{owner}\t{}\tIN\t{}\t{v}", s.ttl, s.rtype);
         }
     }
     out
@@ -161,9 +175,9 @@ pub struct ParsedZone {
     pub sets: Vec<RecordSet>,
 }
 
-/// Splits a line into fields, keeping quoted strings whole and dropping a `;` comment.
-fn fields(line: &str) -> Result<Vec<(usize, &str)>, String> {
-    let mut out = Vec::new();
+/// Splits a line into `out` as fields, keeping quoted strings whole and dropping a `;` comment.
+fn fields<'a>(line: &'a str, out: &mut Vec<(usize, &'a str)>) -> Result<(), String> {
+    out.clear();
     let b = line.as_bytes();
     let mut i = 0;
     while i < b.len() {
@@ -195,7 +209,7 @@ fn fields(line: &str) -> Result<Vec<(usize, &str)>, String> {
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Reads the one-record-per-line zone file form (ours, or a simple adopted file).
@@ -205,10 +219,11 @@ pub fn parse_zone(text: &str, zone: &Name, shown: &str) -> Result<ParsedZone, Ta
     let mut default_ttl: Option<u32> = None;
     let mut last_owner: Option<Name> = None;
     let mut serial = None;
-    let mut groups: std::collections::BTreeMap<(Name, RecordType), (u32, Vec<RData>)> = Default::default();
+    let mut records: Vec<(Name, RecordType, u32, RData)> = Vec::new();
+    let mut f = Vec::with_capacity(8);
     for (n, line) in text.lines().enumerate() {
         let lineno = n + 1;
-        let f = fields(line).map_err(|m| err(lineno, m))?;
+        fields(line, &mut f).map_err(|m| err(lineno, m))?;
         if f.is_empty() {
             continue;
         }
@@ -257,11 +272,26 @@ pub fn parse_zone(text: &str, zone: &Name, shown: &str) -> Result<ParsedZone, Ta
         let rest = strip_comment(rest);
         let value = parse_presentation(t, rest).map_err(|e| err(lineno, e.to_string()))?;
         let ttl = ttl.or(default_ttl).ok_or_else(|| err(lineno, "record without a TTL and no $TTL".into()))?;
-        let entry = groups.entry((owner, t)).or_insert((ttl, Vec::new()));
-        entry.0 = entry.0.min(ttl);
-        entry.1.push(value);
+        records.push((owner, t, ttl, value));
     }
-    let sets = groups.into_iter().map(|((name, t), (ttl, values))| RecordSet::new(name, t, ttl, values)).collect();
+    // Group values of one name and type (a file we wrote is already in this order).
+    records.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    let mut sets: Vec<RecordSet> = Vec::with_capacity(records.len());
+    for (name, t, ttl, value) in records {
+        match sets.last_mut() {
+            Some(last) if last.name == name && last.rtype == t => {
+                last.ttl = last.ttl.min(ttl);
+                last.values.push(value);
+            }
+            _ => sets.push(RecordSet { name, rtype: t, ttl, values: vec![value] }),
+        }
+    }
+    for s in &mut sets {
+        if s.values.len() > 1 {
+            s.values.sort();
+            s.values.dedup();
+        }
+    }
     Ok(ParsedZone { serial, sets })
 }
 

@@ -1,5 +1,7 @@
 use std::net::Ipv4Addr;
 
+use std::collections::BTreeMap;
+
 use proptest::prelude::*;
 
 use super::*;

@@ -1,0 +1,35 @@
+use std::time::Instant;
+use zonekeeper::desired::format::RecordsFile;
+use zonekeeper::desired::yaml::{parse, DocKind};
+use zonekeeper::model::Name;
+use zonekeeper::targets::Target;
+fn main() {
+    let dir = std::env::args().nth(1).unwrap();
+    let text = std::fs::read_to_string(format!("{dir}/records/bench.example.yaml")).unwrap();
+    let t = Instant::now();
+    let f: RecordsFile = parse(&text, "x", DocKind::Records).unwrap();
+    println!("saphyr typed parse: {:?} ({} recs)", t.elapsed(), f.records.len());
+    let t = Instant::now();
+    let state = zonekeeper::desired::load(std::path::Path::new(&dir)).unwrap();
+    println!("full load: {:?}", t.elapsed());
+    let zone = Name::parse("bench.example").unwrap();
+    let t = Instant::now();
+    let w = state.wanted(&zone, "default");
+    println!("wanted: {:?}", t.elapsed());
+    let ts = state.settings.target("zf").unwrap();
+    let target = zonekeeper::reconcile::build_target(&state, ts);
+    let t = Instant::now();
+    let obs = target.observe(&zone).unwrap();
+    println!("observe: {:?}", t.elapsed());
+    let t = Instant::now();
+    let limits = zonekeeper::plan::SafetyLimits { max_update_share: 1.0, max_delete_share: 1.0, min_owned: 0 };
+    let tref = zonekeeper::plan::TargetRef { name: "zf".into(), kind: "zonefile".into(), view: "default".into(), public: false };
+    let tp = zonekeeper::plan::plan_target(tref, &zone, &w, &obs.sets, zonekeeper::model::Policy::Sync, limits, false);
+    println!("plan_target: {:?}", t.elapsed());
+    let t = Instant::now();
+    let n = target.render(&zone, &obs, &tp);
+    println!("render native: {:?}", t.elapsed());
+    let t = Instant::now();
+    let d = zonekeeper::plan::render::native_diff(&n.unwrap());
+    println!("diff: {:?} {}", t.elapsed(), d.len());
+}
