@@ -3,10 +3,11 @@
 //! to the rendered text plan (with the zone-file diff). Prints time and peak heap per N.
 //!
 //! `cargo bench --bench plan` runs 1k, 10k, 100k and 1M; pass sizes to pick others:
-//! `cargo bench --bench plan -- 100000`.
+//! `cargo bench --bench plan -- 100000`. Each measurement runs in a fresh child process so
+//! that its peak resident memory (VmHWM) is its own; the best of 5 runs is shown (1 at 1M).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
+use std::process::Command;
 use std::time::Instant;
 
 use zonekeeper::desired::format::SoaDecl;
@@ -14,29 +15,16 @@ use zonekeeper::model::{Name, RData, RecordSet, RecordType};
 use zonekeeper::plan::render;
 use zonekeeper::targets::zonefile::render_zone;
 
-/// Counts live heap bytes and their high-water mark.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(l) };
-        if !p.is_null() {
-            let now = LIVE.fetch_add(l.size(), Ordering::Relaxed) + l.size();
-            PEAK.fetch_max(now, Ordering::Relaxed);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        unsafe { System.dealloc(p, l) };
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-    }
+/// Peak resident memory of this process so far (VmHWM), in bytes.
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
 }
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
 
 fn ip(i: usize, salt: usize) -> String {
     let v = i * 7 + salt;
@@ -91,50 +79,65 @@ fn setup(n: usize) -> tempfile::TempDir {
     std::fs::create_dir_all(root.join("records")).expect("mkdir");
     std::fs::write(root.join("records/bench.example.yaml"), yaml).expect("write records");
     std::fs::create_dir_all(root.join("zones")).expect("mkdir");
-    let text = render_zone(&zone, "bench", &SoaDecl::default(), 2026010100, &observed);
+    let refs: Vec<&RecordSet> = observed.iter().collect();
+    let text = render_zone(&zone, "bench", &SoaDecl::default(), 2026010100, &refs);
     std::fs::write(root.join("zones/db.bench.example"), text).expect("write zone");
     dir
 }
 
+/// One measured run in this process: load → plan → rendered text. Prints one line.
+fn measure(dir: &Path) {
+    let t0 = Instant::now();
+    let state = zonekeeper::desired::load(dir).expect("valid bench input");
+    let t1 = Instant::now();
+    let planned = zonekeeper::reconcile::plan(&state, "bench", None).expect("plan");
+    let t2 = Instant::now();
+    let text = render::text(&planned.plan, false, true);
+    let t3 = Instant::now();
+    std::hint::black_box(&text);
+    let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
+    println!("{} {} {} {} {}", ms(t0, t1), ms(t1, t2), ms(t2, t3), peak_rss(), planned.plan.change_count());
+}
+
 fn main() {
-    let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // The child: measure one run in a fresh process, so its peak memory is its own.
+    if let [flag, dir] = &args[..] {
+        if flag == "--measure" {
+            measure(Path::new(dir));
+            return;
+        }
+    }
+    let sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
     let sizes = if sizes.is_empty() { vec![1_000, 10_000, 100_000, 1_000_000] } else { sizes };
+    let me = std::env::current_exe().expect("own path");
     println!(
-        "{:>9}  {:>10}  {:>10}  {:>10}  {:>12}  {:>9}  {:>8}",
-        "records", "load ms", "plan ms", "render ms", "total ms", "peak MiB", "changes"
+        "{:>9}  {:>9}  {:>9}  {:>9}  {:>9}  {:>13}  {:>8}",
+        "records", "load ms", "plan ms", "render ms", "total ms", "peak RSS MiB", "changes"
     );
     for n in sizes {
         let dir = setup(n);
-        let runs = if n >= 1_000_000 { 1 } else { 3 };
-        let mut best = (f64::MAX, 0.0, 0.0, 0.0, 0usize, 0usize);
+        let runs = if n >= 1_000_000 { 1 } else { 5 };
+        let mut best: Option<Vec<f64>> = None;
         for _ in 0..runs {
-            let base = LIVE.load(Ordering::Relaxed);
-            PEAK.store(base, Ordering::Relaxed);
-            let t0 = Instant::now();
-            let state = zonekeeper::desired::load(dir.path()).expect("valid bench input");
-            let t1 = Instant::now();
-            let planned = zonekeeper::reconcile::plan(&state, "bench", None).expect("plan");
-            let t2 = Instant::now();
-            let text = render::text(&planned.plan, false, true);
-            let t3 = Instant::now();
-            let peak = PEAK.load(Ordering::Relaxed) - base;
-            let total = (t3 - t0).as_secs_f64() * 1e3;
-            if total < best.0 {
-                best = (
-                    total,
-                    (t1 - t0).as_secs_f64() * 1e3,
-                    (t2 - t1).as_secs_f64() * 1e3,
-                    (t3 - t2).as_secs_f64() * 1e3,
-                    peak,
-                    planned.plan.change_count(),
-                );
+            let out = Command::new(&me).arg("--measure").arg(dir.path()).output().expect("run child");
+            let line = String::from_utf8_lossy(&out.stdout).to_string();
+            let v: Vec<f64> = line.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+            assert_eq!(v.len(), 5, "child failed: {line} {}", String::from_utf8_lossy(&out.stderr));
+            let total = v[0] + v[1] + v[2];
+            if best.as_ref().is_none_or(|b| total < b[0] + b[1] + b[2]) {
+                best = Some(v);
             }
-            std::hint::black_box(text);
         }
-        let (total, load, plan, rend, peak, changes) = best;
+        let v = best.expect("at least one run");
         println!(
-            "{n:>9}  {load:>10.1}  {plan:>10.1}  {rend:>10.1}  {total:>12.1}  {:>9.1}  {changes:>8}",
-            peak as f64 / (1024.0 * 1024.0)
+            "{n:>9}  {:>9.1}  {:>9.1}  {:>9.1}  {:>9.1}  {:>13.1}  {:>8}",
+            v[0],
+            v[1],
+            v[2],
+            v[0] + v[1] + v[2],
+            v[3] / (1024.0 * 1024.0),
+            v[4]
         );
     }
 }

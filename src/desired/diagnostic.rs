@@ -3,6 +3,19 @@
 
 use std::fmt;
 
+/// A place in a file, 1-based.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pos {
+    pub line: u32,
+    pub column: u32,
+}
+
+impl From<serde_saphyr::Location> for Pos {
+    fn from(l: serde_saphyr::Location) -> Pos {
+        Pos { line: l.line() as u32, column: l.column() as u32 }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub struct Diagnostic {
     pub file: String,
@@ -19,16 +32,12 @@ impl Diagnostic {
         Diagnostic { file: file.into(), line: 0, column: 0, path: String::new(), message: message.into() }
     }
 
-    pub fn at(
-        file: &str,
-        loc: serde_saphyr::Location,
-        path: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Diagnostic {
+    pub fn at(file: &str, pos: impl Into<Pos>, path: impl Into<String>, message: impl Into<String>) -> Diagnostic {
+        let pos = pos.into();
         Diagnostic {
             file: file.to_string(),
-            line: loc.line() as u32,
-            column: loc.column() as u32,
+            line: pos.line,
+            column: pos.column,
             path: path.into(),
             message: message.into(),
         }

@@ -3,8 +3,9 @@
 
 pub mod diagnostic;
 pub mod format;
+pub mod records;
 pub mod state;
 pub mod yaml;
 
-pub use diagnostic::{Diagnostic, Invalid};
+pub use diagnostic::{Diagnostic, Invalid, Pos};
 pub use state::{DesiredRecord, DesiredState, Settings, TargetKind, TargetSettings, View, ZoneSettings, load};

@@ -1,15 +1,17 @@
 //! From files to a checked desired state: settings, zones with their records, resolver sets.
 //! Every problem in every file is collected before anything is returned.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use foldhash::{HashMap, HashMapExt};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use super::diagnostic::{Diagnostic, Invalid};
+use super::diagnostic::{Diagnostic, Invalid, Pos};
 use super::format::{
-    Discovery, Limits, Policy, RecordEntry, RecordsFile, ResolverScope, ResolverSetFile, Safety, SettingsFile, SoaDecl,
-    TargetDecl,
+    Discovery, Limits, Policy, RecordEntry, ResolverScope, ResolverSetFile, Safety, SettingsFile, SoaDecl, TargetDecl,
 };
+use super::records::{self, RecordsDoc};
 use super::yaml::{self, DocKind};
 use crate::model::{DEFAULT_VIEW, Name, Provenance, RData, RecordSet, RecordType, Wanted};
 
@@ -155,7 +157,7 @@ pub fn load(root: &Path) -> Result<DesiredState, Invalid> {
                 continue;
             }
         };
-        match yaml::parse::<RecordsFile>(&text, &display, DocKind::Records) {
+        match records::parse(&text, &display) {
             Ok(file) => {
                 if let Some((zone, recs)) = check_records(&display, file, settings.as_ref(), &mut diags) {
                     records.entry(zone).or_default().extend(recs);
@@ -431,18 +433,18 @@ fn load_settings(root: &Path, path: &Path, diags: &mut Vec<Diagnostic>) -> Optio
 
 fn check_records(
     file: &str,
-    raw: RecordsFile,
+    raw: RecordsDoc,
     settings: Option<&Settings>,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<(Name, Vec<DesiredRecord>)> {
-    let zone = match Name::parse(&raw.zone.value) {
+    let zone = match Name::parse(&raw.zone) {
         Ok(z) => z,
         Err(e) => {
             diags.push(Diagnostic::at(
                 file,
-                raw.zone.referenced,
+                raw.zone_pos,
                 "zone",
-                format!("`{}` is not a valid zone name: {e}", raw.zone.value.escape_debug()),
+                format!("`{}` is not a valid zone name: {e}", raw.zone.escape_debug()),
             ));
             return None;
         }
@@ -451,7 +453,7 @@ fn check_records(
     if settings.is_some() && zone_settings.is_none() {
         diags.push(Diagnostic::at(
             file,
-            raw.zone.referenced,
+            raw.zone_pos,
             "zone",
             format!("zone `{zone}` is not declared in zonekeeper.yaml `zones`"),
         ));
@@ -459,104 +461,151 @@ fn check_records(
     let default_ttl = zone_settings.map(|z| z.ttl).unwrap_or(300);
     let zone_internal = zone_settings.map(|z| z.internal).unwrap_or(false);
 
-    let shared: std::sync::Arc<str> = std::sync::Arc::from(file);
-    let mut out = Vec::with_capacity(raw.records.len());
-    for (i, entry) in raw.records.into_iter().enumerate() {
-        let loc = entry.referenced;
-        if let Some(r) = check_entry(file, &shared, i, loc, entry.value, &zone, default_ttl, zone_internal, settings, diags) {
-            out.push(r);
-        }
-    }
+    let ctx =
+        EntryCheck { file, shared: std::sync::Arc::from(file), zone: &zone, default_ttl, zone_internal, settings };
+    let out = ctx.check_all(&raw.records, diags);
     Some((zone, out))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn check_entry(
-    file: &str,
-    shared: &std::sync::Arc<str>,
-    i: usize,
-    loc: serde_saphyr::Location,
-    e: RecordEntry,
-    zone: &Name,
+/// What checking one record entry needs to know about its file and zone.
+struct EntryCheck<'a> {
+    file: &'a str,
+    shared: std::sync::Arc<str>,
+    zone: &'a Name,
     default_ttl: u32,
     zone_internal: bool,
-    settings: Option<&Settings>,
-    diags: &mut Vec<Diagnostic>,
-) -> Option<DesiredRecord> {
-    let at = |field: &str, msg: String| Diagnostic::at(file, loc, format!("records[{i}]{field}"), msg);
-    let before = diags.len();
-    let name = match Name::relative_to(&e.name, zone) {
-        Ok(n) if n.is_in(zone) => Some(n),
-        Ok(n) => {
-            diags.push(at(".name", format!("`{n}` is not inside zone `{zone}`")));
-            None
+    settings: Option<&'a Settings>,
+}
+
+/// Below this many entries one thread is faster than starting more.
+const PARALLEL_CHECK_MIN: usize = 4096;
+
+impl EntryCheck<'_> {
+    /// Checks every entry, on all cores for large files; results and problems keep file order.
+    fn check_all(&self, entries: &[(Pos, RecordEntry)], diags: &mut Vec<Diagnostic>) -> Vec<DesiredRecord> {
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        if threads == 1 || entries.len() < PARALLEL_CHECK_MIN {
+            return self.check_part(0, entries, diags);
         }
-        Err(err) => {
-            diags.push(at(".name", format!("`{}` is not a valid name: {err}", e.name.escape_debug())));
-            None
+        let per = entries.len().div_ceil(threads);
+        let parts: Vec<(Vec<DesiredRecord>, Vec<Diagnostic>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = entries
+                .chunks(per)
+                .enumerate()
+                .map(|(k, part)| {
+                    s.spawn(move || {
+                        let mut d = Vec::new();
+                        (self.check_part(k * per, part, &mut d), d)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+        });
+        let mut out = Vec::with_capacity(entries.len());
+        for (records, d) in parts {
+            out.extend(records);
+            diags.extend(d);
         }
-    };
-    if let Some(ttl) = e.ttl {
-        if ttl > i32::MAX as u32 {
-            diags.push(at(".ttl", "TTL must be at most 2147483647 (RFC 2181)".into()));
-        }
+        out
     }
-    let parse_all = |field: String, vals: &[String], diags: &mut Vec<Diagnostic>| -> Vec<RData> {
-        let mut out = Vec::with_capacity(vals.len());
-        for (j, v) in vals.iter().enumerate() {
-            match RData::parse(e.rtype, v) {
-                Ok(r) => out.push(r),
-                Err(err) => diags.push(at(&format!("{field}[{j}]"), err.to_string())),
+
+    fn check_part(
+        &self,
+        first: usize,
+        entries: &[(Pos, RecordEntry)],
+        diags: &mut Vec<Diagnostic>,
+    ) -> Vec<DesiredRecord> {
+        let mut out = Vec::with_capacity(entries.len());
+        for (j, (pos, entry)) in entries.iter().enumerate() {
+            if let Some(r) = self.check(first + j, *pos, entry, diags) {
+                out.push(r);
             }
         }
         out
-    };
-    let values = match (&e.value, &e.values) {
-        (Some(_), Some(_)) => {
-            diags.push(at("", "give `value` or `values`, not both".into()));
-            None
-        }
-        (Some(v), None) => Some(parse_all(".value".into(), std::slice::from_ref(v), diags)),
-        (None, Some(vs)) => Some(parse_all(".values".into(), vs, diags)),
-        (None, None) => None,
-    };
-    let mut per_view = Vec::new();
-    for (view, vals) in e.views.iter().flatten() {
-        if let Some(s) = settings {
-            if s.view(view).is_none() {
-                diags.push(at(&format!(".views.{view}"), format!("view `{view}` is not declared in zonekeeper.yaml")));
+    }
+
+    fn check(&self, i: usize, loc: Pos, e: &RecordEntry, diags: &mut Vec<Diagnostic>) -> Option<DesiredRecord> {
+        let EntryCheck { file, shared, zone, default_ttl, zone_internal, settings } = self;
+        let (file, zone, default_ttl, zone_internal, settings) =
+            (*file, *zone, *default_ttl, *zone_internal, *settings);
+        let at = |field: &str, msg: String| Diagnostic::at(file, loc, format!("records[{i}]{field}"), msg);
+        let before = diags.len();
+        let name = match Name::relative_to(&e.name, zone) {
+            Ok(n) if n.is_in(zone) => Some(n),
+            Ok(n) => {
+                diags.push(at(".name", format!("`{n}` is not inside zone `{zone}`")));
+                None
+            }
+            Err(err) => {
+                diags.push(at(".name", format!("`{}` is not a valid name: {err}", e.name.escape_debug())));
+                None
+            }
+        };
+        if let Some(ttl) = e.ttl {
+            if ttl > i32::MAX as u32 {
+                diags.push(at(".ttl", "TTL must be at most 2147483647 (RFC 2181)".into()));
             }
         }
-        per_view.push((view.clone(), parse_all(format!(".views.{view}"), vals, diags)));
-    }
-    if values.is_none() && per_view.is_empty() {
-        diags.push(at("", "no values: give `value`, `values` or `views`".into()));
-    }
-    if e.rtype == RecordType::Cname {
-        let many = values.as_ref().is_some_and(|v| v.len() > 1) || per_view.iter().any(|(_, v)| v.len() > 1);
-        if many {
-            diags.push(at(".values", "a CNAME has exactly one value".into()));
+        let parse_all = |field: String, vals: &[String], diags: &mut Vec<Diagnostic>| -> Vec<RData> {
+            let mut out = Vec::with_capacity(vals.len());
+            for (j, v) in vals.iter().enumerate() {
+                match RData::parse(e.rtype, v) {
+                    Ok(r) => out.push(r),
+                    Err(err) => diags.push(at(&format!("{field}[{j}]"), err.to_string())),
+                }
+            }
+            out
+        };
+        let values = match (&e.value, &e.values) {
+            (Some(_), Some(_)) => {
+                diags.push(at("", "give `value` or `values`, not both".into()));
+                None
+            }
+            (Some(v), None) => Some(parse_all(".value".into(), std::slice::from_ref(v), diags)),
+            (None, Some(vs)) => Some(parse_all(".values".into(), vs, diags)),
+            (None, None) => None,
+        };
+        let mut per_view = Vec::new();
+        for (view, vals) in e.views.iter().flatten() {
+            if let Some(s) = settings {
+                if s.view(view).is_none() {
+                    diags.push(at(
+                        &format!(".views.{view}"),
+                        format!("view `{view}` is not declared in zonekeeper.yaml"),
+                    ));
+                }
+            }
+            per_view.push((view.clone(), parse_all(format!(".views.{view}"), vals, diags)));
         }
-        if name.as_ref() == Some(zone) {
-            diags.push(at(
-                ".name",
-                "a CNAME cannot be at the zone apex (it must stand alone, and the apex has SOA and NS)".into(),
-            ));
+        if values.is_none() && per_view.is_empty() {
+            diags.push(at("", "no values: give `value`, `values` or `views`".into()));
         }
+        if e.rtype == RecordType::Cname {
+            let many = values.as_ref().is_some_and(|v| v.len() > 1) || per_view.iter().any(|(_, v)| v.len() > 1);
+            if many {
+                diags.push(at(".values", "a CNAME has exactly one value".into()));
+            }
+            if name.as_ref() == Some(zone) {
+                diags.push(at(
+                    ".name",
+                    "a CNAME cannot be at the zone apex (it must stand alone, and the apex has SOA and NS)".into(),
+                ));
+            }
+        }
+        if diags.len() > before {
+            return None;
+        }
+        Some(DesiredRecord {
+            name: name?,
+            rtype: e.rtype,
+            ttl: e.ttl.unwrap_or(default_ttl),
+            values,
+            per_view,
+            internal: zone_internal || e.internal.unwrap_or(false),
+            allow_public: e.allow_public.unwrap_or(false),
+            provenance: Provenance::File { path: shared.clone(), line: loc.line },
+        })
     }
-    if diags.len() > before {
-        return None;
-    }
-    Some(DesiredRecord {
-        name: name?,
-        rtype: e.rtype,
-        ttl: e.ttl.unwrap_or(default_ttl),
-        values,
-        per_view,
-        internal: zone_internal || e.internal.unwrap_or(false),
-        allow_public: e.allow_public.unwrap_or(false),
-        provenance: Provenance::File { path: shared.clone(), line: loc.line() as u32 },
-    })
 }
 
 /// Rules across entries of a zone: no duplicate name+type, a CNAME alone at its name.

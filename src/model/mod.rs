@@ -5,7 +5,7 @@ mod name;
 mod rdata;
 
 pub use name::{Name, NameError};
-pub use rdata::{MAX_TXT_OCTETS, RData, RDataError, RecordType, parse_presentation, parse_txt_presentation};
+pub use rdata::{Caa, MAX_TXT_OCTETS, RData, RDataError, RecordType, parse_presentation, parse_txt_presentation};
 
 use std::fmt;
 

@@ -25,14 +25,14 @@ pub enum NameError {
 /// An absolute domain name: lower-case ASCII, no trailing dot stored, labels of letters,
 /// digits, `-` and `_`, a `*` only as the whole leftmost label. The root is not a `Name`.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Name(String);
+pub struct Name(Box<str>);
 
 impl Name {
     /// Parses an absolute name; a single trailing dot is accepted and dropped.
     pub fn parse(input: &str) -> Result<Name, NameError> {
         let s = input.strip_suffix('.').unwrap_or(input);
         Name::check(s)?;
-        Ok(Name(s.to_ascii_lowercase()))
+        Ok(Name(s.to_ascii_lowercase().into_boxed_str()))
     }
 
     fn check(s: &str) -> Result<(), NameError> {
@@ -84,7 +84,7 @@ impl Name {
         s.push_str(&zone.0);
         Name::check(&s)?;
         s.make_ascii_lowercase();
-        Ok(Name(s))
+        Ok(Name(s.into_boxed_str()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -95,7 +95,7 @@ impl Name {
     pub fn is_in(&self, zone: &Name) -> bool {
         self.0 == zone.0
             || (self.0.len() > zone.0.len()
-                && self.0.ends_with(zone.0.as_str())
+                && self.0.ends_with(&*zone.0)
                 && self.0.as_bytes()[self.0.len() - zone.0.len() - 1] == b'.')
     }
 
@@ -107,6 +107,18 @@ impl Name {
             self.0[..self.0.len() - zone.0.len() - 1].to_string()
         } else {
             format!("{}.", self.0)
+        }
+    }
+
+    /// Writes what `relative` returns, without allocating.
+    pub fn write_relative(&self, zone: &Name, out: &mut impl std::fmt::Write) -> std::fmt::Result {
+        if self == zone {
+            out.write_char('@')
+        } else if self.is_in(zone) {
+            out.write_str(&self.0[..self.0.len() - zone.0.len() - 1])
+        } else {
+            out.write_str(&self.0)?;
+            out.write_char('.')
         }
     }
 

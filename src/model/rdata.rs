@@ -85,11 +85,16 @@ pub enum RData {
         port: u16,
         target: Name,
     },
-    Caa {
-        flags: u8,
-        tag: String,
-        value: String,
-    },
+    /// Boxed: rare, and two strings would double the size of every other value.
+    Caa(Box<Caa>),
+}
+
+/// A CAA record's value (RFC 8659).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Caa {
+    pub flags: u8,
+    pub tag: String,
+    pub value: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -168,7 +173,7 @@ impl RData {
             RData::Mx { .. } => RecordType::MX,
             RData::Txt(_) => RecordType::Txt,
             RData::Srv { .. } => RecordType::Srv,
-            RData::Caa { .. } => RecordType::Caa,
+            RData::Caa(_) => RecordType::Caa,
         }
     }
 
@@ -221,7 +226,7 @@ impl RData {
                 }
                 let value = unquote(rest);
                 check_text(&value)?;
-                RData::Caa { flags, tag: tag.to_ascii_lowercase(), value }
+                RData::Caa(Box::new(Caa { flags, tag: tag.to_ascii_lowercase(), value }))
             }
         })
     }
@@ -259,9 +264,9 @@ impl fmt::Display for RData {
             RData::Mx { preference, exchange } => write!(f, "{preference} {exchange}."),
             RData::Txt(t) => write_txt_strings(f, t),
             RData::Srv { priority, weight, port, target } => write!(f, "{priority} {weight} {port} {target}."),
-            RData::Caa { flags, tag, value } => {
-                write!(f, "{flags} {tag} ")?;
-                write_quoted(f, value)
+            RData::Caa(caa) => {
+                write!(f, "{} {} ", caa.flags, caa.tag)?;
+                write_quoted(f, &caa.value)
             }
         }
     }
@@ -364,7 +369,10 @@ pub fn parse_presentation(rtype: RecordType, s: &str) -> Result<RData, RDataErro
             let parsed = RData::parse(RecordType::Caa, &format!("{flags} {tag} x"))?;
             check_text(&value)?;
             match parsed {
-                RData::Caa { flags, tag, .. } => Ok(RData::Caa { flags, tag, value }),
+                RData::Caa(mut caa) => {
+                    caa.value = value;
+                    Ok(RData::Caa(caa))
+                }
                 _ => unreachable!("parse of a CAA type returns a CAA value"),
             }
         }

@@ -1,6 +1,6 @@
 //! The steps of planning one zone on one target.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet, HashSetExt};
 
 use serde::Serialize;
 
@@ -241,7 +241,9 @@ fn diff(
             Ownership::Ours => changes.push(Change::Delete { set: o.set.clone() }),
             // An unowned record at a name we manage (another type) is worth a look.
             Ownership::Unowned
-                if wanted_names.get_or_insert_with(|| wanted.iter().map(|w| &w.set.name).collect()).contains(&o.set.name) =>
+                if wanted_names
+                    .get_or_insert_with(|| wanted.iter().map(|w| &w.set.name).collect())
+                    .contains(&o.set.name) =>
             {
                 drift.push(Drift::Unowned { observed: o.set.clone(), wanted: None })
             }
@@ -294,23 +296,21 @@ fn order(changes: &mut [Change]) {
     changes.sort_by(|a, b| (&a.set().name, a.op(), a.set().rtype).cmp(&(&b.set().name, b.op(), b.set().rtype)));
 }
 
-/// What a target holds after `changes` are applied to `observed`, sorted by (name, type):
-/// used by targets that write whole files, and by the property tests.
-pub fn apply_changes(observed: &[Observed], changes: &[Change]) -> Vec<Observed> {
-    let by_key: HashMap<(&Name, RecordType), &Change> = changes.iter().map(|c| ((&c.set().name, c.set().rtype), c)).collect();
-    let mut out: Vec<Observed> = Vec::with_capacity(observed.len() + changes.len());
-    for o in observed {
-        if !by_key.contains_key(&(&o.set.name, o.set.rtype)) {
-            out.push(o.clone());
-        }
-    }
-    for c in changes {
-        if c.op() != Op::Delete {
-            out.push(Observed { set: c.set().clone(), ownership: Ownership::Ours });
-        }
-    }
-    out.sort_by(|a, b| (&a.set.name, a.set.rtype).cmp(&(&b.set.name, b.set.rtype)));
+/// The record sets a target holds after `changes` are applied to `observed`, sorted by
+/// (name, type), borrowed from both: what targets that write whole files render.
+pub fn merged<'a>(observed: &'a [Observed], changes: &'a [Change]) -> Vec<&'a RecordSet> {
+    let by_key: HashMap<(&Name, RecordType), &Change> =
+        changes.iter().map(|c| ((&c.set().name, c.set().rtype), c)).collect();
+    let mut out: Vec<&RecordSet> = Vec::with_capacity(observed.len() + changes.len());
+    out.extend(observed.iter().filter(|o| !by_key.contains_key(&(&o.set.name, o.set.rtype))).map(|o| &o.set));
+    out.extend(changes.iter().filter(|c| c.op() != Op::Delete).map(|c| c.set()));
+    out.sort_by(|a, b| (&a.name, a.rtype).cmp(&(&b.name, b.rtype)));
     out
+}
+
+/// Like `merged`, as owned observations (everything written by us is ours).
+pub fn apply_changes(observed: &[Observed], changes: &[Change]) -> Vec<Observed> {
+    merged(observed, changes).into_iter().map(|set| Observed { set: set.clone(), ownership: Ownership::Ours }).collect()
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 mod diff;
 pub mod render;
 
-pub use diff::{Change, Drift, Op, Refusal, SafetyLimits, TargetPlan, TargetRef, apply_changes, plan_target};
+pub use diff::{Change, Drift, Op, Refusal, SafetyLimits, TargetPlan, TargetRef, apply_changes, merged, plan_target};
 
 use crate::model::Name;
 

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use super::{Observation, Target, TargetError, write_native};
 use crate::model::{Name, Observed, Ownership, RData, RecordSet, RecordType, Wanted};
-use crate::plan::{NativeText, TargetPlan, apply_changes};
+use crate::plan::{NativeText, TargetPlan, merged};
 
 pub struct HostsTarget {
     pub name: String,
@@ -206,13 +206,12 @@ impl Target for HostsTarget {
         }
         let block = self.find_block(&before).ok()?;
         let mut sections = block.as_ref().map(|b| b.sections.clone()).unwrap_or_default();
-        let entries: Vec<(IpAddr, Name)> = apply_changes(&observation.sets, &plan.changes)
+        let entries: Vec<(IpAddr, Name)> = merged(&observation.sets, &plan.changes)
             .into_iter()
-            .flat_map(|o| {
-                let name = o.set.name.clone();
-                o.set.values.into_iter().filter_map(move |v| match v {
-                    RData::A(a) => Some((IpAddr::V4(a), name.clone())),
-                    RData::Aaaa(a) => Some((IpAddr::V6(a), name.clone())),
+            .flat_map(|set| {
+                set.values.iter().filter_map(|v| match v {
+                    RData::A(a) => Some((IpAddr::V4(*a), set.name.clone())),
+                    RData::Aaaa(a) => Some((IpAddr::V6(*a), set.name.clone())),
                     _ => None,
                 })
             })

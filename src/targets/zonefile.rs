@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use super::{Observation, Target, TargetError, write_native};
 use crate::desired::format::SoaDecl;
 use crate::model::{Name, Observed, Ownership, RData, RecordSet, RecordType, parse_presentation};
-use crate::plan::{NativeText, TargetPlan, apply_changes};
+use crate::plan::{NativeText, TargetPlan, merged};
 
 pub struct ZoneFileTarget {
     pub name: String,
@@ -97,7 +97,7 @@ impl Target for ZoneFileTarget {
             return Some(NativeText { label, after: before.clone(), before });
         }
         let old_serial = observation.text.as_deref().and_then(soa_serial);
-        let sets: Vec<RecordSet> = apply_changes(&observation.sets, &plan.changes).into_iter().map(|o| o.set).collect();
+        let sets = merged(&observation.sets, &plan.changes);
         let after = render_zone(zone, &self.owner, &self.soa, next_serial(old_serial, today()), &sets);
         Some(NativeText { label, before, after })
     }
@@ -141,8 +141,8 @@ pub fn next_serial(old: Option<u32>, today: u32) -> u32 {
 }
 
 /// The zone file for `sets`, deterministic for the same input.
-pub fn render_zone(zone: &Name, owner: &str, soa: &SoaDecl, serial: u32, sets: &[RecordSet]) -> String {
-    let mut sets: Vec<&RecordSet> = sets.iter().collect();
+pub fn render_zone(zone: &Name, owner: &str, soa: &SoaDecl, serial: u32, sets: &[&RecordSet]) -> String {
+    let mut sets: Vec<&RecordSet> = sets.to_vec();
     sets.sort_by(|a, b| (a.name != *zone, &a.name, a.rtype).cmp(&(b.name != *zone, &b.name, b.rtype)));
     let first_ns =
         sets.iter().find(|s| s.name == *zone && s.rtype == RecordType::NS).and_then(|s| match s.values.first() {
@@ -162,9 +162,9 @@ pub fn render_zone(zone: &Name, owner: &str, soa: &SoaDecl, serial: u32, sets: &
         soa.minimum, soa.refresh, soa.retry, soa.expire, soa.minimum
     );
     for s in sets {
-        let owner = s.name.relative(zone);
         for v in &s.values {
-            let _ = writeln!(out, "{owner}\t{}\tIN\t{}\t{v}", s.ttl, s.rtype);
+            let _ = s.name.write_relative(zone, &mut out);
+            let _ = writeln!(out, "\t{}\tIN\t{}\t{v}", s.ttl, s.rtype);
         }
     }
     out
@@ -217,7 +217,8 @@ pub fn parse_zone(text: &str, zone: &Name, shown: &str) -> Result<ParsedZone, Ta
     let err = |line: usize, message: String| TargetError::Parse { path: shown.to_string(), line, message };
     let mut origin = zone.clone();
     let mut default_ttl: Option<u32> = None;
-    let mut last_owner: Option<Name> = None;
+    // The owner token of the last line that had one; continuation lines (indented) reuse it.
+    let mut last_owner: Option<&str> = None;
     let mut serial = None;
     let mut records: Vec<(Name, RecordType, u32, RData)> = Vec::new();
     let mut f = Vec::with_capacity(8);
@@ -242,12 +243,13 @@ pub fn parse_zone(text: &str, zone: &Name, shown: &str) -> Result<ParsedZone, Ta
         }
         let mut idx = 0;
         let owner = if line.starts_with([' ', '\t']) {
-            last_owner.clone().ok_or_else(|| err(lineno, "record without an owner name".into()))?
+            let tok = last_owner.ok_or_else(|| err(lineno, "record without an owner name".into()))?;
+            Name::relative_to(tok, &origin).map_err(|e| err(lineno, format!("owner `{tok}`: {e}")))?
         } else {
             idx = 1;
+            last_owner = Some(f[0].1);
             Name::relative_to(f[0].1, &origin).map_err(|e| err(lineno, format!("owner `{}`: {e}", f[0].1)))?
         };
-        last_owner = Some(owner.clone());
         let mut ttl = None;
         let mut rtype = None;
         while idx < f.len() {
@@ -338,14 +340,16 @@ mod tests {
             RecordSet::new(zone.clone(), RecordType::Txt, 300, vec![RData::Txt("v=spf1 -all; \"x\"".into())]),
             RecordSet::new(n("*.apps.home.example"), RecordType::Cname, 300, vec![RData::Cname(n("www.home.example"))]),
         ];
-        let text = render_zone(&zone, "me", &SoaDecl::default(), 2026113000, &sets);
+        let refs: Vec<&RecordSet> = sets.iter().collect();
+        let text = render_zone(&zone, "me", &SoaDecl::default(), 2026113000, &refs);
         assert!(text.starts_with("; zonekeeper owner=me zone=home.example\n"));
         let parsed = parse_zone(&text, &zone, "t").unwrap();
         assert_eq!(parsed.serial, Some(2026113000));
         let mut expected = sets.clone();
         expected.sort();
         assert_eq!(parsed.sets, expected);
-        assert_eq!(render_zone(&zone, "me", &SoaDecl::default(), 2026113000, &parsed.sets), text, "deterministic");
+        let refs: Vec<&RecordSet> = parsed.sets.iter().collect();
+        assert_eq!(render_zone(&zone, "me", &SoaDecl::default(), 2026113000, &refs), text, "deterministic");
     }
 
     #[test]
