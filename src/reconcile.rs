@@ -84,7 +84,7 @@ pub fn plan(state: &DesiredState, source: &str, only: Option<&str>) -> Result<Pl
             let tref =
                 TargetRef { name: ts.name.clone(), kind: target.kind().to_string(), view: ts.view.clone(), public };
             let mut tp = plan_target(tref, &zone.name, &wanted, &observation.sets, s.policy, limits, target.adopt());
-            tp.native = target.render(&zone.name, &observation, &tp);
+            tp.native = target.render(&zone.name, observation, &tp);
             out.targets.push(tp);
         }
     }

@@ -69,25 +69,41 @@ impl Settings {
 /// One record entry of a records file, resolved: values per view, TTL, where it was written.
 #[derive(Debug, Clone)]
 pub struct DesiredRecord {
-    pub name: Name,
-    pub rtype: RecordType,
-    pub ttl: u32,
-    /// Values for every view without its own; `None` when the entry only has per-view values.
-    pub values: Option<Vec<RData>>,
-    pub per_view: Vec<(String, Vec<RData>)>,
+    /// The set for every view without its own; `None` when the entry only has per-view values.
+    pub default: Option<RecordSet>,
+    /// Sets for named views; one with no values means "no record in that view".
+    pub per_view: Vec<(String, RecordSet)>,
     pub internal: bool,
     pub allow_public: bool,
     pub provenance: Provenance,
 }
 
 impl DesiredRecord {
-    pub fn values_in(&self, view: &str) -> Option<&[RData]> {
+    /// The set `view` sees, if it sees one.
+    pub fn set_in(&self, view: &str) -> Option<&RecordSet> {
         self.per_view
             .iter()
             .find(|(v, _)| v == view)
-            .map(|(_, vals)| vals.as_slice())
-            .or(self.values.as_deref())
-            .filter(|v| !v.is_empty())
+            .map(|(_, s)| s)
+            .or(self.default.as_ref())
+            .filter(|s| !s.values.is_empty())
+    }
+
+    /// Any of its sets: they all share name and type. Validation guarantees there is one.
+    fn any_set(&self) -> Option<&RecordSet> {
+        self.default.as_ref().or(self.per_view.first().map(|(_, s)| s))
+    }
+
+    pub fn name(&self) -> Option<&Name> {
+        self.any_set().map(|s| &s.name)
+    }
+
+    pub fn rtype(&self) -> Option<RecordType> {
+        self.any_set().map(|s| s.rtype)
+    }
+
+    fn all_values(&self) -> impl Iterator<Item = &RData> {
+        self.default.iter().chain(self.per_view.iter().map(|(_, s)| s)).flat_map(|s| &s.values)
     }
 }
 
@@ -111,16 +127,15 @@ pub struct DesiredState {
 
 impl DesiredState {
     /// The record sets of `zone` as the audience `view` should see them.
-    pub fn wanted(&self, zone: &Name, view: &str) -> Vec<Wanted> {
+    pub fn wanted(&self, zone: &Name, view: &str) -> Vec<Wanted<'_>> {
         let Some(records) = self.records.get(zone) else {
             return Vec::new();
         };
         records
             .iter()
             .filter_map(|r| {
-                let values = r.values_in(view)?;
                 Some(Wanted {
-                    set: RecordSet::new(r.name.clone(), r.rtype, r.ttl, values.to_vec()),
+                    set: std::borrow::Cow::Borrowed(r.set_in(view)?),
                     provenance: r.provenance.clone(),
                     internal: r.internal && !r.allow_public,
                 })
@@ -595,12 +610,11 @@ impl EntryCheck<'_> {
         if diags.len() > before {
             return None;
         }
+        let (name, ttl) = (name?, e.ttl.unwrap_or(default_ttl));
+        let set = |values: Vec<RData>| RecordSet::new(name.clone(), e.rtype, ttl, values);
         Some(DesiredRecord {
-            name: name?,
-            rtype: e.rtype,
-            ttl: e.ttl.unwrap_or(default_ttl),
-            values,
-            per_view,
+            default: values.map(set),
+            per_view: per_view.into_iter().map(|(v, values)| (v, set(values))).collect(),
             internal: zone_internal || e.internal.unwrap_or(false),
             allow_public: e.allow_public.unwrap_or(false),
             provenance: Provenance::File { path: shared.clone(), line: loc.line },
@@ -612,13 +626,10 @@ impl EntryCheck<'_> {
 fn check_zone_rules(records: &BTreeMap<Name, Vec<DesiredRecord>>, diags: &mut Vec<Diagnostic>) {
     for recs in records.values() {
         let mut seen: HashMap<(&Name, RecordType), &Provenance> = HashMap::with_capacity(recs.len());
-        let mut cname_at: BTreeSet<&Name> = BTreeSet::new();
+        let cname_at: BTreeSet<&Name> =
+            recs.iter().filter(|r| r.rtype() == Some(RecordType::Cname)).filter_map(|r| r.name()).collect();
         for r in recs {
-            if r.rtype == RecordType::Cname {
-                cname_at.insert(&r.name);
-            }
-        }
-        for r in recs {
+            let (Some(name), Some(rtype)) = (r.name(), r.rtype()) else { continue };
             let Provenance::File { path, line } = &r.provenance;
             let here = |msg: String| Diagnostic {
                 file: path.to_string(),
@@ -627,27 +638,24 @@ fn check_zone_rules(records: &BTreeMap<Name, Vec<DesiredRecord>>, diags: &mut Ve
                 path: "name".into(),
                 message: msg,
             };
-            if let Some(prev) = seen.insert((&r.name, r.rtype), &r.provenance) {
+            if let Some(prev) = seen.insert((name, rtype), &r.provenance) {
                 diags.push(here(format!(
-                    "duplicate record: {} {} is already defined at {prev}; list several values under `values`",
-                    r.name, r.rtype
+                    "duplicate record: {name} {rtype} is already defined at {prev}; list several values under `values`"
                 )));
             }
-            if r.rtype != RecordType::Cname && cname_at.contains(&r.name) {
+            if rtype != RecordType::Cname && cname_at.contains(name) {
                 diags.push(here(format!(
-                    "{} has a CNAME, so it cannot also have {} records (a CNAME must stand alone)",
-                    r.name, r.rtype
+                    "{name} has a CNAME, so it cannot also have {rtype} records (a CNAME must stand alone)"
                 )));
             }
             // RFC 2181 §10.3: NS, MX and SRV must name a host, not an alias.
-            let targets = r.values.iter().flatten().chain(r.per_view.iter().flat_map(|(_, v)| v));
-            for v in targets {
+            for v in r.all_values() {
                 let t = match v {
                     RData::Ns(t) | RData::Mx { exchange: t, .. } | RData::Srv { target: t, .. } => t,
                     _ => continue,
                 };
                 if cname_at.contains(t) {
-                    diags.push(here(format!("{} {} points at {t}, which is a CNAME; NS, MX and SRV must point at a name with addresses (RFC 2181 §10.3)", r.name, r.rtype)));
+                    diags.push(here(format!("{name} {rtype} points at {t}, which is a CNAME; NS, MX and SRV must point at a name with addresses (RFC 2181 §10.3)")));
                 }
             }
         }

@@ -63,10 +63,11 @@ pub enum Policy {
     CreateOnly,
 }
 
-/// A record set one target should hold, with where it came from.
+/// A record set one target should hold, with where it came from. The set is borrowed from
+/// the desired state where it can be (large zones), owned where a target derives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Wanted {
-    pub set: RecordSet,
+pub struct Wanted<'a> {
+    pub set: std::borrow::Cow<'a, RecordSet>,
     pub provenance: Provenance,
     /// Must never reach a public view.
     pub internal: bool,

@@ -157,7 +157,7 @@ pub struct TargetPlan {
 pub fn plan_target(
     target: TargetRef,
     zone: &Name,
-    wanted: &[Wanted],
+    wanted: &[Wanted<'_>],
     observed: &[Observed],
     policy: Policy,
     limits: SafetyLimits,
@@ -193,7 +193,7 @@ fn index_observed(observed: &[Observed]) -> HashMap<(&Name, RecordType), &Observ
 
 /// Step 2: what differs, as changes to owned sets and drift for the rest.
 fn diff(
-    wanted: &[Wanted],
+    wanted: &[Wanted<'_>],
     observed: &[Observed],
     by_key: &HashMap<(&Name, RecordType), &Observed>,
     adopt: bool,
@@ -204,28 +204,28 @@ fn diff(
     for w in wanted {
         wanted_keys.insert((&w.set.name, w.set.rtype));
         match by_key.get(&(&w.set.name, w.set.rtype)) {
-            None => changes.push(Change::Create { set: w.set.clone(), provenance: w.provenance.clone() }),
+            None => changes.push(Change::Create { set: w.set.clone().into_owned(), provenance: w.provenance.clone() }),
             Some(o) => match &o.ownership {
-                Ownership::Ours if o.set == w.set => {}
+                Ownership::Ours if o.set == *w.set => {}
                 Ownership::Ours => changes.push(Change::Update {
                     from: o.set.clone(),
-                    to: w.set.clone(),
+                    to: w.set.clone().into_owned(),
                     provenance: w.provenance.clone(),
                     adopt: false,
                 }),
                 Ownership::Unowned if adopt => changes.push(Change::Update {
                     from: o.set.clone(),
-                    to: w.set.clone(),
+                    to: w.set.clone().into_owned(),
                     provenance: w.provenance.clone(),
                     adopt: true,
                 }),
                 Ownership::Unowned => {
-                    drift.push(Drift::Unowned { observed: o.set.clone(), wanted: Some(w.set.clone()) })
+                    drift.push(Drift::Unowned { observed: o.set.clone(), wanted: Some(w.set.clone().into_owned()) })
                 }
                 Ownership::Other(owner) => drift.push(Drift::OtherOwner {
                     owner: owner.clone(),
                     observed: o.set.clone(),
-                    wanted: w.set.clone(),
+                    wanted: w.set.clone().into_owned(),
                 }),
             },
         }
@@ -263,7 +263,7 @@ fn apply_policy(changes: Vec<Change>, policy: Policy) -> (Vec<Change>, Vec<Chang
 }
 
 /// Step 4: no internal name may reach a public view, whatever changes or not.
-fn check_internal(wanted: &[Wanted]) -> Option<Refusal> {
+fn check_internal(wanted: &[Wanted<'_>]) -> Option<Refusal> {
     let mut names: Vec<Name> = wanted.iter().filter(|w| w.internal).map(|w| w.set.name.clone()).collect();
     names.sort();
     names.dedup();

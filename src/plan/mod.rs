@@ -18,7 +18,8 @@ use crate::model::Name;
 pub struct NativeText {
     pub label: String,
     pub before: String,
-    pub after: String,
+    /// `None` when the plan leaves the text as it is.
+    pub after: Option<String>,
 }
 
 /// One plan over every target and zone, and what it was computed from.

@@ -35,10 +35,10 @@ fn values(set: &RecordSet) -> String {
 
 /// The unified diff of a target's native text, empty when nothing changes.
 pub fn native_diff(n: &NativeText) -> String {
-    if n.before == n.after {
+    let Some(after) = n.after.as_deref().filter(|a| *a != n.before) else {
         return String::new();
-    }
-    similar::TextDiff::from_lines(&n.before, &n.after)
+    };
+    similar::TextDiff::from_lines(&n.before, after)
         .unified_diff()
         .context_radius(2)
         .header(&n.label, &format!("{} (planned)", n.label))

@@ -137,7 +137,7 @@ impl Target for HostsTarget {
         "hosts"
     }
 
-    fn prepare(&self, _zone: &Name, wanted: Vec<Wanted>) -> Vec<Wanted> {
+    fn prepare<'a>(&self, _zone: &Name, wanted: Vec<Wanted<'a>>) -> Vec<Wanted<'a>> {
         let addrs: HashMap<(Name, RecordType), Vec<RData>> = wanted
             .iter()
             .filter(|w| matches!(w.set.rtype, RecordType::A | RecordType::Aaaa))
@@ -158,7 +158,7 @@ impl Target for HostsTarget {
             match w.set.rtype {
                 RecordType::A | RecordType::Aaaa => {
                     let mut w = w.clone();
-                    w.set.ttl = 0;
+                    w.set.to_mut().ttl = 0;
                     out.push(w);
                 }
                 RecordType::Cname => {
@@ -173,7 +173,7 @@ impl Target for HostsTarget {
                     for t in [RecordType::A, RecordType::Aaaa] {
                         if let Some(values) = addrs.get(&(target.clone(), t)) {
                             out.push(Wanted {
-                                set: RecordSet::new(w.set.name.clone(), t, 0, values.clone()),
+                                set: std::borrow::Cow::Owned(RecordSet::new(w.set.name.clone(), t, 0, values.clone())),
                                 provenance: w.provenance.clone(),
                                 internal: w.internal,
                             });
@@ -198,12 +198,12 @@ impl Target for HostsTarget {
         Ok(Observation { sets, text: Some(text) })
     }
 
-    fn render(&self, zone: &Name, observation: &Observation, plan: &TargetPlan) -> Option<NativeText> {
-        let before = observation.text.clone().unwrap_or_default();
+    fn render(&self, zone: &Name, observation: Observation, plan: &TargetPlan) -> Option<NativeText> {
         let label = self.path.display().to_string();
         if plan.changes.is_empty() {
-            return Some(NativeText { label, after: before.clone(), before });
+            return Some(NativeText { label, before: observation.text.unwrap_or_default(), after: None });
         }
+        let before = observation.text.clone().unwrap_or_default();
         let block = self.find_block(&before).ok()?;
         let mut sections = block.as_ref().map(|b| b.sections.clone()).unwrap_or_default();
         let entries: Vec<(IpAddr, Name)> = merged(&observation.sets, &plan.changes)
@@ -242,7 +242,7 @@ impl Target for HostsTarget {
             }
             (None, None) => before.clone(),
         };
-        Some(NativeText { label, before, after })
+        Some(NativeText { label, before, after: Some(after) })
     }
 
     fn apply(&self, _zone: &Name, plan: &TargetPlan) -> Result<usize, TargetError> {

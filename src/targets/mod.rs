@@ -48,7 +48,7 @@ pub trait Target {
     fn name(&self) -> &str;
     fn kind(&self) -> &'static str;
     /// What this target can hold of the wanted sets (a hosts file only takes addresses).
-    fn prepare(&self, zone: &Name, wanted: Vec<Wanted>) -> Vec<Wanted> {
+    fn prepare<'a>(&self, zone: &Name, wanted: Vec<Wanted<'a>>) -> Vec<Wanted<'a>> {
         let _ = zone;
         wanted
     }
@@ -58,7 +58,7 @@ pub trait Target {
     }
     fn observe(&self, zone: &Name) -> Result<Observation, TargetError>;
     /// The native text after the plan, for the rendered diff and for the write.
-    fn render(&self, zone: &Name, observation: &Observation, plan: &TargetPlan) -> Option<NativeText>;
+    fn render(&self, zone: &Name, observation: Observation, plan: &TargetPlan) -> Option<NativeText>;
     /// Performs the plan's changes. Never called by `plan`.
     fn apply(&self, zone: &Name, plan: &TargetPlan) -> Result<usize, TargetError>;
 }
@@ -87,7 +87,10 @@ pub(crate) fn write_native(path: &std::path::Path, plan: &TargetPlan) -> Result<
     let Some(native) = &plan.native else {
         return Ok(0);
     };
-    if plan.changes.is_empty() || native.before == native.after {
+    let Some(after) = native.after.as_deref().filter(|a| *a != native.before) else {
+        return Ok(0);
+    };
+    if plan.changes.is_empty() {
         return Ok(0);
     }
     let now = match std::fs::read_to_string(path) {
@@ -101,6 +104,6 @@ pub(crate) fn write_native(path: &std::path::Path, plan: &TargetPlan) -> Result<
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|source| TargetError::Read { path: dir.display().to_string(), source })?;
     }
-    atomic::write_atomic(path, native.after.as_bytes())?;
+    atomic::write_atomic(path, after.as_bytes())?;
     Ok(plan.changes.len())
 }

@@ -90,16 +90,14 @@ impl Target for ZoneFileTarget {
         Ok(Observation { sets, text: Some(text) })
     }
 
-    fn render(&self, zone: &Name, observation: &Observation, plan: &TargetPlan) -> Option<NativeText> {
-        let before = observation.text.clone().unwrap_or_default();
+    fn render(&self, zone: &Name, observation: Observation, plan: &TargetPlan) -> Option<NativeText> {
         let label = self.path(zone).display().to_string();
-        if plan.changes.is_empty() {
-            return Some(NativeText { label, after: before.clone(), before });
-        }
-        let old_serial = observation.text.as_deref().and_then(soa_serial);
-        let sets = merged(&observation.sets, &plan.changes);
-        let after = render_zone(zone, &self.owner, &self.soa, next_serial(old_serial, today()), &sets);
-        Some(NativeText { label, before, after })
+        let after = (!plan.changes.is_empty()).then(|| {
+            let old_serial = observation.text.as_deref().and_then(soa_serial);
+            let sets = merged(&observation.sets, &plan.changes);
+            render_zone(zone, &self.owner, &self.soa, next_serial(old_serial, today()), &sets)
+        });
+        Some(NativeText { label, before: observation.text.unwrap_or_default(), after })
     }
 
     fn apply(&self, zone: &Name, plan: &TargetPlan) -> Result<usize, TargetError> {

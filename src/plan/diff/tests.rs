@@ -24,8 +24,12 @@ fn a(name: &str, ips: &[u8]) -> RecordSet {
     )
 }
 
-fn want(set: RecordSet) -> Wanted {
-    Wanted { set, provenance: Provenance::File { path: "records/x.yaml".into(), line: 1 }, internal: false }
+fn want(set: RecordSet) -> Wanted<'static> {
+    Wanted {
+        set: std::borrow::Cow::Owned(set),
+        provenance: Provenance::File { path: "records/x.yaml".into(), line: 1 },
+        internal: false,
+    }
 }
 
 fn ours(set: RecordSet) -> Observed {
@@ -39,7 +43,7 @@ fn unowned(set: RecordSet) -> Observed {
 const LOOSE: SafetyLimits = SafetyLimits { max_update_share: 1.0, max_delete_share: 1.0, min_owned: 0 };
 const STRICT: SafetyLimits = SafetyLimits { max_update_share: 0.3, max_delete_share: 0.3, min_owned: 3 };
 
-fn plan(w: &[Wanted], o: &[Observed], policy: Policy, limits: SafetyLimits, adopt: bool) -> TargetPlan {
+fn plan(w: &[Wanted<'_>], o: &[Observed], policy: Policy, limits: SafetyLimits, adopt: bool) -> TargetPlan {
     plan_target(target(false), &zone(), w, o, policy, limits, adopt)
 }
 
@@ -98,10 +102,10 @@ fn policies_hold_back_what_they_forbid() {
 #[test]
 fn safety_limits_refuse_large_deletes_but_not_small_zones() {
     let o: Vec<Observed> = (0..10).map(|i| ours(a(&format!("h{i}"), &[i]))).collect();
-    let w: Vec<Wanted> = o[..6].iter().map(|x| want(x.set.clone())).collect();
+    let w: Vec<Wanted<'static>> = o[..6].iter().map(|x| want(x.set.clone())).collect();
     let p = plan(&w, &o, Policy::Sync, STRICT, false);
     assert!(matches!(&p.refusals[..], [Refusal::Limit { op: Op::Delete, count: 4, owned: 10, .. }]));
-    let w: Vec<Wanted> = o[..7].iter().map(|x| want(x.set.clone())).collect();
+    let w: Vec<Wanted<'static>> = o[..7].iter().map(|x| want(x.set.clone())).collect();
     assert!(plan(&w, &o, Policy::Sync, STRICT, false).refusals.is_empty(), "3 of 10 is at the limit, not over");
     // Below min_owned the limits do not apply.
     let p = plan(&[], &o[..2], Policy::Sync, STRICT, false);
@@ -163,12 +167,12 @@ proptest! {
         w in prop::collection::vec(arb_set(), 0..10),
         o in prop::collection::vec(arb_set(), 0..10),
     ) {
-        let w: Vec<Wanted> = dedup_by_key(w).into_iter().map(want).collect();
+        let w: Vec<Wanted<'static>> = dedup_by_key(w).into_iter().map(want).collect();
         let o: Vec<Observed> = dedup_by_key(o).into_iter().map(ours).collect();
         let p = plan(&w, &o, Policy::Sync, LOOSE, false);
         let after = apply_changes(&o, &p.changes);
         let got: Vec<&RecordSet> = after.iter().map(|x| &x.set).collect();
-        let mut expected: Vec<&RecordSet> = w.iter().map(|x| &x.set).collect();
+        let mut expected: Vec<&RecordSet> = w.iter().map(|x| &*x.set).collect();
         expected.sort();
         prop_assert_eq!(got, expected);
         // planning again after the apply finds nothing to do
@@ -180,7 +184,7 @@ proptest! {
         w in prop::collection::vec(arb_set(), 0..10),
         o in prop::collection::vec((arb_set(), any::<bool>()), 0..10),
     ) {
-        let w: Vec<Wanted> = dedup_by_key(w).into_iter().map(want).collect();
+        let w: Vec<Wanted<'static>> = dedup_by_key(w).into_iter().map(want).collect();
         let mut seen = std::collections::BTreeSet::new();
         let o: Vec<Observed> = o.into_iter()
             .filter(|(s, _)| seen.insert((s.name.clone(), s.rtype)))
@@ -202,7 +206,7 @@ proptest! {
         w in prop::collection::vec(arb_set(), 0..12),
         o in prop::collection::vec(arb_set(), 0..12),
     ) {
-        let w: Vec<Wanted> = dedup_by_key(w).into_iter().map(want).collect();
+        let w: Vec<Wanted<'static>> = dedup_by_key(w).into_iter().map(want).collect();
         let o: Vec<Observed> = dedup_by_key(o).into_iter().map(ours).collect();
         let p = plan(&w, &o, Policy::Sync, STRICT, false);
         let refused = !p.refusals.is_empty();
