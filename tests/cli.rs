@@ -291,3 +291,42 @@ fn corefile_stanza_names_the_zone_file() {
     assert!(out.contains("db.home.example home.example {"));
     assert!(out.contains("reload 30s"));
 }
+
+#[test]
+fn another_owners_hosts_block_is_left_alone_and_a_broken_block_is_refused() {
+    let repo = Repo::example();
+    let theirs = "127.0.0.1 localhost\n# BEGIN zonekeeper owner=blue (managed block: edits inside are overwritten)\n# zone home.example\n10.9.9.9\tmail.home.example\n# END zonekeeper owner=blue\n";
+    repo.write(".zonekeeper/hosts", theirs);
+    repo.run(&["apply", "--target", "hosts"]).expect_code(0);
+    let text = repo.read(".zonekeeper/hosts").unwrap();
+    assert!(text.starts_with(theirs), "their block and the lines before ours are unchanged: {text}");
+    assert!(text.contains("# BEGIN zonekeeper owner=example-home"));
+    assert!(text.contains("192.0.2.25\tmail.home.example"));
+
+    // A BEGIN without its END: refuse rather than guess where our block stops.
+    let broken = text.replace("# END zonekeeper owner=example-home\n", "");
+    repo.write(".zonekeeper/hosts", &broken);
+    repo.write("records/home.example.yaml", &support::RECORDS.replace("192.0.2.25", "192.0.2.26"));
+    let out = repo.run(&["apply", "--target", "hosts"]).expect_code(1);
+    assert!(out.stderr().contains("has no `# END zonekeeper owner=example-home` line"), "{}", out.stderr());
+    assert_eq!(repo.read(".zonekeeper/hosts").unwrap(), broken);
+}
+
+#[test]
+fn validate_reports_problems_in_several_files_in_one_run() {
+    let repo = Repo::example()
+        .with_records("home.example", &support::RECORDS.replace("value: 192.0.2.53}", "value: 192.0.2.530}"))
+        .with_settings(&support::SETTINGS.replace("targets: [coredns, hosts]", "targets: [coredns, hosts, nope]"));
+    repo.write(
+        "resolvers/bad.yaml",
+        "apiVersion: zonekeeper.dev/v1alpha1\nkind: ResolverSet\nname: bad\nscope: split\n",
+    );
+    let out = repo.run(&["validate"]).expect_code(1).stdout();
+    assert!(out.contains("zonekeeper.yaml:"), "{out}");
+    assert!(out.contains("target `nope` is not defined in `targets`"), "{out}");
+    assert!(
+        out.contains("records/home.example.yaml:7:5: records[1].value[0]: `192.0.2.530` is not an IPv4 address"),
+        "{out}"
+    );
+    assert!(out.contains("resolvers/bad.yaml:3:7: domains: scope `split` needs at least one domain"), "{out}");
+}
