@@ -216,6 +216,12 @@ fn report_failures(failures: &[reconcile::TargetFailure]) -> bool {
     for f in failures {
         eprintln!("error: target {} zone {}: {}", f.target, f.zone, f.error);
     }
+    if !failures.is_empty() {
+        eprintln!(
+            "the plan is incomplete: {} target zone(s) could not be read, and their changes are not shown",
+            failures.len()
+        );
+    }
     !failures.is_empty()
 }
 

@@ -330,3 +330,49 @@ fn validate_reports_problems_in_several_files_in_one_run() {
     );
     assert!(out.contains("resolvers/bad.yaml:3:7: domains: scope `split` needs at least one domain"), "{out}");
 }
+
+#[test]
+fn a_zone_file_zone_without_apex_ns_is_refused_before_writing() {
+    let no_ns = support::RECORDS.replace("  - {name: \"@\", type: NS, values: [ns1.home.example.]}\n", "");
+    let repo = Repo::example().with_records("home.example", &no_ns);
+    let out = repo.run(&["apply"]).expect_code(1);
+    assert!(
+        out.all().contains(
+            "records/home.example.yaml:4:7: records: zone `home.example` is written as a zone file by target `coredns`"
+        ),
+        "{}",
+        out.all()
+    );
+    assert!(repo.read(".zonekeeper/zones/db.home.example").is_none());
+}
+
+#[test]
+fn two_targets_writing_one_file_are_refused() {
+    let settings = support::SETTINGS.replace(
+        "    path: .zonekeeper/hosts",
+        "    path: .zonekeeper/hosts\n  again:\n    type: hosts\n    path: ./.zonekeeper/../.zonekeeper/hosts",
+    );
+    let out = Repo::example().with_settings(&settings).run(&["validate"]).expect_code(1);
+    // targets are read in name order, so `hosts` is the second writer of the file
+    assert!(out.stdout().contains("targets.hosts: writes to"), "{}", out.stdout());
+    assert!(out.stdout().contains("which target `again` already writes to"), "{}", out.stdout());
+}
+
+#[test]
+fn a_hosts_target_with_two_zones_applies_both_in_one_run() {
+    let settings = support::SETTINGS.replace("zones:\n", "zones:\n  - name: lab.example\n    targets: [hosts]\n");
+    let lab = "apiVersion: zonekeeper.dev/v1alpha1\nkind: Records\nzone: lab.example\nrecords:\n  - {name: a, type: A, value: 192.0.2.99}\n";
+    let repo = Repo::example().with_settings(&settings).with_records("lab.example", lab);
+    repo.run(&["apply"]).expect_code(0);
+    let text = repo.read(".zonekeeper/hosts").unwrap();
+    assert!(
+        text.contains("# zone home.example\n") && text.contains("# zone lab.example\n192.0.2.99\ta.lab.example\n"),
+        "{text}"
+    );
+    repo.run(&["plan", "--detailed-exitcode"]).expect_code(0);
+    // preview puts every zone on one hosts file: same thing
+    let hosts = repo.path().join("preview-hosts");
+    repo.run(&["preview", "--hosts", hosts.to_str().unwrap()]).expect_code(0);
+    let text = std::fs::read_to_string(&hosts).unwrap();
+    assert!(text.contains("a.lab.example") && text.contains("mail.home.example"), "{text}");
+}

@@ -164,6 +164,8 @@ pub fn load(root: &Path) -> Result<DesiredState, Invalid> {
     let limits = settings.as_ref().map(|s| s.limits.clone()).unwrap_or_default();
 
     let mut records: BTreeMap<Name, Vec<DesiredRecord>> = BTreeMap::new();
+    // Where each zone's records were declared, to point at when the zone as a whole is wrong.
+    let mut zone_files: BTreeMap<Name, (String, Pos)> = BTreeMap::new();
     for (path, display) in yaml_files(&root.join("records"), "records", &mut diags) {
         let text = match yaml::read_text(&path, &display, limits.max_file_bytes) {
             Ok(t) => t,
@@ -174,7 +176,9 @@ pub fn load(root: &Path) -> Result<DesiredState, Invalid> {
         };
         match records::parse(&text, &display) {
             Ok(file) => {
+                let zone_pos = file.zone_pos;
                 if let Some((zone, recs)) = check_records(&display, file, settings.as_ref(), &mut diags) {
+                    zone_files.entry(zone.clone()).or_insert((display.clone(), zone_pos));
                     records.entry(zone).or_default().extend(recs);
                 }
             }
@@ -182,6 +186,11 @@ pub fn load(root: &Path) -> Result<DesiredState, Invalid> {
         }
     }
     check_zone_rules(&records, &mut diags);
+    // Only when every file read cleanly: a zone whose file failed to parse lacks its NS too,
+    // and saying so would only bury the real problem.
+    if let (Some(s), true) = (&settings, diags.is_empty()) {
+        check_zone_files_have_ns(s, &records, &zone_files, &mut diags);
+    }
 
     let mut resolver_sets = Vec::new();
     for (path, display) in yaml_files(&root.join("resolvers"), "resolvers", &mut diags) {
@@ -243,6 +252,21 @@ fn yaml_files(dir: &Path, shown: &str, diags: &mut Vec<Diagnostic>) -> Vec<(Path
         .collect();
     files.sort();
     files
+}
+
+/// A path with `.` and `..` resolved lexically, for comparing paths that may not exist yet.
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 fn valid_owner(s: &str) -> bool {
@@ -369,6 +393,25 @@ fn load_settings(root: &Path, path: &Path, diags: &mut Vec<Diagnostic>) -> Optio
             }
             TargetDecl::Hosts { path: p, .. } => TargetKind::Hosts { path: root.join(p) },
         };
+        // Two targets writing the same file would overwrite each other's view of the zone.
+        let place = match &kind {
+            TargetKind::Zonefile { directory, .. } => normalize(directory),
+            TargetKind::Hosts { path } => normalize(path),
+        };
+        if let Some(other) = targets.iter().find(|o: &&TargetSettings| {
+            normalize(match &o.kind {
+                TargetKind::Zonefile { directory, .. } => directory,
+                TargetKind::Hosts { path } => path,
+            }) == place
+        }) {
+            diags.push(Diagnostic::at(
+                file,
+                t.referenced,
+                &path,
+                format!("writes to {}, which target `{}` already writes to", place.display(), other.name),
+            ));
+            continue;
+        }
         targets.push(TargetSettings { name: name.clone(), view, kind });
     }
 
@@ -619,6 +662,39 @@ impl EntryCheck<'_> {
             allow_public: e.allow_public.unwrap_or(false),
             provenance: Provenance::File { path: shared.clone(), line: loc.line },
         })
+    }
+}
+
+/// A zone file without NS records at the apex is refused by every DNS server (and by
+/// `named-checkzone`), so a zone kept in zone files needs them in every view it is written for.
+fn check_zone_files_have_ns(
+    settings: &Settings,
+    records: &BTreeMap<Name, Vec<DesiredRecord>>,
+    zone_files: &BTreeMap<Name, (String, Pos)>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    for zone in &settings.zones {
+        for t in zone.targets.iter().filter_map(|t| settings.target(t)) {
+            if !matches!(t.kind, TargetKind::Zonefile { .. }) {
+                continue;
+            }
+            let has_ns = records.get(&zone.name).is_some_and(|recs| {
+                recs.iter().filter_map(|r| r.set_in(&t.view)).any(|s| s.name == zone.name && s.rtype == RecordType::NS)
+            });
+            if !has_ns {
+                let (file, pos) =
+                    zone_files.get(&zone.name).cloned().unwrap_or((SETTINGS_FILE.to_string(), Pos::default()));
+                diags.push(Diagnostic::at(
+                    &file,
+                    pos,
+                    "records",
+                    format!(
+                        "zone `{}` is written as a zone file by target `{}` (view `{}`) but has no NS records at `@`; add e.g. {{name: \"@\", type: NS, value: ns1.{}.}}",
+                        zone.name, t.name, t.view, zone.name
+                    ),
+                ));
+            }
+        }
     }
 }
 

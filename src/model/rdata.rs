@@ -219,8 +219,13 @@ impl RData {
                 if tag.is_empty() || !tag.chars().all(|c| c.is_ascii_alphanumeric()) {
                     return Err(RDataError::CaaTag(tag));
                 }
-                // The value is the rest of the line after the tag, quoted or not.
-                let rest = value.split_once(tag.as_str()).map(|(_, r)| r.trim()).unwrap_or_default();
+                // The value is the rest of the line after the flags and the tag, quoted or not.
+                let rest = value
+                    .split_once(char::is_whitespace)
+                    .map(|(_, r)| r.trim_start())
+                    .and_then(|r| r.split_once(char::is_whitespace))
+                    .map(|(_, r)| r.trim())
+                    .unwrap_or_default();
                 if rest.is_empty() {
                     return Err(RDataError::Shape(value.to_string(), SHAPE));
                 }
@@ -393,6 +398,7 @@ mod tests {
             (RecordType::MX, "10 mail.example.org."),
             (RecordType::Srv, "10 5 443 host.example.org."),
             (RecordType::Caa, "0 issue \"letsencrypt.org\""),
+            (RecordType::Caa, "128 iodef \"mailto:a@b.example\""),
             (RecordType::Txt, "v=spf1 -all; \"quoted\" \\ back ü"),
         ];
         for (t, v) in cases {
@@ -418,5 +424,8 @@ mod tests {
         assert!(matches!(RData::parse(RecordType::Txt, &"x".repeat(5000)), Err(RDataError::TxtTooLong(5000))));
         assert!(matches!(RData::parse(RecordType::MX, "mail.example."), Err(RDataError::Shape(..))));
         assert!(matches!(RData::parse(RecordType::Caa, "0 is-sue \"x\""), Err(RDataError::CaaTag(_))));
+        // a numeric tag must not be found inside the flags
+        let caa = RData::parse(RecordType::Caa, "1 1 \"x\"").unwrap();
+        assert!(matches!(caa, RData::Caa(c) if c.flags == 1 && c.tag == "1" && c.value == "x"));
     }
 }

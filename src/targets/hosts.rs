@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use super::{Observation, Target, TargetError, write_native};
+use super::{Observation, Target, TargetError};
 use crate::model::{Name, Observed, Ownership, RData, RecordSet, RecordType, Wanted};
 use crate::plan::{NativeText, TargetPlan, merged};
 
@@ -200,12 +200,10 @@ impl Target for HostsTarget {
 
     fn render(&self, zone: &Name, observation: Observation, plan: &TargetPlan) -> Option<NativeText> {
         let label = self.path.display().to_string();
+        let before = observation.text.unwrap_or_default();
         if plan.changes.is_empty() {
-            return Some(NativeText { label, before: observation.text.unwrap_or_default(), after: None });
+            return Some(NativeText { label, before, after: None });
         }
-        let before = observation.text.clone().unwrap_or_default();
-        let block = self.find_block(&before).ok()?;
-        let mut sections = block.as_ref().map(|b| b.sections.clone()).unwrap_or_default();
         let entries: Vec<(IpAddr, Name)> = merged(&observation.sets, &plan.changes)
             .into_iter()
             .flat_map(|set| {
@@ -216,10 +214,43 @@ impl Target for HostsTarget {
                 })
             })
             .collect();
+        let after = self.splice(&before, zone, entries).ok()?;
+        Some(NativeText { label, before, after: Some(after) })
+    }
+
+    /// The block holds several zones, each planned on its own; so apply re-reads the file and
+    /// replaces only this zone's section, after checking that section is still as planned.
+    fn apply(&self, zone: &Name, plan: &TargetPlan) -> Result<usize, TargetError> {
+        let Some(native) = &plan.native else { return Ok(0) };
+        let Some(after) = native.after.as_deref() else { return Ok(0) };
+        if plan.changes.is_empty() {
+            return Ok(0);
+        }
+        let section = |text: &str| -> Result<Vec<(IpAddr, Name)>, TargetError> {
+            Ok(self.find_block(text)?.and_then(|mut b| b.sections.remove(zone)).unwrap_or_default())
+        };
+        let current = self.read()?.unwrap_or_default();
+        if section(&current)? != section(&native.before)? {
+            return Err(TargetError::Changed { path: self.path.display().to_string() });
+        }
+        let updated = self.splice(&current, zone, section(after)?)?;
+        if updated != current {
+            super::atomic::write_atomic(&self.path, updated.as_bytes())?;
+        }
+        Ok(plan.changes.len())
+    }
+}
+
+impl HostsTarget {
+    /// `text` with this zone's section of our block set to `entries`; every byte outside the
+    /// block is kept.
+    fn splice(&self, text: &str, zone: &Name, entries: Vec<(IpAddr, Name)>) -> Result<String, TargetError> {
+        let block = self.find_block(text)?;
+        let mut sections = block.as_ref().map(|b| b.sections.clone()).unwrap_or_default();
         sections.insert(zone.clone(), entries);
         let new_block = self.block_text(&sections);
-        let lines: Vec<&str> = before.split('\n').collect();
-        let after = match (block, new_block) {
+        let lines: Vec<&str> = text.split('\n').collect();
+        Ok(match (block, new_block) {
             (Some(b), Some(nb)) => {
                 let mut out: Vec<&str> = lines[..b.begin].to_vec();
                 out.push(&nb);
@@ -232,7 +263,7 @@ impl Target for HostsTarget {
                 out.join("\n")
             }
             (None, Some(nb)) => {
-                let mut out = before.clone();
+                let mut out = text.to_string();
                 if !out.is_empty() && !out.ends_with('\n') {
                     out.push('\n');
                 }
@@ -240,12 +271,7 @@ impl Target for HostsTarget {
                 out.push('\n');
                 out
             }
-            (None, None) => before.clone(),
-        };
-        Some(NativeText { label, before, after: Some(after) })
-    }
-
-    fn apply(&self, _zone: &Name, plan: &TargetPlan) -> Result<usize, TargetError> {
-        write_native(&self.path, plan)
+            (None, None) => text.to_string(),
+        })
     }
 }

@@ -102,7 +102,8 @@ pub(crate) fn write_native(path: &std::path::Path, plan: &TargetPlan) -> Result<
         return Err(TargetError::Changed { path: path.display().to_string() });
     }
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| TargetError::Read { path: dir.display().to_string(), source })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|source| TargetError::Write(atomic::WriteError::Io { path: dir.display().to_string(), source }))?;
     }
     atomic::write_atomic(path, after.as_bytes())?;
     Ok(plan.changes.len())

@@ -133,7 +133,8 @@ fn today() -> u32 {
 pub fn next_serial(old: Option<u32>, today: u32) -> u32 {
     let base = today.saturating_mul(100);
     match old {
-        Some(old) if old >= base => old.saturating_add(1),
+        // RFC 1982: past 2^32-1 the serial wraps; 0 is skipped (CoreDNS never loads serial 0).
+        Some(old) if old >= base => old.checked_add(1).unwrap_or(1),
         _ => base,
     }
 }
@@ -233,7 +234,9 @@ pub fn parse_zone(text: &str, zone: &Name, shown: &str) -> Result<ParsedZone, Ta
                 continue;
             }
             "$TTL" => {
-                default_ttl = f.get(1).and_then(|t| t.1.parse().ok());
+                let v = f.get(1).map(|t| t.1).unwrap_or_default();
+                default_ttl =
+                    Some(v.parse().map_err(|_| err(lineno, format!("$TTL `{v}` is not a number of seconds")))?);
                 continue;
             }
             d if d.starts_with('$') => return Err(err(lineno, format!("directive {d} is not supported"))),
@@ -321,6 +324,7 @@ mod tests {
         assert_eq!(next_serial(Some(2026112907), 20261130), 2026113000);
         assert_eq!(next_serial(Some(2026113000), 20261130), 2026113001);
         assert_eq!(next_serial(Some(2026120105), 20261130), 2026120106, "never goes down");
+        assert_eq!(next_serial(Some(u32::MAX), 20261130), 1, "wraps past the top (RFC 1982), skipping 0");
     }
 
     #[test]
