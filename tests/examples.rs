@@ -35,9 +35,10 @@ fn zone_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-fn check_example(src: &Path, only: &[&str]) {
+/// A temp copy of an example repository's desired state (not its outputs).
+fn copy_example(src: &Path) -> Repo {
     let repo = Repo::empty();
-    for name in only {
+    for name in ["zonekeeper.yaml", "records", "resolvers"] {
         let p = src.join(name);
         if p.is_dir() {
             std::fs::create_dir_all(repo.path().join(name)).unwrap();
@@ -46,6 +47,11 @@ fn check_example(src: &Path, only: &[&str]) {
             std::fs::copy(&p, repo.path().join(name)).unwrap();
         }
     }
+    repo
+}
+
+fn check_example(src: &Path) {
+    let repo = copy_example(src);
     repo.run(&["validate"]).expect_code(0);
     repo.run(&["apply"]).expect_code(0);
     let mut zones = Vec::new();
@@ -60,7 +66,7 @@ fn check_example(src: &Path, only: &[&str]) {
 
 #[test]
 fn the_built_in_default_works() {
-    check_example(Path::new("."), &["zonekeeper.yaml", "records", "resolvers"]);
+    check_example(Path::new("."));
 }
 
 #[test]
@@ -69,7 +75,7 @@ fn every_example_repository_works() {
     for entry in std::fs::read_dir("examples").unwrap() {
         let dir = entry.unwrap().path();
         if dir.join("zonekeeper.yaml").exists() {
-            check_example(&dir, &["zonekeeper.yaml", "records", "resolvers"]);
+            check_example(&dir);
             seen += 1;
         }
     }
@@ -78,17 +84,7 @@ fn every_example_repository_works() {
 
 #[test]
 fn the_split_horizon_example_gives_each_view_its_answer() {
-    let src = Path::new("examples/homelab-split-horizon");
-    let repo = Repo::empty();
-    for name in ["zonekeeper.yaml", "records", "resolvers"] {
-        let p = src.join(name);
-        if p.is_dir() {
-            std::fs::create_dir_all(repo.path().join(name)).unwrap();
-            copy_tree(&p, &repo.path().join(name));
-        } else {
-            std::fs::copy(&p, repo.path().join(name)).unwrap();
-        }
-    }
+    let repo = copy_example(Path::new("examples/homelab-split-horizon"));
     repo.run(&["apply"]).expect_code(0);
     let lan = repo.read("out/lan/db.example.org").unwrap();
     let public = repo.read("out/public/db.example.org").unwrap();
