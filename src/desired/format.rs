@@ -153,14 +153,61 @@ pub enum TargetDecl {
         #[serde(default)]
         view: Option<String>,
     },
+    /// A Technitium DNS Server, kept in step over its HTTP API. Records we own carry
+    /// `zonekeeper:owner=<owner>` in their comments.
+    #[serde(rename_all = "camelCase")]
+    Technitium {
+        /// Base URL, e.g. `http://dns.home.arpa:5380`.
+        url: String,
+        #[serde(default)]
+        view: Option<String>,
+        /// Environment variable that holds the API token (never the token itself).
+        #[serde(default)]
+        token_env: Option<String>,
+        /// File that holds the API token.
+        #[serde(default)]
+        token_file: Option<String>,
+        /// PEM file of an extra CA to trust (a homelab's own CA).
+        #[serde(default)]
+        ca_file: Option<String>,
+        /// Accept any TLS certificate (self-signed homelab servers). Warned about on every run.
+        #[serde(default)]
+        insecure_skip_tls_verify: bool,
+        #[serde(default = "default_timeout")]
+        timeout_seconds: u32,
+        /// Requests per second at most.
+        #[serde(default = "default_rate")]
+        rate_limit: f64,
+        /// Tries per request on connection errors, timeouts and 5xx (backoff 1 s, 2 s, 4 s … 30 s).
+        #[serde(default = "default_attempts")]
+        attempts: u32,
+        /// Create a zone that does not exist yet (as Primary); otherwise a missing zone is an error.
+        #[serde(default)]
+        create_zones: bool,
+        /// Take over records at wanted names that carry no owner marker.
+        #[serde(default)]
+        adopt: bool,
+    },
 }
 
 impl TargetDecl {
     pub fn view(&self) -> Option<&str> {
         match self {
-            TargetDecl::Zonefile { view, .. } | TargetDecl::Hosts { view, .. } => view.as_deref(),
+            TargetDecl::Zonefile { view, .. }
+            | TargetDecl::Hosts { view, .. }
+            | TargetDecl::Technitium { view, .. } => view.as_deref(),
         }
     }
+}
+
+fn default_timeout() -> u32 {
+    10
+}
+fn default_rate() -> f64 {
+    10.0
+}
+fn default_attempts() -> u32 {
+    5
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

@@ -8,4 +8,7 @@ pub mod state;
 pub mod yaml;
 
 pub use diagnostic::{Diagnostic, Invalid, Pos};
-pub use state::{DesiredRecord, DesiredState, Settings, TargetKind, TargetSettings, View, ZoneSettings, load};
+pub use state::{
+    DesiredRecord, DesiredState, SecretSource, Settings, TargetKind, TargetSettings, TechnitiumSettings, View,
+    ZoneSettings, load,
+};

@@ -35,6 +35,27 @@ pub struct ZoneSettings {
 pub enum TargetKind {
     Zonefile { directory: PathBuf, adopt: bool, soa: SoaDecl },
     Hosts { path: PathBuf },
+    Technitium(TechnitiumSettings),
+}
+
+/// Where a secret comes from; the secret itself is read only when the target is used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    Env(String),
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct TechnitiumSettings {
+    pub url: String,
+    pub token: SecretSource,
+    pub ca_file: Option<PathBuf>,
+    pub insecure_skip_tls_verify: bool,
+    pub timeout_seconds: u32,
+    pub rate_limit: f64,
+    pub attempts: u32,
+    pub create_zones: bool,
+    pub adopt: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -392,23 +413,65 @@ fn load_settings(root: &Path, path: &Path, diags: &mut Vec<Diagnostic>) -> Optio
                 TargetKind::Zonefile { directory: root.join(directory), adopt: *adopt, soa: soa.clone() }
             }
             TargetDecl::Hosts { path: p, .. } => TargetKind::Hosts { path: root.join(p) },
+            TargetDecl::Technitium {
+                url,
+                token_env,
+                token_file,
+                ca_file,
+                insecure_skip_tls_verify,
+                timeout_seconds,
+                rate_limit,
+                attempts,
+                create_zones,
+                adopt,
+                ..
+            } => {
+                let mut bad = |field: &str, msg: String| {
+                    diags.push(Diagnostic::at(file, t.referenced, format!("{path}.{field}"), msg))
+                };
+                if !(url.starts_with("http://") || url.starts_with("https://")) || url.contains(['?', '#', ' ']) {
+                    bad("url", format!("`{url}` should be a base URL like http://dns.home.arpa:5380"));
+                }
+                if !(*rate_limit > 0.0 && rate_limit.is_finite()) {
+                    bad("rateLimit", "must be a number of requests per second above 0".into());
+                }
+                if *attempts == 0 || *timeout_seconds == 0 {
+                    bad("attempts", "attempts and timeoutSeconds must be at least 1".into());
+                }
+                let token = match (token_env, token_file) {
+                    (Some(e), None) => SecretSource::Env(e.clone()),
+                    (None, Some(f)) => SecretSource::File(root.join(f)),
+                    _ => {
+                        bad("tokenEnv", "give exactly one of tokenEnv (an environment variable) or tokenFile (a file) for the API token".into());
+                        continue;
+                    }
+                };
+                TargetKind::Technitium(TechnitiumSettings {
+                    url: url.trim_end_matches('/').to_string(),
+                    token,
+                    ca_file: ca_file.as_ref().map(|f| root.join(f)),
+                    insecure_skip_tls_verify: *insecure_skip_tls_verify,
+                    timeout_seconds: *timeout_seconds,
+                    rate_limit: *rate_limit,
+                    attempts: *attempts,
+                    create_zones: *create_zones,
+                    adopt: *adopt,
+                })
+            }
         };
         // Two targets writing the same file would overwrite each other's view of the zone.
-        let place = match &kind {
+        let place = |k: &TargetKind| match k {
             TargetKind::Zonefile { directory, .. } => normalize(directory),
             TargetKind::Hosts { path } => normalize(path),
+            TargetKind::Technitium(t) => PathBuf::from(&t.url),
         };
-        if let Some(other) = targets.iter().find(|o: &&TargetSettings| {
-            normalize(match &o.kind {
-                TargetKind::Zonefile { directory, .. } => directory,
-                TargetKind::Hosts { path } => path,
-            }) == place
-        }) {
+        let here = place(&kind);
+        if let Some(other) = targets.iter().find(|o: &&TargetSettings| place(&o.kind) == here) {
             diags.push(Diagnostic::at(
                 file,
                 t.referenced,
                 &path,
-                format!("writes to {}, which target `{}` already writes to", place.display(), other.name),
+                format!("writes to {}, which target `{}` already writes to", here.display(), other.name),
             ));
             continue;
         }

@@ -3,6 +3,7 @@
 
 pub mod atomic;
 pub mod hosts;
+pub mod technitium;
 pub mod zonefile;
 
 use crate::desired::{TargetKind, TargetSettings};
@@ -21,6 +22,8 @@ pub enum TargetError {
     Read { path: String, source: std::io::Error },
     #[error("{path} changed since it was planned; plan again")]
     Changed { path: String },
+    #[error("target {target}: {applied} change(s) applied, {} failed:\n  {}", failed.len(), failed.join("\n  "))]
+    Partial { target: String, applied: usize, failed: Vec<String> },
 }
 
 impl TargetError {
@@ -32,6 +35,7 @@ impl TargetError {
             TargetError::Write(_) => "write",
             TargetError::Read { .. } => "read",
             TargetError::Changed { .. } => "changed",
+            TargetError::Partial { .. } => "partial",
         }
     }
 }
@@ -77,6 +81,11 @@ pub fn build(settings: &TargetSettings, owner: &str, zones: &[Name]) -> Box<dyn 
             path: path.clone(),
             owner: owner.to_string(),
             zones: zones.to_vec(),
+        }),
+        TargetKind::Technitium(t) => Box::new(technitium::TechnitiumTarget {
+            name: settings.name.clone(),
+            settings: t.clone(),
+            owner: owner.to_string(),
         }),
     }
 }

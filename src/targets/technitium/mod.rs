@@ -1,0 +1,344 @@
+//! Technitium DNS Server as a target: observe a zone's records over the HTTP API, and apply
+//! a plan's changes record by record.
+//!
+//! Ownership lives in each record's `comments`: `zonekeeper:owner=<id>`. A record set is ours
+//! when every record in it carries our marker, another instance's when they carry another
+//! owner id, unowned otherwise (and so never changed unless `adopt`). Disabled records, the
+//! SOA and the zone's own NS records are never ours. The API's quirks that shape `apply`
+//! (research/api-facts.md §1.8): an add of an existing record is an error, an RRset has one
+//! TTL and a TTL change rewrites its siblings without their comments, and an update resets
+//! omitted fields. So a value change is adds then deletes of exactly the values that differ,
+//! and a TTL change (or an adoption) replaces the set with `overwrite=true` and re-adds the rest.
+
+pub mod client;
+
+use std::net::IpAddr;
+
+use client::{ApiError, Client, Policy, Token};
+use serde_json::Value;
+
+use super::{Observation, Target, TargetError};
+use crate::desired::{SecretSource, TechnitiumSettings};
+use crate::model::{Caa, Name, Observed, Ownership, RData, RecordSet, RecordType, Wanted};
+use crate::plan::{Change, NativeText, TargetPlan};
+
+const MARKER: &str = "zonekeeper:owner=";
+
+pub struct TechnitiumTarget {
+    pub name: String,
+    pub settings: TechnitiumSettings,
+    pub owner: String,
+}
+
+fn api(target: &str, e: ApiError) -> TargetError {
+    TargetError::Refused { path: format!("target {target}"), message: e.to_string() }
+}
+
+impl TechnitiumTarget {
+    fn marker(&self) -> String {
+        format!("{MARKER}{}", self.owner)
+    }
+
+    fn token(&self) -> Result<Token, TargetError> {
+        let refused = |message: String| TargetError::Refused { path: format!("target {}", self.name), message };
+        match &self.settings.token {
+            SecretSource::Env(var) => std::env::var(var)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| Token::new(v.trim()))
+                .ok_or_else(|| refused(format!("the API token's environment variable {var} is not set"))),
+            SecretSource::File(path) => std::fs::read_to_string(path)
+                .map(|v| Token::new(v.trim()))
+                .map_err(|e| refused(format!("cannot read the API token file {}: {e}", path.display()))),
+        }
+    }
+
+    /// A client and a runtime to drive it: the CLI is synchronous, the client is not.
+    fn connect(&self) -> Result<(tokio::runtime::Runtime, Client), TargetError> {
+        let refused = |message: String| TargetError::Refused { path: format!("target {}", self.name), message };
+        let s = &self.settings;
+        let mut builder =
+            reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(s.timeout_seconds as u64));
+        if s.insecure_skip_tls_verify {
+            tracing::warn!(target_name = %self.name, "TLS certificate checks are off for this target (insecureSkipTlsVerify)");
+            builder = builder.tls_danger_accept_invalid_certs(true);
+        }
+        if let Some(ca) = &s.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| refused(format!("cannot read caFile {}: {e}", ca.display())))?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .map_err(|e| refused(format!("caFile {} is not a PEM certificate: {e}", ca.display())))?;
+            builder = builder.tls_certs_merge([cert]);
+        }
+        let http = builder.build().map_err(|e| refused(format!("cannot set up HTTP: {e}")))?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| refused(format!("cannot start the async runtime: {e}")))?;
+        let policy = Policy {
+            timeout: std::time::Duration::from_secs(s.timeout_seconds as u64),
+            rate: s.rate_limit,
+            attempts: s.attempts,
+        };
+        Ok((rt, Client::new(http, &s.url, self.token()?, policy)))
+    }
+
+    async fn ensure_zone(&self, client: &Client, zone: &Name) -> Result<(), ApiError> {
+        let list = client.call("/api/zones/list", &[], None).await?;
+        let exists = list
+            .get("zones")
+            .and_then(|z| z.as_array())
+            .is_some_and(|zones| zones.iter().any(|z| z.get("name").and_then(|n| n.as_str()) == Some(zone.as_str())));
+        if exists {
+            return Ok(());
+        }
+        if !self.settings.create_zones {
+            return Err(ApiError::Api {
+                endpoint: "/api/zones/list".into(),
+                message: format!("zone {zone} does not exist on the server (set createZones: true to create it)"),
+            });
+        }
+        client.call("/api/zones/create", &[("zone", zone.to_string()), ("type", "Primary".into())], None).await?;
+        Ok(())
+    }
+
+    async fn observe_async(&self, client: &Client, zone: &Name) -> Result<Vec<Observed>, ApiError> {
+        self.ensure_zone(client, zone).await?;
+        let params = [("domain", zone.to_string()), ("zone", zone.to_string()), ("listZone", "true".to_string())];
+        let resp = client.call("/api/zones/records/get", &params, None).await?;
+        let records = resp.get("records").and_then(|r| r.as_array()).cloned().unwrap_or_default();
+        Ok(group(zone, &records, &self.marker()))
+    }
+
+    async fn apply_async(&self, client: &Client, zone: &Name, plan: &TargetPlan) -> (usize, Vec<String>) {
+        let mut applied = 0;
+        let mut failed = Vec::new();
+        for change in &plan.changes {
+            match self.apply_change(client, zone, change).await {
+                Ok(()) => applied += 1,
+                Err(e) => {
+                    failed.push(format!("{} {} {}: {e}", change.op().as_str(), change.set().name, change.set().rtype))
+                }
+            }
+        }
+        (applied, failed)
+    }
+
+    async fn add(
+        &self,
+        client: &Client,
+        zone: &Name,
+        set: &RecordSet,
+        v: &RData,
+        overwrite: bool,
+    ) -> Result<(), ApiError> {
+        let mut p = vec![
+            ("domain", set.name.to_string()),
+            ("zone", zone.to_string()),
+            ("type", set.rtype.to_string()),
+            ("ttl", set.ttl.to_string()),
+            ("comments", self.marker()),
+        ];
+        if overwrite {
+            p.push(("overwrite", "true".into()));
+        }
+        p.extend(value_params(v));
+        client.call("/api/zones/records/add", &p, Some("already exists")).await.map(|_| ())
+    }
+
+    async fn delete(&self, client: &Client, zone: &Name, set: &RecordSet, v: &RData) -> Result<(), ApiError> {
+        let mut p = vec![("domain", set.name.to_string()), ("zone", zone.to_string()), ("type", set.rtype.to_string())];
+        p.extend(value_params(v));
+        match client.call("/api/zones/records/delete", &p, Some("no such record")).await {
+            // Already gone is what we wanted.
+            Err(e) if e.api_message().is_some_and(|m| m.contains("no such record exists")) => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
+    async fn apply_change(&self, client: &Client, zone: &Name, change: &Change) -> Result<(), ApiError> {
+        match change {
+            Change::Create { set, .. } => {
+                for v in &set.values {
+                    self.add(client, zone, set, v, false).await?;
+                }
+            }
+            Change::Delete { set } => {
+                for v in &set.values {
+                    self.delete(client, zone, set, v).await?;
+                }
+            }
+            Change::Update { from, to, adopt, .. } if from.ttl == to.ttl && !adopt => {
+                // Adds first, so the name always answers; then the values that went away.
+                for v in to.values.iter().filter(|v| !from.values.contains(v)) {
+                    self.add(client, zone, to, v, false).await?;
+                }
+                for v in from.values.iter().filter(|v| !to.values.contains(v)) {
+                    self.delete(client, zone, from, v).await?;
+                }
+            }
+            Change::Update { to, .. } => {
+                // One TTL per RRset, and a TTL change strips the siblings' comments: replace
+                // the set with its first value, then add the others.
+                let mut values = to.values.iter();
+                if let Some(first) = values.next() {
+                    self.add(client, zone, to, first, true).await?;
+                }
+                for v in values {
+                    self.add(client, zone, to, v, false).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The parameters that carry one value, named as the add and delete endpoints name them.
+fn value_params(v: &RData) -> Vec<(&'static str, String)> {
+    match v {
+        RData::A(ip) => vec![("ipAddress", ip.to_string())],
+        RData::Aaaa(ip) => vec![("ipAddress", ip.to_string())],
+        RData::Cname(n) => vec![("cname", n.to_string())],
+        RData::Ns(n) => vec![("nameServer", n.to_string())],
+        RData::Mx { preference, exchange } => {
+            vec![("preference", preference.to_string()), ("exchange", exchange.to_string())]
+        }
+        RData::Txt(t) => vec![("text", t.clone()), ("splitText", "false".into())],
+        RData::Srv { priority, weight, port, target } => vec![
+            ("priority", priority.to_string()),
+            ("weight", weight.to_string()),
+            ("port", port.to_string()),
+            ("target", target.to_string()),
+        ],
+        RData::Caa(c) => vec![("flags", c.flags.to_string()), ("tag", c.tag.clone()), ("value", c.value.clone())],
+    }
+}
+
+/// One record of `records/get` as our value, or `None` for types and shapes we leave alone.
+fn rdata(rtype: RecordType, r: &Value) -> Option<RData> {
+    let s = |k: &str| r.get(k).and_then(|v| v.as_str());
+    let n = |k: &str| r.get(k).and_then(|v| v.as_u64());
+    let name = |k: &str| s(k).and_then(|x| Name::parse(x).ok());
+    Some(match rtype {
+        RecordType::A => match s("ipAddress")?.parse().ok()? {
+            IpAddr::V4(a) => RData::A(a),
+            IpAddr::V6(_) => return None,
+        },
+        RecordType::Aaaa => match s("ipAddress")?.parse().ok()? {
+            IpAddr::V6(a) => RData::Aaaa(a),
+            IpAddr::V4(_) => return None,
+        },
+        RecordType::Cname => RData::Cname(name("cname")?),
+        RecordType::NS => RData::Ns(name("nameServer")?),
+        RecordType::MX => RData::Mx { preference: n("preference")?.try_into().ok()?, exchange: name("exchange")? },
+        // A hostile or huge value from the server is left alone rather than mis-read.
+        RecordType::Txt => match RData::parse(RecordType::Txt, s("text")?) {
+            Ok(t) => t,
+            Err(_) => return None,
+        },
+        RecordType::Srv => RData::Srv {
+            priority: n("priority")?.try_into().ok()?,
+            weight: n("weight")?.try_into().ok()?,
+            port: n("port")?.try_into().ok()?,
+            target: name("target")?,
+        },
+        RecordType::Caa => RData::Caa(Box::new(Caa {
+            flags: n("flags")?.try_into().ok()?,
+            tag: s("tag")?.to_string(),
+            value: s("value")?.to_string(),
+        })),
+    })
+}
+
+/// Groups the zone's records into sets with their ownership.
+fn group(zone: &Name, records: &[Value], marker: &str) -> Vec<Observed> {
+    use std::collections::BTreeMap;
+    /// One RRset as read: its TTL, values, and the owner marker of each record (if any).
+    #[derive(Default)]
+    struct Seen {
+        ttl: u32,
+        values: Vec<RData>,
+        owners: Vec<Option<String>>,
+    }
+    let mut groups: BTreeMap<(Name, RecordType), Seen> = BTreeMap::new();
+    let mut untouchable: std::collections::BTreeSet<(Name, RecordType)> = Default::default();
+    for r in records {
+        let (Some(name), Some(rtype)) = (
+            r.get("name").and_then(|v| v.as_str()).and_then(|n| Name::parse(n).ok()),
+            r.get("type").and_then(|v| v.as_str()).and_then(RecordType::parse),
+        ) else {
+            continue; // SOA, DNSSEC and types we do not model
+        };
+        let disabled = r.get("disabled").and_then(|v| v.as_bool()).unwrap_or(false);
+        let value = r.get("rData").and_then(|d| rdata(rtype, d));
+        if disabled || value.is_none() || (rtype == RecordType::NS && name == *zone) {
+            untouchable.insert((name, rtype));
+            continue;
+        }
+        let comments = r.get("comments").and_then(|v| v.as_str()).unwrap_or("");
+        let owner = comments
+            .split(|c: char| c == ';' || c.is_whitespace())
+            .find_map(|part| part.strip_prefix(MARKER))
+            .map(|o| o.to_string());
+        let ttl = r.get("ttl").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
+        let entry = groups.entry((name, rtype)).or_insert_with(|| Seen { ttl, ..Seen::default() });
+        entry.ttl = entry.ttl.min(ttl);
+        entry.values.extend(value);
+        entry.owners.push(owner);
+    }
+    let ours = marker.strip_prefix(MARKER).unwrap_or_default();
+    groups
+        .into_iter()
+        .map(|((name, rtype), Seen { ttl, values, owners })| {
+            let ownership = if untouchable.contains(&(name.clone(), rtype)) {
+                Ownership::Unowned
+            } else if owners.iter().all(|o| o.as_deref() == Some(ours)) {
+                Ownership::Ours
+            } else if let Some(Some(other)) = owners.iter().find(|o| o.as_deref().is_some_and(|o| o != ours)) {
+                Ownership::Other(other.clone())
+            } else {
+                Ownership::Unowned
+            };
+            Observed { set: RecordSet::new(name, rtype, ttl, values), ownership }
+        })
+        .collect()
+}
+
+impl Target for TechnitiumTarget {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn kind(&self) -> &'static str {
+        "technitium"
+    }
+    fn adopt(&self) -> bool {
+        self.settings.adopt
+    }
+
+    /// The server keeps its zone's own SOA and NS: we never plan them.
+    fn prepare<'a>(&self, zone: &Name, wanted: Vec<Wanted<'a>>) -> Vec<Wanted<'a>> {
+        wanted.into_iter().filter(|w| !(w.set.rtype == RecordType::NS && w.set.name == *zone)).collect()
+    }
+
+    fn observe(&self, zone: &Name) -> Result<Observation, TargetError> {
+        let (rt, client) = self.connect()?;
+        let sets = rt.block_on(self.observe_async(&client, zone)).map_err(|e| api(&self.name, e))?;
+        Ok(Observation { sets, text: None })
+    }
+
+    fn render(&self, _zone: &Name, _observation: Observation, _plan: &TargetPlan) -> Option<NativeText> {
+        None
+    }
+
+    fn apply(&self, zone: &Name, plan: &TargetPlan) -> Result<usize, TargetError> {
+        if plan.changes.is_empty() {
+            return Ok(0);
+        }
+        let (rt, client) = self.connect()?;
+        let (applied, failed) = rt.block_on(self.apply_async(&client, zone, plan));
+        if failed.is_empty() {
+            Ok(applied)
+        } else {
+            Err(TargetError::Partial { target: self.name.clone(), applied, failed })
+        }
+    }
+}

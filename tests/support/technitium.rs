@@ -1,0 +1,357 @@
+//! An in-process double of Technitium DNS Server's HTTP API (v15.2), for tests. It follows
+//! the documented behaviour and the facts in research/api-facts.md §1: GET or POST, query
+//! before form, an empty value counts as missing (`Parameter 'X' missing.`), the token from
+//! `Authorization: Bearer` or a `token` parameter, every error as HTTP 200 with
+//! `"status": "error"` (or `"invalid-token"`), an add of an existing record is an error, a
+//! delete of a missing one is an error, one TTL per RRset (a TTL change rewrites the siblings
+//! and drops their comments), CNAME exclusivity, comments of at most 255 characters, and an
+//! unknown `/api` path is HTTP 404 with an empty body. Every call is logged (without the
+//! token) so a test can state exactly the calls it expects.
+#![allow(dead_code)]
+// An error here *is* the HTTP answer the double sends back; boxing it would only add noise.
+#![allow(clippy::result_large_err)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State as AxState};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rec {
+    pub name: String,
+    pub rtype: String,
+    pub ttl: u64,
+    pub disabled: bool,
+    pub comments: Option<String>,
+    pub rdata: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub endpoint: String,
+    pub params: BTreeMap<String, String>,
+}
+
+impl Call {
+    pub fn is_write(&self) -> bool {
+        !(self.endpoint.ends_with("/list") || self.endpoint.ends_with("/get"))
+    }
+    /// `add A www.z 192.0.2.1` style summary for assertions.
+    pub fn short(&self) -> String {
+        let op = self.endpoint.rsplit('/').next().unwrap_or_default();
+        let p = |k: &str| self.params.get(k).cloned().unwrap_or_default();
+        let value = ["ipAddress", "cname", "nameServer", "exchange", "text", "target", "value"]
+            .iter()
+            .find_map(|k| self.params.get(*k).cloned())
+            .unwrap_or_default();
+        format!("{op} {} {} {value}", p("type"), p("domain")).trim_end().to_string()
+    }
+}
+
+#[derive(Default)]
+pub struct State {
+    pub token: String,
+    pub zones: BTreeMap<String, Vec<Rec>>,
+    pub calls: Vec<Call>,
+    /// HTTP statuses to answer the next requests with, before doing anything.
+    pub fail_next: Vec<u16>,
+    /// Answer HTTP 500 to the n-th (0-based) write call only.
+    pub fail_write_at: Option<usize>,
+    writes_seen: usize,
+}
+
+pub struct Technitium {
+    pub addr: SocketAddr,
+    pub state: Arc<Mutex<State>>,
+}
+
+fn ok(response: Value) -> Response {
+    axum::Json(json!({"response": response, "server": "double", "status": "ok"})).into_response()
+}
+
+fn error(message: &str) -> Response {
+    axum::Json(json!({"server": "double", "status": "error", "errorMessage": message})).into_response()
+}
+
+fn norm(name: &str) -> String {
+    name.trim_matches('.').to_ascii_lowercase()
+}
+
+impl Technitium {
+    /// Starts the double on a free port of 127.0.0.1 with one zone (SOA and NS at the apex).
+    pub fn start(token: &str, zone: &str) -> Technitium {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        Technitium::start_on(listener, token, zone)
+    }
+
+    pub fn start_on(listener: std::net::TcpListener, token: &str, zone: &str) -> Technitium {
+        let addr = listener.local_addr().expect("addr");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let mut st = State { token: token.to_string(), ..State::default() };
+        st.zones.insert(zone.to_string(), apex(zone));
+        let state = Arc::new(Mutex::new(st));
+        let shared = state.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                let app = axum::Router::new().fallback(handle).with_state(shared);
+                let _ = axum::serve(listener, app).await;
+            });
+        });
+        Technitium { addr, state }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn writes(&self) -> Vec<String> {
+        self.state.lock().unwrap().calls.iter().filter(|c| c.is_write()).map(|c| c.short()).collect()
+    }
+
+    pub fn clear_calls(&self) {
+        self.state.lock().unwrap().calls.clear();
+    }
+
+    pub fn records(&self, zone: &str) -> Vec<Rec> {
+        self.state.lock().unwrap().zones.get(zone).cloned().unwrap_or_default()
+    }
+
+    pub fn insert(&self, zone: &str, rec: Rec) {
+        self.state.lock().unwrap().zones.entry(zone.to_string()).or_default().push(rec);
+    }
+}
+
+fn apex(zone: &str) -> Vec<Rec> {
+    vec![
+        Rec {
+            name: zone.into(),
+            rtype: "SOA".into(),
+            ttl: 900,
+            disabled: false,
+            comments: None,
+            rdata: json!({"primaryNameServer": format!("ns.{zone}"), "responsiblePerson": format!("hostmaster.{zone}"),
+                          "serial": 1, "refresh": 900, "retry": 300, "expire": 604800, "minimum": 900}),
+        },
+        Rec {
+            name: zone.into(),
+            rtype: "NS".into(),
+            ttl: 3600,
+            disabled: false,
+            comments: None,
+            rdata: json!({"nameServer": format!("ns.{zone}")}),
+        },
+    ]
+}
+
+fn rec_json(r: &Rec) -> Value {
+    let mut v = json!({"name": r.name, "type": r.rtype, "ttl": r.ttl, "ttlString": format!("{}s", r.ttl),
+                       "disabled": r.disabled, "rData": r.rdata, "dnssecStatus": "Disabled",
+                       "lastUsedOn": "0001-01-01T00:00:00", "lastModified": "0001-01-01T00:00:00", "expiryTtl": 0});
+    if let Some(c) = r.comments.as_deref().filter(|c| !c.is_empty()) {
+        v["comments"] = json!(c);
+    }
+    v
+}
+
+struct Params {
+    query: Vec<(String, String)>,
+    form: Vec<(String, String)>,
+}
+
+impl Params {
+    /// Query first, then form; an empty value is missing.
+    fn get(&self, k: &str) -> Option<&str> {
+        fn find<'a>(v: &'a [(String, String)], k: &str) -> Option<&'a str> {
+            v.iter().find(|(n, x)| n == k && !x.is_empty()).map(|(_, x)| x.as_str())
+        }
+        find(&self.query, k).or_else(|| find(&self.form, k))
+    }
+    fn req(&self, k: &str) -> Result<&str, Response> {
+        self.get(k).ok_or_else(|| error(&format!("Parameter '{k}' missing.")))
+    }
+    fn flag(&self, k: &str) -> bool {
+        self.get(k).is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+}
+
+/// The rData a request describes, for add and delete.
+fn rdata_of(t: &str, p: &Params) -> Result<Value, Response> {
+    let num = |k: &str| -> Result<u64, Response> {
+        p.req(k)?.parse::<u64>().map_err(|_| error(&format!("Invalid value for parameter '{k}'.")))
+    };
+    Ok(match t {
+        "A" | "AAAA" => {
+            let ip = p.get("ipAddress").or(p.get("value")).ok_or_else(|| error("Parameter 'ipAddress' missing."))?;
+            let parsed: std::net::IpAddr =
+                ip.parse().map_err(|_| error(&format!("An invalid IP address was specified: {ip}")))?;
+            if (t == "A") != parsed.is_ipv4() {
+                return Err(error(&format!("An invalid IP address was specified: {ip}")));
+            }
+            json!({"ipAddress": parsed.to_string()})
+        }
+        "CNAME" => {
+            json!({"cname": norm(p.get("cname").or(p.get("value")).ok_or_else(|| error("Parameter 'cname' missing."))?)})
+        }
+        "NS" => json!({"nameServer": norm(p.req("nameServer")?)}),
+        "MX" => json!({"preference": num("preference")?, "exchange": norm(p.req("exchange")?)}),
+        "TXT" => {
+            let text = p.req("text")?;
+            json!({"text": text, "splitText": p.flag("splitText"), "characterStrings": [text]})
+        }
+        "SRV" => {
+            json!({"priority": num("priority")?, "weight": num("weight")?, "port": num("port")?, "target": norm(p.req("target")?)})
+        }
+        "CAA" => json!({"flags": num("flags")?, "tag": p.req("tag")?, "value": p.req("value")?}),
+        other => return Err(error(&format!("Requested resource record type is not supported: {other}"))),
+    })
+}
+
+/// Two rData describe the same record (TXT compares the text only, like the server).
+fn same(t: &str, a: &Value, b: &Value) -> bool {
+    if t == "TXT" { a.get("text") == b.get("text") } else { a == b }
+}
+
+async fn handle(
+    AxState(state): AxState<Arc<Mutex<State>>>,
+    uri: Uri,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Response {
+    let query: Vec<(String, String)> = serde_urlencoded::from_str(q.as_deref().unwrap_or("")).unwrap_or_default();
+    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let p = Params { query, form };
+    let endpoint = uri.path().to_string();
+    let mut st = state.lock().unwrap();
+    let params: BTreeMap<String, String> =
+        p.query.iter().chain(p.form.iter()).filter(|(k, _)| k != "token").cloned().collect();
+    st.calls.push(Call { endpoint: endpoint.clone(), params });
+    if !st.fail_next.is_empty() {
+        let code = st.fail_next.remove(0);
+        return StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR).into_response();
+    }
+    let bearer = headers
+        .get("authorization")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.get(..7).filter(|b| b.eq_ignore_ascii_case("bearer ")).map(|_| h[7..].to_string()));
+    let token = bearer.or_else(|| p.get("token").map(|t| t.to_string()));
+    if token.as_deref() != Some(st.token.as_str()) {
+        return axum::Json(
+            json!({"server": "double", "status": "invalid-token", "errorMessage": "Invalid token or session expired."}),
+        )
+        .into_response();
+    }
+    let write =
+        matches!(endpoint.as_str(), "/api/zones/records/add" | "/api/zones/records/delete" | "/api/zones/create");
+    if write {
+        let n = st.writes_seen;
+        st.writes_seen += 1;
+        if st.fail_write_at == Some(n) {
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    }
+    match route(&mut st, &endpoint, &p) {
+        Ok(r) | Err(r) => r,
+    }
+}
+
+fn route(st: &mut State, endpoint: &str, p: &Params) -> Result<Response, Response> {
+    match endpoint {
+        "/api/zones/list" => {
+            let zones: Vec<Value> = st
+                .zones
+                .keys()
+                .map(|z| json!({"name": z, "type": "Primary", "internal": false, "disabled": false, "dnssecStatus": "Unsigned", "soaSerial": 1}))
+                .collect();
+            Ok(ok(json!({"zones": zones})))
+        }
+        "/api/zones/create" => {
+            let zone = norm(p.req("zone")?);
+            if st.zones.contains_key(&zone) {
+                return Err(error(&format!("Zone already exists: {zone}")));
+            }
+            st.zones.insert(zone.clone(), apex(&zone));
+            Ok(ok(json!({"domain": zone})))
+        }
+        "/api/zones/records/get" => {
+            let domain = norm(p.req("domain")?);
+            let zone = p.get("zone").map(norm).unwrap_or_else(|| domain.clone());
+            let recs = st.zones.get(&zone).ok_or_else(|| error(&format!("No such zone was found: {domain}")))?;
+            let list: Vec<Value> =
+                recs.iter().filter(|r| p.flag("listZone") || r.name == domain).map(rec_json).collect();
+            Ok(ok(json!({"zone": {"name": zone, "type": "Primary"}, "records": list})))
+        }
+        "/api/zones/records/add" => {
+            let domain = norm(p.req("domain")?);
+            let zone = p.get("zone").map(norm).unwrap_or_else(|| domain.clone());
+            let t = p.req("type")?.to_ascii_uppercase();
+            let ttl: u64 = p.get("ttl").map(|v| v.parse().unwrap_or(3600)).unwrap_or(3600);
+            let comments = p.get("comments").map(|c| c.to_string());
+            if comments.as_ref().is_some_and(|c| c.chars().count() > 255) {
+                return Err(error("Resource record comment text cannot exceed 255 characters. (Parameter 'Comments')"));
+            }
+            let rdata = rdata_of(&t, p)?;
+            let overwrite = p.flag("overwrite");
+            let recs = st.zones.get_mut(&zone).ok_or_else(|| error(&format!("No such zone was found: {domain}")))?;
+            if t == "CNAME" && domain == zone {
+                return Err(error("Cannot add CNAME record to zone apex."));
+            }
+            let others = recs.iter().any(|r| r.name == domain && r.rtype != t && (r.rtype == "CNAME" || t == "CNAME"));
+            if others {
+                return Err(error("Cannot add record: a CNAME record cannot exists with other record types."));
+            }
+            if t == "CNAME" && !overwrite && recs.iter().any(|r| r.name == domain && r.rtype == "CNAME") {
+                return Err(error(
+                    "Record already exists. Use overwrite option if you wish to overwrite existing record.",
+                ));
+            }
+            let new = Rec { name: domain.clone(), rtype: t.clone(), ttl, disabled: false, comments, rdata };
+            if overwrite {
+                recs.retain(|r| !(r.name == domain && r.rtype == t));
+            } else {
+                if recs
+                    .iter()
+                    .any(|r| r.name == domain && r.rtype == t && same(&t, &r.rdata, &new.rdata) && r.ttl == ttl)
+                {
+                    return Err(error("Cannot add record: record already exists."));
+                }
+                // One TTL per RRset: the siblings are rebuilt with the new TTL and lose their comments.
+                for r in recs.iter_mut().filter(|r| r.name == domain && r.rtype == t && r.ttl != ttl) {
+                    r.ttl = ttl;
+                    r.comments = None;
+                }
+                if recs.iter().any(|r| r.name == domain && r.rtype == t && same(&t, &r.rdata, &new.rdata)) {
+                    return Ok(ok(json!({"zone": {"name": zone}, "addedRecord": rec_json(&new)})));
+                }
+            }
+            let added = rec_json(&new);
+            recs.push(new);
+            Ok(ok(json!({"zone": {"name": zone}, "addedRecord": added})))
+        }
+        "/api/zones/records/delete" => {
+            let domain = norm(p.req("domain")?);
+            let zone = p.get("zone").map(norm).unwrap_or_else(|| domain.clone());
+            let t = p.req("type")?.to_ascii_uppercase();
+            let recs = st.zones.get_mut(&zone).ok_or_else(|| error(&format!("No such zone was found: {domain}")))?;
+            let before = recs.len();
+            if t == "CNAME" {
+                recs.retain(|r| !(r.name == domain && r.rtype == "CNAME"));
+            } else {
+                let rdata = rdata_of(&t, p)?;
+                recs.retain(|r| !(r.name == domain && r.rtype == t && same(&t, &r.rdata, &rdata)));
+            }
+            if recs.len() == before {
+                return Err(error("Cannot delete record: no such record exists."));
+            }
+            Ok(ok(json!({})))
+        }
+        _ => Ok(StatusCode::NOT_FOUND.into_response()),
+    }
+}

@@ -1,0 +1,282 @@
+//! The Technitium target against the API double: the exact calls each plan makes, ownership,
+//! errors that arrive as HTTP 200, retries, and secrets kept out of output.
+
+mod support;
+
+use support::Repo;
+use support::technitium::{Rec, Technitium};
+
+const TOKEN: &str = "t0ken-6f1d2a9c";
+
+fn settings(url: &str, attempts: u32) -> String {
+    format!(
+        "apiVersion: zonekeeper.dev/v1alpha1\nkind: Settings\nowner: example-home\npolicy: sync\n\
+         zones:\n  - name: home.example\n    targets: [tdns]\n\
+         targets:\n  tdns: {{type: technitium, url: \"{url}\", tokenEnv: ZK_TEST_TOKEN, rateLimit: 1000, attempts: {attempts}, timeoutSeconds: 5}}\n"
+    )
+}
+
+const RECORDS: &str = r#"apiVersion: zonekeeper.dev/v1alpha1
+kind: Records
+zone: home.example
+records:
+  - {name: "@", type: NS, value: ns.home.example.}
+  - {name: "@", type: A, value: 192.0.2.10}
+  - {name: mail, type: A, value: 192.0.2.25}
+  - {name: multi, type: A, values: [192.0.2.1, 192.0.2.2]}
+  - {name: www, type: CNAME, value: home.example.}
+  - {name: "@", type: MX, value: 10 mail.home.example.}
+  - {name: "@", type: TXT, value: "v=spf1 mx -all"}
+  - {name: _https._tcp, type: SRV, value: 10 5 443 mail.home.example.}
+  - {name: "@", type: CAA, value: 0 issue "letsencrypt.org"}
+"#;
+
+fn run(repo: &Repo, token: &str, args: &[&str]) -> support::Run {
+    let out = assert_cmd::Command::cargo_bin("zonekeeper")
+        .unwrap()
+        .arg("--repo")
+        .arg(repo.path())
+        .args(args)
+        .env("ZK_TEST_TOKEN", token)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    support::Run(out)
+}
+
+fn setup(attempts: u32) -> (Technitium, Repo) {
+    let dns = Technitium::start(TOKEN, "home.example");
+    let repo = Repo::empty().with_settings(&settings(&dns.url(), attempts)).with_records("home.example", RECORDS);
+    (dns, repo)
+}
+
+#[test]
+fn first_sync_creates_everything_and_a_no_op_makes_zero_writes() {
+    let (dns, repo) = setup(3);
+    run(&repo, TOKEN, &["apply"]).expect_code(0);
+    let mut writes = dns.writes();
+    writes.sort();
+    assert_eq!(
+        writes,
+        [
+            "add A home.example 192.0.2.10",
+            "add A mail.home.example 192.0.2.25",
+            "add A multi.home.example 192.0.2.1",
+            "add A multi.home.example 192.0.2.2",
+            "add CAA home.example letsencrypt.org",
+            "add CNAME www.home.example home.example",
+            "add MX home.example mail.home.example",
+            "add SRV _https._tcp.home.example mail.home.example",
+            "add TXT home.example v=spf1 mx -all",
+        ],
+        "the zone's own NS is the server's: never added"
+    );
+    assert!(
+        dns.records("home.example")
+            .iter()
+            .filter(|r| r.rtype != "SOA" && r.rtype != "NS")
+            .all(|r| r.comments.as_deref() == Some("zonekeeper:owner=example-home"))
+    );
+
+    dns.clear_calls();
+    run(&repo, TOKEN, &["plan", "--detailed-exitcode"]).expect_code(0);
+    run(&repo, TOKEN, &["apply"]).expect_code(0);
+    let state = dns.state.lock().unwrap();
+    assert!(state.calls.iter().all(|c| !c.is_write()), "no write on a no-op: {:?}", state.calls);
+    assert_eq!(
+        state.calls.iter().filter(|c| c.endpoint == "/api/zones/records/get").count(),
+        2,
+        "one read per zone per run"
+    );
+}
+
+#[test]
+fn a_changed_address_is_one_add_and_one_delete_and_a_removed_record_one_delete() {
+    let (dns, repo) = setup(3);
+    run(&repo, TOKEN, &["apply"]).expect_code(0);
+    dns.clear_calls();
+    let repo = repo.with_records("home.example", &RECORDS.replace("192.0.2.25", "192.0.2.26"));
+    run(&repo, TOKEN, &["apply"]).expect_code(0);
+    assert_eq!(dns.writes(), ["add A mail.home.example 192.0.2.26", "delete A mail.home.example 192.0.2.25"]);
+
+    dns.clear_calls();
+    let repo = repo.with_records(
+        "home.example",
+        &RECORDS.replace("192.0.2.25", "192.0.2.26").replace(
+            "  - {name: multi, type: A, values: [192.0.2.1, 192.0.2.2]}\n",
+            "  - {name: multi, type: A, value: 192.0.2.2}\n",
+        ),
+    );
+    run(&repo, TOKEN, &["apply"]).expect_code(0);
+    assert_eq!(dns.writes(), ["delete A multi.home.example 192.0.2.1"], "one value of several: the other stays");
+    assert!(
+        dns.records("home.example")
+            .iter()
+            .any(|r| r.name == "multi.home.example" && r.rdata["ipAddress"] == "192.0.2.2")
+    );
+}
+
+#[test]
+fn a_ttl_change_rewrites_the_set_keeping_every_owner_marker() {
+    let (dns, repo) = setup(3);
+    run(&repo, TOKEN, &["apply"]).expect_code(0);
+    dns.clear_calls();
+    let repo = repo.with_records(
+        "home.example",
+        &RECORDS.replace("values: [192.0.2.1, 192.0.2.2]}", "values: [192.0.2.1, 192.0.2.2], ttl: 60}"),
+    );
+    run(&repo, TOKEN, &["apply"]).expect_code(0);
+    assert_eq!(dns.writes(), ["add A multi.home.example 192.0.2.1", "add A multi.home.example 192.0.2.2"]);
+    let multi: Vec<Rec> = dns.records("home.example").into_iter().filter(|r| r.name == "multi.home.example").collect();
+    assert_eq!(multi.len(), 2);
+    assert!(
+        multi.iter().all(|r| r.ttl == 60 && r.comments.as_deref() == Some("zonekeeper:owner=example-home")),
+        "{multi:?}"
+    );
+    dns.clear_calls();
+    run(&repo, TOKEN, &["plan", "--detailed-exitcode"]).expect_code(0);
+}
+
+#[test]
+fn an_unowned_record_is_left_alone_and_reported() {
+    let (dns, repo) = setup(3);
+    let hand_made = Rec {
+        name: "mail.home.example".into(),
+        rtype: "A".into(),
+        ttl: 300,
+        disabled: false,
+        comments: Some("added by hand".into()),
+        rdata: serde_json::json!({"ipAddress": "192.0.2.99"}),
+    };
+    dns.insert("home.example", hand_made.clone());
+    let plan = run(&repo, TOKEN, &["plan"]).expect_code(0).stdout();
+    assert!(plan.contains("drift: mail.home.example A holds 192.0.2.99 without our owner marker"), "{plan}");
+    run(&repo, TOKEN, &["apply"]).expect_code(0);
+    assert!(
+        !dns.writes().iter().any(|w| w.starts_with("add A mail.") || w.starts_with("delete A mail.")),
+        "{:?}",
+        dns.writes()
+    );
+    assert!(dns.records("home.example").contains(&hand_made));
+}
+
+#[test]
+fn a_wrong_token_is_a_clear_error_and_writes_nothing() {
+    let (dns, repo) = setup(3);
+    let out = run(&repo, "wrong", &["apply"]).expect_code(1);
+    assert!(
+        out.stderr().contains("Technitium rejected the API token: Invalid token or session expired."),
+        "{}",
+        out.stderr()
+    );
+    assert!(dns.writes().is_empty());
+    assert!(!out.all().contains(TOKEN) && !out.all().contains("wrong"), "no token in output");
+}
+
+#[test]
+fn a_missing_token_variable_names_the_variable() {
+    let (_dns, repo) = setup(3);
+    let out = assert_cmd::Command::cargo_bin("zonekeeper")
+        .unwrap()
+        .arg("--repo")
+        .arg(repo.path())
+        .args(["plan"])
+        .env_remove("ZK_TEST_TOKEN")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.contains("environment variable ZK_TEST_TOKEN is not set"), "{err}");
+}
+
+#[test]
+fn a_5xx_mid_apply_leaves_the_rest_applied_and_a_second_run_finishes() {
+    let (dns, repo) = setup(1);
+    dns.state.lock().unwrap().fail_write_at = Some(3);
+    let out = run(&repo, TOKEN, &["apply"]).expect_code(1);
+    assert!(out.stderr().contains("7 change(s) applied, 1 failed"), "{}", out.stderr());
+    assert!(out.stderr().contains("HTTP 500"), "{}", out.stderr());
+    dns.clear_calls();
+    run(&repo, TOKEN, &["apply"]).expect_code(0);
+    assert_eq!(dns.writes().len(), 1, "only the failed one is redone: {:?}", dns.writes());
+    run(&repo, TOKEN, &["plan", "--detailed-exitcode"]).expect_code(0);
+}
+
+#[test]
+fn transient_errors_are_retried_with_backoff() {
+    let (dns, repo) = setup(3);
+    dns.state.lock().unwrap().fail_next = vec![503, 502];
+    run(&repo, TOKEN, &["plan", "--detailed-exitcode"]).expect_code(2);
+    let calls = dns.state.lock().unwrap().calls.len();
+    assert_eq!(calls, 4, "two failures, then list and get");
+}
+
+#[test]
+fn the_server_down_then_up_is_waited_for() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let repo =
+        Repo::empty().with_settings(&settings(&format!("http://{addr}"), 4)).with_records("home.example", RECORDS);
+    // The double comes up while the client is backing off (1 s, then 2 s, then 4 s).
+    let starter = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        Technitium::start_on(std::net::TcpListener::bind(addr).unwrap(), TOKEN, "home.example")
+    });
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("zonekeeper"))
+        .arg("--repo")
+        .arg(repo.path())
+        .args(["plan", "--detailed-exitcode"])
+        .env("ZK_TEST_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    let _dns = starter.join().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn a_missing_zone_is_named_and_nothing_is_written() {
+    let dns = Technitium::start(TOKEN, "other.example");
+    let repo = Repo::empty().with_settings(&settings(&dns.url(), 3)).with_records("home.example", RECORDS);
+    let out = run(&repo, TOKEN, &["apply"]).expect_code(1);
+    assert!(
+        out.stderr().contains("zone home.example does not exist on the server (set createZones: true"),
+        "{}",
+        out.stderr()
+    );
+    assert!(dns.writes().is_empty());
+}
+
+#[test]
+fn hostile_values_from_the_server_are_left_alone() {
+    let (dns, repo) = setup(3);
+    for (name, text) in [("evil", "line\nbreak"), ("huge", &"x".repeat(70_000))] {
+        dns.insert(
+            "home.example",
+            Rec {
+                name: format!("{name}.home.example"),
+                rtype: "TXT".into(),
+                ttl: 300,
+                disabled: false,
+                comments: Some("zonekeeper:owner=example-home".into()),
+                rdata: serde_json::json!({"text": text, "splitText": false}),
+            },
+        );
+    }
+    run(&repo, TOKEN, &["apply"]).expect_code(0);
+    assert!(!dns.writes().iter().any(|w| w.contains("evil") || w.contains("huge")));
+    assert_eq!(
+        dns.records("home.example").iter().filter(|r| r.name.starts_with("evil") || r.name.starts_with("huge")).count(),
+        2
+    );
+}
+
+#[test]
+fn export_writes_the_live_records_as_yaml_that_plans_to_no_change() {
+    let (dns, repo) = setup(3);
+    run(&repo, TOKEN, &["apply"]).expect_code(0);
+    let yaml = run(&repo, TOKEN, &["export", "--target", "tdns", "--zone", "home.example"]).expect_code(0).stdout();
+    assert!(yaml.contains("{name: \"multi\", type: A, ttl: 300, values: [\"192.0.2.1\", \"192.0.2.2\"]}"), "{yaml}");
+    let copy = Repo::empty().with_settings(&settings(&dns.url(), 3)).with_records("home.example", &yaml);
+    run(&copy, TOKEN, &["plan", "--detailed-exitcode"]).expect_code(0);
+}
