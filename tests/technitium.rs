@@ -138,6 +138,47 @@ fn a_ttl_change_rewrites_the_set_keeping_every_owner_marker() {
 }
 
 #[test]
+fn a_changed_cname_is_replaced_in_one_call() {
+    let (dns, repo) = setup(3);
+    run(&repo, TOKEN, &["apply"]).expect_code(0);
+    dns.clear_calls();
+    let repo = repo.with_records(
+        "home.example",
+        &RECORDS.replace(
+            "{name: www, type: CNAME, value: home.example.}",
+            "{name: www, type: CNAME, value: mail.home.example.}",
+        ),
+    );
+    run(&repo, TOKEN, &["apply"]).expect_code(0);
+    assert_eq!(dns.writes(), ["add CNAME www.home.example mail.home.example"]);
+    assert_eq!(
+        dns.state
+            .lock()
+            .unwrap()
+            .calls
+            .iter()
+            .find(|c| c.is_write())
+            .unwrap()
+            .params
+            .get("overwrite")
+            .map(String::as_str),
+        Some("true")
+    );
+    run(&repo, TOKEN, &["plan", "--detailed-exitcode"]).expect_code(0);
+}
+
+#[test]
+fn create_zones_creates_a_missing_zone_first() {
+    let dns = Technitium::start(TOKEN, "other.example");
+    let repo = Repo::empty()
+        .with_settings(&settings(&dns.url(), 3).replace("timeoutSeconds: 5}", "timeoutSeconds: 5, createZones: true}"))
+        .with_records("home.example", RECORDS);
+    run(&repo, TOKEN, &["apply"]).expect_code(0);
+    assert_eq!(dns.writes()[0], "create Primary");
+    assert!(dns.records("home.example").iter().any(|r| r.name == "mail.home.example"));
+}
+
+#[test]
 fn an_unowned_record_is_left_alone_and_reported() {
     let (dns, repo) = setup(3);
     let hand_made = Rec {

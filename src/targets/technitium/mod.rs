@@ -167,7 +167,8 @@ impl TechnitiumTarget {
                     self.delete(client, zone, set, v).await?;
                 }
             }
-            Change::Update { from, to, adopt, .. } if from.ttl == to.ttl && !adopt => {
+            // A CNAME has one value: adding a second is refused, so it is always replaced.
+            Change::Update { from, to, adopt, .. } if from.ttl == to.ttl && !adopt && to.rtype != RecordType::Cname => {
                 // Adds first, so the name always answers; then the values that went away.
                 for v in to.values.iter().filter(|v| !from.values.contains(v)) {
                     self.add(client, zone, to, v, false).await?;
