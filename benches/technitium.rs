@@ -18,7 +18,12 @@ fn records(n: usize, salt: usize) -> String {
     let mut y = String::from("apiVersion: zonekeeper.dev/v1alpha1\nkind: Records\nzone: bench.example\nrecords:\n");
     for i in 0..n {
         let v = if salt > 0 && i % 100 == 0 { i + salt } else { i };
-        y.push_str(&format!("  - {{name: h{i}, type: A, value: 10.{}.{}.{}}}\n", (v >> 16) & 255, (v >> 8) & 255, v & 255));
+        y.push_str(&format!(
+            "  - {{name: h{i}, type: A, value: 10.{}.{}.{}}}\n",
+            (v >> 16) & 255,
+            (v >> 8) & 255,
+            v & 255
+        ));
     }
     y
 }
@@ -38,7 +43,10 @@ fn pass(dir: &std::path::Path) -> (usize, f64) {
 fn main() {
     let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let sizes = if sizes.is_empty() { vec![1_000, 10_000] } else { sizes };
-    println!("{:>8}  {:<22}  {:>8}  {:>6}  {:>7}  {:>9}  {:>20}", "records", "run", "changes", "reads", "writes", "time ms", "at 10 req/s (s)");
+    println!(
+        "{:>8}  {:<22}  {:>8}  {:>6}  {:>7}  {:>9}  {:>20}",
+        "records", "run", "changes", "reads", "writes", "time ms", "at 10 req/s (s)"
+    );
     for n in sizes {
         let dns = double::Technitium::start(TOKEN, "bench.example");
         let dir = tempfile::tempdir().expect("dir");

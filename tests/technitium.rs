@@ -83,11 +83,9 @@ fn first_sync_creates_everything_and_a_no_op_makes_zero_writes() {
     run(&repo, TOKEN, &["apply"]).expect_code(0);
     let state = dns.state.lock().unwrap();
     assert!(state.calls.iter().all(|c| !c.is_write()), "no write on a no-op: {:?}", state.calls);
-    assert_eq!(
-        state.calls.iter().filter(|c| c.endpoint == "/api/zones/records/get").count(),
-        2,
-        "one read per zone per run"
-    );
+    // plan and apply each read the zone once, and do nothing else
+    let endpoints: Vec<&str> = state.calls.iter().map(|c| c.endpoint.as_str()).collect();
+    assert_eq!(endpoints, ["/api/zones/records/get", "/api/zones/records/get"]);
 }
 
 #[test]
@@ -202,6 +200,23 @@ fn an_unowned_record_is_left_alone_and_reported() {
 }
 
 #[test]
+fn a_disabled_record_at_a_wanted_name_is_never_replaced() {
+    let (dns, repo) = setup(3);
+    let disabled = Rec {
+        name: "mail.home.example".into(),
+        rtype: "A".into(),
+        ttl: 300,
+        disabled: true,
+        comments: Some("zonekeeper:owner=example-home".into()),
+        rdata: serde_json::json!({"ipAddress": "192.0.2.98"}),
+    };
+    dns.insert("home.example", disabled.clone());
+    run(&repo, TOKEN, &["apply"]).expect_code(0);
+    assert!(!dns.writes().iter().any(|w| w.starts_with("add A mail.")), "{:?}", dns.writes());
+    assert!(dns.records("home.example").contains(&disabled));
+}
+
+#[test]
 fn a_wrong_token_is_a_clear_error_and_writes_nothing() {
     let (dns, repo) = setup(3);
     let out = run(&repo, "wrong", &["apply"]).expect_code(1);
@@ -249,7 +264,7 @@ fn transient_errors_are_retried_with_backoff() {
     dns.state.lock().unwrap().fail_next = vec![503, 502];
     run(&repo, TOKEN, &["plan", "--detailed-exitcode"]).expect_code(2);
     let calls = dns.state.lock().unwrap().calls.len();
-    assert_eq!(calls, 4, "two failures, then list and get");
+    assert_eq!(calls, 3, "two failures, then the one read");
 }
 
 #[test]

@@ -82,29 +82,27 @@ impl TechnitiumTarget {
         Ok((rt, Client::new(http, &s.url, self.token()?, policy)))
     }
 
-    async fn ensure_zone(&self, client: &Client, zone: &Name) -> Result<(), ApiError> {
-        let list = client.call("/api/zones/list", &[], None).await?;
-        let exists = list
-            .get("zones")
-            .and_then(|z| z.as_array())
-            .is_some_and(|zones| zones.iter().any(|z| z.get("name").and_then(|n| n.as_str()) == Some(zone.as_str())));
-        if exists {
-            return Ok(());
-        }
-        if !self.settings.create_zones {
-            return Err(ApiError::Api {
-                endpoint: "/api/zones/list".into(),
-                message: format!("zone {zone} does not exist on the server (set createZones: true to create it)"),
-            });
-        }
-        client.call("/api/zones/create", &[("zone", zone.to_string()), ("type", "Primary".into())], None).await?;
-        Ok(())
-    }
-
+    /// One read per zone: the whole zone's records. A missing zone is an error that names
+    /// it, or is created when the target says so.
     async fn observe_async(&self, client: &Client, zone: &Name) -> Result<Vec<Observed>, ApiError> {
-        self.ensure_zone(client, zone).await?;
         let params = [("domain", zone.to_string()), ("zone", zone.to_string()), ("listZone", "true".to_string())];
-        let resp = client.call("/api/zones/records/get", &params, None).await?;
+        let resp = match client.call("/api/zones/records/get", &params, None).await {
+            Err(e) if e.api_message().is_some_and(|m| m.starts_with("No such zone was found")) => {
+                if !self.settings.create_zones {
+                    return Err(ApiError::Api {
+                        endpoint: "/api/zones/records/get".into(),
+                        message: format!(
+                            "zone {zone} does not exist on the server (set createZones: true to create it)"
+                        ),
+                    });
+                }
+                client
+                    .call("/api/zones/create", &[("zone", zone.to_string()), ("type", "Primary".into())], None)
+                    .await?;
+                return Ok(Vec::new());
+            }
+            other => other?,
+        };
         let records = resp.get("records").and_then(|r| r.as_array()).cloned().unwrap_or_default();
         Ok(group(zone, &records, &self.marker()))
     }
@@ -285,6 +283,11 @@ fn group(zone: &Name, records: &[Value], marker: &str) -> Vec<Observed> {
         entry.ttl = entry.ttl.min(ttl);
         entry.values.extend(value);
         entry.owners.push(owner);
+    }
+    // A name and type holding only records we leave alone (disabled, unreadable) still exists:
+    // the planner must not create over it.
+    for key in &untouchable {
+        groups.entry(key.clone()).or_default();
     }
     let ours = marker.strip_prefix(MARKER).unwrap_or_default();
     groups
