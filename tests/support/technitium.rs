@@ -44,6 +44,9 @@ impl Call {
     /// `add A www.z 192.0.2.1` style summary for assertions.
     pub fn short(&self) -> String {
         let op = self.endpoint.rsplit('/').next().unwrap_or_default();
+        if op == "import" {
+            return format!("import {}", self.params.get("zone").cloned().unwrap_or_default());
+        }
         let p = |k: &str| self.params.get(k).cloned().unwrap_or_default();
         let value = ["ipAddress", "cname", "nameServer", "exchange", "text", "target", "value"]
             .iter()
@@ -163,6 +166,8 @@ fn rec_json(r: &Rec) -> Value {
 struct Params {
     query: Vec<(String, String)>,
     form: Vec<(String, String)>,
+    /// The body when it is `text/plain` exactly (zone-file import).
+    text: Option<String>,
 }
 
 impl Params {
@@ -226,8 +231,14 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let query: Vec<(String, String)> = serde_urlencoded::from_str(q.as_deref().unwrap_or("")).unwrap_or_default();
-    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
-    let p = Params { query, form };
+    let content_type = headers.get("content-type").and_then(|h| h.to_str().ok()).unwrap_or("");
+    let form: Vec<(String, String)> = if content_type.starts_with("application/x-www-form-urlencoded") {
+        serde_urlencoded::from_bytes(&body).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let text = (content_type == "text/plain").then(|| String::from_utf8_lossy(&body).into_owned());
+    let p = Params { query, form, text };
     let endpoint = uri.path().to_string();
     let mut st = state.lock().unwrap();
     let params: BTreeMap<String, String> =
@@ -248,8 +259,10 @@ async fn handle(
         )
         .into_response();
     }
-    let write =
-        matches!(endpoint.as_str(), "/api/zones/records/add" | "/api/zones/records/delete" | "/api/zones/create");
+    let write = matches!(
+        endpoint.as_str(),
+        "/api/zones/records/add" | "/api/zones/records/delete" | "/api/zones/create" | "/api/zones/import"
+    );
     if write {
         let n = st.writes_seen;
         st.writes_seen += 1;
@@ -350,6 +363,67 @@ fn route(st: &mut State, endpoint: &str, p: &Params) -> Result<Response, Respons
             if recs.len() == before {
                 return Err(error("Cannot delete record: no such record exists."));
             }
+            Ok(ok(json!({})))
+        }
+        "/api/zones/import" => {
+            let zone = norm(p.req("zone")?);
+            // The server compares the content type exactly (api-facts §1.8 #18).
+            let text = p.text.as_deref().ok_or_else(|| error("The zone file to import is missing."))?;
+            let overwrite = p.get("overwrite").is_none_or(|v| v.eq_ignore_ascii_case("true"));
+            let mut imported = Vec::new();
+            let mut origin = zone.clone();
+            for line in text.lines() {
+                let (data, comment) = match line.split_once(" ; ") {
+                    Some((d, c)) => (d, Some(c.trim().to_string())),
+                    None => (line, None),
+                };
+                let f: Vec<&str> = data.split_whitespace().collect();
+                match f.first() {
+                    None => continue,
+                    Some(&"$ORIGIN") => {
+                        origin = norm(f.get(1).copied().unwrap_or_default());
+                        continue;
+                    }
+                    _ => {}
+                }
+                if f.len() < 5 || f[2] != "IN" {
+                    return Err(error(&format!("Invalid zone file line: {line}")));
+                }
+                let name = if f[0].ends_with('.') { norm(f[0]) } else { format!("{}.{origin}", f[0]) };
+                let ttl: u64 = f[1].parse().map_err(|_| error(&format!("Invalid TTL: {}", f[1])))?;
+                let t = f[3].to_ascii_uppercase();
+                // Quoted strings are taken as written: the import does not undo escapes (#17).
+                let unq = |s: &str| s.trim_matches('"').to_string();
+                let num = |i: usize| {
+                    f.get(i)
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .ok_or_else(|| error(&format!("Invalid zone file line: {line}")))
+                };
+                let rdata = match t.as_str() {
+                    "A" | "AAAA" => json!({"ipAddress": f[4]}),
+                    "CNAME" => json!({"cname": norm(f[4])}),
+                    "NS" => json!({"nameServer": norm(f[4])}),
+                    "MX" => json!({"preference": num(4)?, "exchange": norm(f.get(5).copied().unwrap_or_default())}),
+                    "TXT" => {
+                        let text = unq(&f[4..].join(" "));
+                        json!({"text": text, "splitText": false, "characterStrings": [text]})
+                    }
+                    "SRV" => {
+                        json!({"priority": num(4)?, "weight": num(5)?, "port": num(6)?, "target": norm(f.get(7).copied().unwrap_or_default())})
+                    }
+                    "CAA" => {
+                        json!({"flags": num(4)?, "tag": f.get(5).copied().unwrap_or_default(), "value": unq(&f[6..].join(" "))})
+                    }
+                    other => return Err(error(&format!("Record type not supported for import: {other}"))),
+                };
+                imported.push(Rec { name, rtype: t, ttl, disabled: false, comments: comment, rdata });
+            }
+            let recs = st.zones.get_mut(&zone).ok_or_else(|| error(&format!("No such zone was found: {zone}")))?;
+            if overwrite {
+                let keys: Vec<(String, String)> = imported.iter().map(|r| (r.name.clone(), r.rtype.clone())).collect();
+                recs.retain(|r| !keys.contains(&(r.name.clone(), r.rtype.clone())));
+            }
+            recs.extend(imported);
             Ok(ok(json!({})))
         }
         _ => Ok(StatusCode::NOT_FOUND.into_response()),

@@ -116,7 +116,12 @@ impl Client {
         tokio::time::sleep_until(at).await;
     }
 
-    async fn once(&self, endpoint: &str, params: &[(&str, String)]) -> Result<serde_json::Value, ApiError> {
+    async fn once(
+        &self,
+        endpoint: &str,
+        params: &[(&str, String)],
+        text: Option<&str>,
+    ) -> Result<serde_json::Value, ApiError> {
         self.pace().await;
         let url = format!("{}{endpoint}", self.base);
         let transport = |e: reqwest::Error| ApiError::Transport {
@@ -124,15 +129,14 @@ impl Client {
             endpoint: endpoint.to_string(),
             detail: chain(e),
         };
-        let resp = self
-            .http
-            .post(&url)
-            .bearer_auth(&self.token.0)
-            .timeout(self.policy.timeout)
-            .form(params)
-            .send()
-            .await
-            .map_err(transport)?;
+        let request = self.http.post(&url).bearer_auth(&self.token.0).timeout(self.policy.timeout);
+        let request = match text {
+            // Zone-file import: parameters in the query, the file as the body. The server
+            // compares the content type exactly, so no charset parameter.
+            Some(body) => request.query(params).header("Content-Type", "text/plain").body(body.to_string()),
+            None => request.form(params),
+        };
+        let resp = request.send().await.map_err(transport)?;
         let status = resp.status();
         if !status.is_success() {
             return Err(ApiError::Http { endpoint: endpoint.to_string(), status: status.as_u16() });
@@ -164,9 +168,29 @@ impl Client {
         params: &[(&str, String)],
         done_if: Option<&str>,
     ) -> Result<serde_json::Value, ApiError> {
+        self.call_with(endpoint, params, None, done_if).await
+    }
+
+    /// A call whose body is text (zone-file import), with the same retries.
+    pub async fn call_text(
+        &self,
+        endpoint: &str,
+        params: &[(&str, String)],
+        text: &str,
+    ) -> Result<serde_json::Value, ApiError> {
+        self.call_with(endpoint, params, Some(text), None).await
+    }
+
+    async fn call_with(
+        &self,
+        endpoint: &str,
+        params: &[(&str, String)],
+        text: Option<&str>,
+        done_if: Option<&str>,
+    ) -> Result<serde_json::Value, ApiError> {
         let mut attempt = 1;
         loop {
-            match self.once(endpoint, params).await {
+            match self.once(endpoint, params, text).await {
                 Err(e) if attempt > 1 && done_if.is_some_and(|m| e.api_message().is_some_and(|x| x.contains(m))) => {
                     return Ok(serde_json::Value::Null);
                 }

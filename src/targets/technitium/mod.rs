@@ -110,7 +110,26 @@ impl TechnitiumTarget {
     async fn apply_async(&self, client: &Client, zone: &Name, plan: &TargetPlan) -> (usize, Vec<String>) {
         let mut applied = 0;
         let mut failed = Vec::new();
-        for change in &plan.changes {
+        // Many new sets at once (a first sync): one zone-file import instead of one call per
+        // record, which at the default 10 requests/s is the difference between 1 s and 17 min
+        // for 10,000 records.
+        let (bulk, single): (Vec<&Change>, Vec<&Change>) =
+            plan.changes.iter().partition(|c| matches!(c, Change::Create { set, .. } if importable(set)));
+        let bulk_values: usize = bulk.iter().map(|c| c.set().values.len()).sum();
+        let single = if bulk_values >= BULK_MIN {
+            let text = import_text(zone, bulk.iter().map(|c| c.set()), &self.marker());
+            match client
+                .call_text("/api/zones/import", &[("zone", zone.to_string()), ("overwrite", "true".into())], &text)
+                .await
+            {
+                Ok(_) => applied += bulk.len(),
+                Err(e) => failed.push(format!("import of {} new record set(s): {e}", bulk.len())),
+            }
+            single
+        } else {
+            plan.changes.iter().collect()
+        };
+        for change in single {
             match self.apply_change(client, zone, change).await {
                 Ok(()) => applied += 1,
                 Err(e) => {
@@ -189,6 +208,34 @@ impl TechnitiumTarget {
         }
         Ok(())
     }
+}
+
+/// From this many new values on, creates go in one zone-file import.
+const BULK_MIN: usize = 50;
+
+/// Whether a set survives Technitium's zone-file import unchanged: the import does not undo
+/// escapes in quoted strings (research/api-facts.md §1.8 #17), so text with quotes,
+/// backslashes or bytes outside printable ASCII, or longer than one string, goes record by record.
+fn importable(set: &RecordSet) -> bool {
+    let plain = |t: &str| t.len() <= 255 && t.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\');
+    set.values.iter().all(|v| match v {
+        RData::Txt(t) => plain(t),
+        RData::Caa(c) => plain(&c.value),
+        _ => true,
+    })
+}
+
+/// The zone-file text for an import: absolute names, our marker as each record's comment
+/// (the import reads a trailing comment back as the record's comments).
+fn import_text<'a>(zone: &Name, sets: impl Iterator<Item = &'a RecordSet>, marker: &str) -> String {
+    use std::fmt::Write;
+    let mut out = format!("$ORIGIN {}\n", zone.fqdn());
+    for s in sets {
+        for v in &s.values {
+            let _ = writeln!(out, "{} {} IN {} {v} ; {marker}", s.name.fqdn(), s.ttl, s.rtype);
+        }
+    }
+    out
 }
 
 /// The parameters that carry one value, named as the add and delete endpoints name them.
