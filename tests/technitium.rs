@@ -184,6 +184,80 @@ fn a_changed_cname_is_replaced_in_one_call() {
 }
 
 #[test]
+fn a_missing_zone_is_not_confused_with_its_parent() {
+    // The server answers for the closest zone it has: `example` for `home.example`.
+    let dns = Technitium::start(TOKEN, "example");
+    let ours_in_parent = Rec {
+        name: "old.home.example".into(),
+        rtype: "A".into(),
+        ttl: 300,
+        disabled: false,
+        comments: Some("zonekeeper:owner=example-home".into()),
+        rdata: serde_json::json!({"ipAddress": "192.0.2.7"}),
+    };
+    dns.insert("example", ours_in_parent.clone());
+    let repo = Repo::empty().with_settings(&settings(&dns.url(), 3)).with_records("home.example", RECORDS);
+    let out = run(&repo, TOKEN, &["apply"]).expect_code(1);
+    assert!(out.stderr().contains("zone home.example does not exist on the server"), "{}", out.stderr());
+    assert!(dns.writes().is_empty());
+    assert!(dns.records("example").contains(&ours_in_parent));
+}
+
+#[test]
+fn plan_never_writes_even_when_it_may_create_zones() {
+    let dns = Technitium::start(TOKEN, "other.example");
+    let repo = Repo::empty()
+        .with_settings(&settings(&dns.url(), 3).replace("timeoutSeconds: 5}", "timeoutSeconds: 5, createZones: true}"))
+        .with_records("home.example", RECORDS);
+    run(&repo, TOKEN, &["plan", "--detailed-exitcode"]).expect_code(2);
+    assert!(dns.writes().is_empty(), "{:?}", dns.writes());
+}
+
+#[test]
+fn a_lost_answer_is_retried_without_a_duplicate() {
+    let (dns, repo) = setup(3);
+    run(&repo, TOKEN, &["apply"]).expect_code(0);
+    dns.clear_calls();
+    // the first apply made 9 writes; the 10th of the double's life is this run's add:
+    // it lands, and its answer is lost
+    assert_eq!(dns.state.lock().unwrap().calls.len(), 0);
+    dns.state.lock().unwrap().lose_answer_at = Some(9);
+    let repo = repo.with_records("home.example", &RECORDS.replace("192.0.2.25", "192.0.2.26"));
+    run(&repo, TOKEN, &["apply"]).expect_code(0);
+    assert_eq!(
+        dns.writes(),
+        [
+            "add A mail.home.example 192.0.2.26",
+            "add A mail.home.example 192.0.2.26",
+            "delete A mail.home.example 192.0.2.25"
+        ]
+    );
+    let mail: Vec<Rec> = dns.records("home.example").into_iter().filter(|r| r.name == "mail.home.example").collect();
+    assert_eq!(mail.len(), 1, "{mail:?}");
+}
+
+#[test]
+fn a_cname_can_become_an_address_in_one_run() {
+    let (dns, repo) = setup(3);
+    run(&repo, TOKEN, &["apply"]).expect_code(0);
+    dns.clear_calls();
+    let repo = repo.with_records(
+        "home.example",
+        &RECORDS.replace("{name: www, type: CNAME, value: home.example.}", "{name: www, type: A, value: 192.0.2.80}"),
+    );
+    run(&repo, TOKEN, &["apply"]).expect_code(0);
+    assert_eq!(dns.writes(), ["delete CNAME www.home.example home.example", "add A www.home.example 192.0.2.80"]);
+}
+
+#[test]
+fn non_ascii_text_is_refused_for_a_technitium_zone() {
+    let (_dns, repo) = setup(3);
+    let repo = repo.with_records("home.example", &RECORDS.replace("v=spf1 mx -all", "café"));
+    let out = run(&repo, TOKEN, &["validate"]).expect_code(1);
+    assert!(out.stdout().contains("records/home.example.yaml:11:1: value: zone `home.example` is kept on Technitium target `tdns`, which stores text as ASCII"), "{}", out.stdout());
+}
+
+#[test]
 fn create_zones_creates_a_missing_zone_first() {
     let dns = Technitium::start(TOKEN, "other.example");
     let repo = Repo::empty()

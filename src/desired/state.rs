@@ -211,6 +211,7 @@ pub fn load(root: &Path) -> Result<DesiredState, Invalid> {
     // and saying so would only bury the real problem.
     if let (Some(s), true) = (&settings, diags.is_empty()) {
         check_zone_files_have_ns(s, &records, &zone_files, &mut diags);
+        check_technitium_text(s, &records, &mut diags);
     }
 
     let mut resolver_sets = Vec::new();
@@ -429,7 +430,14 @@ fn load_settings(root: &Path, path: &Path, diags: &mut Vec<Diagnostic>) -> Optio
                 let mut bad = |field: &str, msg: String| {
                     diags.push(Diagnostic::at(file, t.referenced, format!("{path}.{field}"), msg))
                 };
-                if !(url.starts_with("http://") || url.starts_with("https://")) || url.contains(['?', '#', ' ']) {
+                if url.split("://").nth(1).is_some_and(|rest| rest.split('/').next().is_some_and(|h| h.contains('@'))) {
+                    bad(
+                        "url",
+                        "must not carry a user or password (they would show in errors); use tokenEnv or tokenFile"
+                            .into(),
+                    );
+                } else if !(url.starts_with("http://") || url.starts_with("https://")) || url.contains(['?', '#', ' '])
+                {
                     bad("url", format!("`{url}` should be a base URL like http://dns.home.arpa:5380"));
                 }
                 if !(*rate_limit > 0.0 && rate_limit.is_finite()) {
@@ -756,6 +764,45 @@ fn check_zone_files_have_ns(
                         zone.name, t.name, t.view, zone.name
                     ),
                 ));
+            }
+        }
+    }
+}
+
+/// Technitium (v15.2) stores TXT and CAA text as ASCII, turning anything else into `?`: such
+/// a value could never match what we read back, and every run would try to add it again.
+fn check_technitium_text(
+    settings: &Settings,
+    records: &BTreeMap<Name, Vec<DesiredRecord>>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    for zone in &settings.zones {
+        let Some(t) = zone
+            .targets
+            .iter()
+            .filter_map(|t| settings.target(t))
+            .find(|t| matches!(t.kind, TargetKind::Technitium(_)))
+        else {
+            continue;
+        };
+        for r in records.get(&zone.name).into_iter().flatten() {
+            let bad = r.all_values().any(|v| match v {
+                RData::Txt(text) => !text.is_ascii(),
+                RData::Caa(c) => !c.value.is_ascii(),
+                _ => false,
+            });
+            if bad {
+                let Provenance::File { path, line } = &r.provenance;
+                diags.push(Diagnostic {
+                    file: path.to_string(),
+                    line: *line,
+                    column: 1,
+                    path: "value".into(),
+                    message: format!(
+                        "zone `{}` is kept on Technitium target `{}`, which stores text as ASCII; this value has other characters",
+                        zone.name, t.name
+                    ),
+                });
             }
         }
     }

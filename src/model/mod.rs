@@ -83,6 +83,9 @@ pub enum Ownership {
     Other(String),
     /// Carries no owner marker: left alone unless adopt is set.
     Unowned,
+    /// Holds records nobody may change through us, not even by adoption (disabled records,
+    /// values we cannot read); the reason says which.
+    Protected(String),
 }
 
 /// A record set as a target holds it now.

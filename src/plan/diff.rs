@@ -87,6 +87,8 @@ pub enum Drift {
     Unowned { observed: RecordSet, wanted: Option<RecordSet> },
     /// A record owned by another zonekeeper instance where we want one; never touched.
     OtherOwner { owner: String, observed: RecordSet, wanted: RecordSet },
+    /// Records that are never changed through us (disabled, unreadable) where we want one.
+    Protected { reason: String, observed: RecordSet, wanted: RecordSet },
 }
 
 /// Why (part of) a plan may not be applied.
@@ -222,6 +224,11 @@ fn diff(
                 Ownership::Unowned => {
                     drift.push(Drift::Unowned { observed: o.set.clone(), wanted: Some(w.set.clone().into_owned()) })
                 }
+                Ownership::Protected(reason) => drift.push(Drift::Protected {
+                    reason: reason.clone(),
+                    observed: o.set.clone(),
+                    wanted: w.set.clone().into_owned(),
+                }),
                 Ownership::Other(owner) => drift.push(Drift::OtherOwner {
                     owner: owner.clone(),
                     observed: o.set.clone(),

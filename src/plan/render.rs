@@ -157,6 +157,13 @@ fn drift_text(d: &Drift) -> String {
             observed.rtype,
             values(observed)
         ),
+        Drift::Protected { reason, observed, wanted } => format!(
+            "{} {} holds {} ({reason}; wanted {}); never changed by zonekeeper",
+            observed.name,
+            observed.rtype,
+            values(observed),
+            values(wanted)
+        ),
         Drift::OtherOwner { owner, observed, wanted } => format!(
             "{} {} belongs to owner `{owner}` ({}; wanted {}); never touched",
             observed.name,

@@ -63,8 +63,10 @@ pub struct State {
     pub calls: Vec<Call>,
     /// HTTP statuses to answer the next requests with, before doing anything.
     pub fail_next: Vec<u16>,
-    /// Answer HTTP 500 to the n-th (0-based) write call only.
+    /// Answer HTTP 500 to the n-th (0-based) write call only, without doing it.
     pub fail_write_at: Option<usize>,
+    /// Do the n-th (0-based) write call, then answer HTTP 500 as if the answer was lost.
+    pub lose_answer_at: Option<usize>,
     writes_seen: usize,
 }
 
@@ -269,10 +271,19 @@ async fn handle(
         if st.fail_write_at == Some(n) {
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
+        if st.lose_answer_at == Some(n) {
+            let _ = route(&mut st, &endpoint, &p);
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
     }
     match route(&mut st, &endpoint, &p) {
         Ok(r) | Err(r) => r,
     }
+}
+
+/// The zone that holds `name`: the longest zone name it ends in, as the server finds it.
+fn closest(st: &State, name: &str) -> Option<String> {
+    st.zones.keys().filter(|z| name == z.as_str() || name.ends_with(&format!(".{z}"))).max_by_key(|z| z.len()).cloned()
 }
 
 fn route(st: &mut State, endpoint: &str, p: &Params) -> Result<Response, Response> {
@@ -295,7 +306,8 @@ fn route(st: &mut State, endpoint: &str, p: &Params) -> Result<Response, Respons
         }
         "/api/zones/records/get" => {
             let domain = norm(p.req("domain")?);
-            let zone = p.get("zone").map(norm).unwrap_or_else(|| domain.clone());
+            let zone = closest(st, &p.get("zone").map(norm).unwrap_or_else(|| domain.clone()))
+                .ok_or_else(|| error(&format!("No such zone was found: {domain}")))?;
             let recs = st.zones.get(&zone).ok_or_else(|| error(&format!("No such zone was found: {domain}")))?;
             let list: Vec<Value> =
                 recs.iter().filter(|r| p.flag("listZone") || r.name == domain).map(rec_json).collect();
@@ -303,7 +315,8 @@ fn route(st: &mut State, endpoint: &str, p: &Params) -> Result<Response, Respons
         }
         "/api/zones/records/add" => {
             let domain = norm(p.req("domain")?);
-            let zone = p.get("zone").map(norm).unwrap_or_else(|| domain.clone());
+            let zone = closest(st, &p.get("zone").map(norm).unwrap_or_else(|| domain.clone()))
+                .ok_or_else(|| error(&format!("No such zone was found: {domain}")))?;
             let t = p.req("type")?.to_ascii_uppercase();
             let ttl: u64 = p.get("ttl").map(|v| v.parse().unwrap_or(3600)).unwrap_or(3600);
             let comments = p.get("comments").map(|c| c.to_string());
@@ -350,7 +363,8 @@ fn route(st: &mut State, endpoint: &str, p: &Params) -> Result<Response, Respons
         }
         "/api/zones/records/delete" => {
             let domain = norm(p.req("domain")?);
-            let zone = p.get("zone").map(norm).unwrap_or_else(|| domain.clone());
+            let zone = closest(st, &p.get("zone").map(norm).unwrap_or_else(|| domain.clone()))
+                .ok_or_else(|| error(&format!("No such zone was found: {domain}")))?;
             let t = p.req("type")?.to_ascii_uppercase();
             let recs = st.zones.get_mut(&zone).ok_or_else(|| error(&format!("No such zone was found: {domain}")))?;
             let before = recs.len();
@@ -422,8 +436,17 @@ fn route(st: &mut State, endpoint: &str, p: &Params) -> Result<Response, Respons
             if overwrite {
                 let keys: Vec<(String, String)> = imported.iter().map(|r| (r.name.clone(), r.rtype.clone())).collect();
                 recs.retain(|r| !keys.contains(&(r.name.clone(), r.rtype.clone())));
+                recs.extend(imported);
+            } else {
+                for r in imported {
+                    if !recs
+                        .iter()
+                        .any(|x| x.name == r.name && x.rtype == r.rtype && same(&r.rtype, &x.rdata, &r.rdata))
+                    {
+                        recs.push(r);
+                    }
+                }
             }
-            recs.extend(imported);
             Ok(ok(json!({})))
         }
         _ => Ok(StatusCode::NOT_FOUND.into_response()),

@@ -88,6 +88,15 @@ fn another_owners_records_are_never_touched() {
 }
 
 #[test]
+fn protected_sets_are_never_touched_even_with_adopt() {
+    let w = [want(a("x", &[1]))];
+    let o = [Observed { set: a("x", &[9]), ownership: Ownership::Protected("disabled records".into()) }];
+    let p = plan(&w, &o, Policy::Sync, LOOSE, true);
+    assert!(p.changes.is_empty());
+    assert!(matches!(&p.drift[..], [Drift::Protected { reason, .. }] if reason == "disabled records"));
+}
+
+#[test]
 fn policies_hold_back_what_they_forbid() {
     let w = [want(a("new", &[1])), want(a("changed", &[2]))];
     let o = [ours(a("changed", &[3])), ours(a("gone", &[4]))];

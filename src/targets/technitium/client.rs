@@ -129,7 +129,9 @@ impl Client {
             endpoint: endpoint.to_string(),
             detail: chain(e),
         };
-        let request = self.http.post(&url).bearer_auth(&self.token.0).timeout(self.policy.timeout);
+        // An import of a large zone takes the server a while: give it ten times as long.
+        let timeout = if text.is_some() { self.policy.timeout * 10 } else { self.policy.timeout };
+        let request = self.http.post(&url).bearer_auth(&self.token.0).timeout(timeout);
         let request = match text {
             // Zone-file import: parameters in the query, the file as the body. The server
             // compares the content type exactly, so no charset parameter.

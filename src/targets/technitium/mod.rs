@@ -82,39 +82,66 @@ impl TechnitiumTarget {
         Ok((rt, Client::new(http, &s.url, self.token()?, policy)))
     }
 
-    /// One read per zone: the whole zone's records. A missing zone is an error that names
-    /// it, or is created when the target says so.
-    async fn observe_async(&self, client: &Client, zone: &Name) -> Result<Vec<Observed>, ApiError> {
+    /// One read per zone: the whole zone's records, or `None` when the zone does not exist.
+    /// The server answers for the closest enclosing zone it has, so the zone in the answer is
+    /// checked: records of a parent zone are never taken for this one's.
+    async fn read_zone(&self, client: &Client, zone: &Name) -> Result<Option<Vec<Value>>, ApiError> {
         let params = [("domain", zone.to_string()), ("zone", zone.to_string()), ("listZone", "true".to_string())];
         let resp = match client.call("/api/zones/records/get", &params, None).await {
-            Err(e) if e.api_message().is_some_and(|m| m.starts_with("No such zone was found")) => {
-                if !self.settings.create_zones {
-                    return Err(ApiError::Api {
-                        endpoint: "/api/zones/records/get".into(),
-                        message: format!(
-                            "zone {zone} does not exist on the server (set createZones: true to create it)"
-                        ),
-                    });
-                }
-                client
-                    .call("/api/zones/create", &[("zone", zone.to_string()), ("type", "Primary".into())], None)
-                    .await?;
-                return Ok(Vec::new());
-            }
+            Err(e) if e.api_message().is_some_and(|m| m.starts_with("No such zone was found")) => return Ok(None),
             other => other?,
         };
+        let answered =
+            resp.get("zone").and_then(|z| z.get("name")).and_then(|n| n.as_str()).and_then(|n| Name::parse(n).ok());
+        if answered.as_ref() != Some(zone) {
+            return Ok(None);
+        }
         let records = resp.get("records").and_then(|r| r.as_array()).cloned().unwrap_or_default();
-        Ok(group(zone, &records, &self.marker()))
+        Ok(Some(records))
+    }
+
+    /// Never writes: a missing zone is an error that names it, or (with `createZones`) an
+    /// empty zone that `apply` will create.
+    async fn observe_async(&self, client: &Client, zone: &Name) -> Result<Vec<Observed>, ApiError> {
+        match self.read_zone(client, zone).await? {
+            Some(records) => Ok(group(zone, &records, &self.marker())),
+            None if self.settings.create_zones => Ok(Vec::new()),
+            None => Err(ApiError::Api {
+                endpoint: "/api/zones/records/get".into(),
+                message: format!("zone {zone} does not exist on the server (set createZones: true to create it)"),
+            }),
+        }
     }
 
     async fn apply_async(&self, client: &Client, zone: &Name, plan: &TargetPlan) -> (usize, Vec<String>) {
         let mut applied = 0;
         let mut failed = Vec::new();
+        // A plan that found nothing of ours may be for a zone still to be created.
+        if self.settings.create_zones && plan.owned == 0 && plan.drift.is_empty() && plan.unowned_elsewhere == 0 {
+            match self.read_zone(client, zone).await {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    let create = [("zone", zone.to_string()), ("type", "Primary".into())];
+                    if let Err(e) = client.call("/api/zones/create", &create, Some("already exists")).await {
+                        failed.push(format!("create zone {zone}: {e}"));
+                        return (applied, failed);
+                    }
+                }
+                Err(e) => {
+                    failed.push(format!("read zone {zone}: {e}"));
+                    return (applied, failed);
+                }
+            }
+        }
         // Many new sets at once (a first sync): one zone-file import instead of one call per
         // record, which at the default 10 requests/s is the difference between 1 s and 17 min
         // for 10,000 records.
-        let (bulk, single): (Vec<&Change>, Vec<&Change>) =
-            plan.changes.iter().partition(|c| matches!(c, Change::Create { set, .. } if importable(set)));
+        let busy: std::collections::HashSet<&Name> =
+            plan.changes.iter().filter(|c| c.op() != crate::plan::Op::Create).map(|c| &c.set().name).collect();
+        let (bulk, single): (Vec<&Change>, Vec<&Change>) = plan
+            .changes
+            .iter()
+            .partition(|c| matches!(c, Change::Create { set, .. } if importable(set) && !busy.contains(&set.name)));
         let bulk_values: usize = bulk.iter().map(|c| c.set().values.len()).sum();
         let single = if bulk_values >= BULK_MIN {
             let text = import_text(zone, bulk.iter().map(|c| c.set()), &self.marker());
@@ -165,11 +192,9 @@ impl TechnitiumTarget {
     async fn delete(&self, client: &Client, zone: &Name, set: &RecordSet, v: &RData) -> Result<(), ApiError> {
         let mut p = vec![("domain", set.name.to_string()), ("zone", zone.to_string()), ("type", set.rtype.to_string())];
         p.extend(value_params(v));
-        match client.call("/api/zones/records/delete", &p, Some("no such record")).await {
-            // Already gone is what we wanted.
-            Err(e) if e.api_message().is_some_and(|m| m.contains("no such record exists")) => Ok(()),
-            other => other.map(|_| ()),
-        }
+        // "no such record" is taken as done only on a retry (the first try had landed); on a
+        // first try it means the server holds the value differently than we read it.
+        client.call("/api/zones/records/delete", &p, Some("no such record")).await.map(|_| ())
     }
 
     async fn apply_change(&self, client: &Client, zone: &Name, change: &Change) -> Result<(), ApiError> {
@@ -314,6 +339,9 @@ fn group(zone: &Name, records: &[Value], marker: &str) -> Vec<Observed> {
         ) else {
             continue; // SOA, DNSSEC and types we do not model
         };
+        if !name.is_in(zone) {
+            continue; // glue or a subzone's records: not this zone's
+        }
         let disabled = r.get("disabled").and_then(|v| v.as_bool()).unwrap_or(false);
         let value = r.get("rData").and_then(|d| rdata(rtype, d));
         if disabled || value.is_none() || (rtype == RecordType::NS && name == *zone) {
@@ -341,7 +369,7 @@ fn group(zone: &Name, records: &[Value], marker: &str) -> Vec<Observed> {
         .into_iter()
         .map(|((name, rtype), Seen { ttl, values, owners })| {
             let ownership = if untouchable.contains(&(name.clone(), rtype)) {
-                Ownership::Unowned
+                Ownership::Protected("holds disabled or unreadable records, or is the zone's own NS".into())
             } else if owners.iter().all(|o| o.as_deref() == Some(ours)) {
                 Ownership::Ours
             } else if let Some(Some(other)) = owners.iter().find(|o| o.as_deref().is_some_and(|o| o != ours)) {
