@@ -346,7 +346,10 @@ fn a_5xx_mid_apply_leaves_the_rest_applied_and_a_second_run_finishes() {
     assert!(out.stderr().contains("HTTP 500"), "{}", out.stderr());
     dns.clear_calls();
     run(&repo, TOKEN, &["apply"]).expect_code(0);
-    assert_eq!(dns.writes().len(), 1, "only the failed one is redone: {:?}", dns.writes());
+    // only the failed change is redone (one set: one name and type)
+    let redo = dns.writes();
+    let key = |w: &String| w.split(' ').take(3).collect::<Vec<_>>().join(" ");
+    assert!(!redo.is_empty() && redo.iter().all(|w| key(w) == key(&redo[0])), "{redo:?}");
     run(&repo, TOKEN, &["plan", "--detailed-exitcode"]).expect_code(0);
 }
 

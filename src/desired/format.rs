@@ -181,6 +181,9 @@ pub enum TargetDecl {
         /// Tries per request on connection errors, timeouts and 5xx (backoff 1 s, 2 s, 4 s … 30 s).
         #[serde(default = "default_attempts")]
         attempts: u32,
+        /// Names changed side by side at most (changes at one name always run in order).
+        #[serde(default = "default_concurrency")]
+        concurrency: u32,
         /// Create a zone that does not exist yet (as Primary); otherwise a missing zone is an error.
         #[serde(default)]
         create_zones: bool,
@@ -208,6 +211,9 @@ fn default_rate() -> f64 {
 }
 fn default_attempts() -> u32 {
     5
+}
+fn default_concurrency() -> u32 {
+    4
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

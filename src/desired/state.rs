@@ -54,6 +54,7 @@ pub struct TechnitiumSettings {
     pub timeout_seconds: u32,
     pub rate_limit: f64,
     pub attempts: u32,
+    pub concurrency: u32,
     pub create_zones: bool,
     pub adopt: bool,
 }
@@ -423,6 +424,7 @@ fn load_settings(root: &Path, path: &Path, diags: &mut Vec<Diagnostic>) -> Optio
                 timeout_seconds,
                 rate_limit,
                 attempts,
+                concurrency,
                 create_zones,
                 adopt,
                 ..
@@ -443,8 +445,8 @@ fn load_settings(root: &Path, path: &Path, diags: &mut Vec<Diagnostic>) -> Optio
                 if !(*rate_limit > 0.0 && rate_limit.is_finite()) {
                     bad("rateLimit", "must be a number of requests per second above 0".into());
                 }
-                if *attempts == 0 || *timeout_seconds == 0 {
-                    bad("attempts", "attempts and timeoutSeconds must be at least 1".into());
+                if *attempts == 0 || *timeout_seconds == 0 || *concurrency == 0 {
+                    bad("attempts", "attempts, timeoutSeconds and concurrency must be at least 1".into());
                 }
                 let token = match (token_env, token_file) {
                     (Some(e), None) => SecretSource::Env(e.clone()),
@@ -462,6 +464,7 @@ fn load_settings(root: &Path, path: &Path, diags: &mut Vec<Diagnostic>) -> Optio
                     timeout_seconds: *timeout_seconds,
                     rate_limit: *rate_limit,
                     attempts: *attempts,
+                    concurrency: *concurrency,
                     create_zones: *create_zones,
                     adopt: *adopt,
                 })

@@ -156,8 +156,30 @@ impl TechnitiumTarget {
         } else {
             plan.changes.iter().collect()
         };
+        // Changes at one name run in plan order (a delete before the create that needs its
+        // name free); different names run side by side, at most `concurrency` at a time.
+        // The rate limit still bounds the requests per second.
+        let mut by_name: Vec<Vec<&Change>> = Vec::new();
         for change in single {
-            match self.apply_change(client, zone, change).await {
+            match by_name.last_mut() {
+                Some(group) if group[0].set().name == change.set().name => group.push(change),
+                _ => by_name.push(vec![change]),
+            }
+        }
+        use futures_util::StreamExt;
+        let results: Vec<Vec<(&Change, Result<(), ApiError>)>> = futures_util::stream::iter(by_name)
+            .map(|group| async move {
+                let mut out = Vec::with_capacity(group.len());
+                for change in group {
+                    out.push((change, self.apply_change(client, zone, change).await));
+                }
+                out
+            })
+            .buffered(self.settings.concurrency.max(1) as usize)
+            .collect()
+            .await;
+        for (change, result) in results.into_iter().flatten() {
+            match result {
                 Ok(()) => applied += 1,
                 Err(e) => {
                     failed.push(format!("{} {} {}: {e}", change.op().as_str(), change.set().name, change.set().rtype))
