@@ -431,3 +431,22 @@ fn export_writes_the_live_records_as_yaml_that_plans_to_no_change() {
     let copy = Repo::empty().with_settings(&settings(&dns.url(), 3)).with_records("home.example", &yaml);
     run(&copy, TOKEN, &["plan", "--detailed-exitcode"]).expect_code(0);
 }
+
+#[test]
+fn tls_settings_are_checked_and_skipping_verification_is_warned_about() {
+    let (dns, repo) = setup(3);
+    let insecure =
+        settings(&dns.url(), 3).replace("timeoutSeconds: 5}", "timeoutSeconds: 5, insecureSkipTlsVerify: true}");
+    let repo = repo.with_settings(&insecure);
+    let out = run(&repo, TOKEN, &["plan"]).expect_code(0);
+    assert!(out.stderr().contains("TLS certificate checks are off for this target"), "{}", out.stderr());
+
+    let with_ca = settings(&dns.url(), 3).replace("timeoutSeconds: 5}", "timeoutSeconds: 5, caFile: ca.pem}");
+    let repo = repo.with_settings(&with_ca);
+    repo.write("ca.pem", "not a certificate\n");
+    let out = run(&repo, TOKEN, &["plan"]).expect_code(1);
+    assert!(out.stderr().contains("ca.pem"), "{}", out.stderr());
+    std::fs::remove_file(repo.path().join("ca.pem")).unwrap();
+    let out = run(&repo, TOKEN, &["plan"]).expect_code(1);
+    assert!(out.stderr().contains("cannot read caFile"), "{}", out.stderr());
+}

@@ -65,9 +65,11 @@ impl TechnitiumTarget {
         }
         if let Some(ca) = &s.ca_file {
             let pem = std::fs::read(ca).map_err(|e| refused(format!("cannot read caFile {}: {e}", ca.display())))?;
-            let cert = reqwest::Certificate::from_pem(&pem)
-                .map_err(|e| refused(format!("caFile {} is not a PEM certificate: {e}", ca.display())))?;
-            builder = builder.tls_certs_merge([cert]);
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .ok()
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| refused(format!("caFile {} holds no PEM certificate", ca.display())))?;
+            builder = builder.tls_certs_merge(certs);
         }
         let http = builder.build().map_err(|e| refused(format!("cannot set up HTTP: {e}")))?;
         let rt = tokio::runtime::Builder::new_current_thread()
