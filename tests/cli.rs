@@ -376,3 +376,10 @@ fn a_hosts_target_with_two_zones_applies_both_in_one_run() {
     let text = std::fs::read_to_string(&hosts).unwrap();
     assert!(text.contains("a.lab.example") && text.contains("mail.home.example"), "{text}");
 }
+
+#[test]
+fn a_safety_share_out_of_range_is_located() {
+    let settings = support::SETTINGS.replace("maxUpdateShare: 0.3", "maxUpdateShare: 3");
+    let out = Repo::example().with_settings(&settings).run(&["validate"]).expect_code(1).stdout();
+    assert!(out.contains("zonekeeper.yaml:9:19: safety.maxUpdateShare: 3"), "{out}");
+}

@@ -72,11 +72,26 @@ pub struct SettingsFile {
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct Safety {
     /// Largest share (0–1) of a target's owned records one apply may update.
+    #[serde(deserialize_with = "share")]
+    #[schemars(range(min = 0, max = 1))]
     pub max_update_share: f64,
     /// Largest share (0–1) of a target's owned records one apply may delete.
+    #[serde(deserialize_with = "share")]
+    #[schemars(range(min = 0, max = 1))]
     pub max_delete_share: f64,
     /// Below this many owned records the share limits do not apply.
     pub min_owned_records: u32,
+}
+
+/// A share between 0 and 1; anything else fails the parse, so the schema check then reports
+/// it with its line and field.
+fn share<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let v = f64::deserialize(d)?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(serde::de::Error::custom(format!("{v} is not a share between 0 and 1")))
+    }
 }
 
 impl Default for Safety {

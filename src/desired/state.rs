@@ -329,19 +329,6 @@ fn load_settings(root: &Path, path: &Path, diags: &mut Vec<Diagnostic>) -> Optio
             format!("`{}` is not a valid owner id: 1–63 lower-case letters, digits and `-`", raw.owner.value),
         ));
     }
-    for (field, share) in
-        [("safety.maxUpdateShare", raw.safety.max_update_share), ("safety.maxDeleteShare", raw.safety.max_delete_share)]
-    {
-        if !(0.0..=1.0).contains(&share) {
-            diags.push(Diagnostic {
-                file: file.into(),
-                line: 0,
-                column: 0,
-                path: field.into(),
-                message: format!("{share} is not a share between 0 and 1"),
-            });
-        }
-    }
 
     let mut views: Vec<View> = Vec::new();
     for (i, v) in raw.views.iter().enumerate() {
