@@ -214,7 +214,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
 /// Prints target failures to stderr; true when there were any.
 fn report_failures(failures: &[reconcile::TargetFailure]) -> bool {
     for f in failures {
-        eprintln!("error: target {} zone {}: {}", f.target, f.zone, f.error);
+        match &f.zone {
+            Some(zone) => eprintln!("error: target {} zone {zone}: {}", f.target, f.error),
+            None => eprintln!("error: target {}: {}", f.target, f.error),
+        }
     }
     if !failures.is_empty() {
         eprintln!(

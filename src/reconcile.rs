@@ -23,7 +23,8 @@ pub enum ReconcileError {
 #[derive(Debug, serde::Serialize)]
 pub struct TargetFailure {
     pub target: String,
-    pub zone: Name,
+    /// `None` when the failure is not about one zone (listing the target's zones).
+    pub zone: Option<Name>,
     pub error: String,
     pub reason: &'static str,
 }
@@ -67,14 +68,27 @@ pub fn plan(state: &DesiredState, source: &str, only: Option<&str>) -> Result<Pl
         let target = build_target(state, ts);
         let view = s.view(&ts.view).cloned();
         let public = view.as_ref().is_some_and(|v| v.public);
-        for zone in s.zones.iter().filter(|z| z.targets.contains(&ts.name)) {
-            let wanted = target.prepare(&zone.name, state.wanted(&zone.name, &ts.view));
-            let observation = match target.observe(&zone.name) {
+        let served: Vec<Name> =
+            s.zones.iter().filter(|z| z.targets.contains(&ts.name)).map(|z| z.name.clone()).collect();
+        // Zones the target still holds for us but no longer serves: nothing is wanted there.
+        let orphans = target.orphan_zones(&served).unwrap_or_else(|e| {
+            failures.push(TargetFailure {
+                target: ts.name.clone(),
+                zone: None,
+                reason: e.label(),
+                error: e.to_string(),
+            });
+            Vec::new()
+        });
+        for zone in served.iter().chain(&orphans) {
+            let wanted =
+                if served.contains(zone) { target.prepare(zone, state.wanted(zone, &ts.view)) } else { Vec::new() };
+            let observation = match target.observe(zone) {
                 Ok(o) => o,
                 Err(e) => {
                     failures.push(TargetFailure {
                         target: ts.name.clone(),
-                        zone: zone.name.clone(),
+                        zone: Some(zone.clone()),
                         reason: e.label(),
                         error: e.to_string(),
                     });
@@ -83,8 +97,8 @@ pub fn plan(state: &DesiredState, source: &str, only: Option<&str>) -> Result<Pl
             };
             let tref =
                 TargetRef { name: ts.name.clone(), kind: target.kind().to_string(), view: ts.view.clone(), public };
-            let mut tp = plan_target(tref, &zone.name, &wanted, &observation.sets, s.policy, limits, target.adopt());
-            tp.native = target.render(&zone.name, observation, &tp);
+            let mut tp = plan_target(tref, zone, &wanted, &observation.sets, s.policy, limits, target.adopt());
+            tp.native = target.render(zone, observation, &tp);
             out.targets.push(tp);
         }
     }

@@ -383,3 +383,37 @@ fn a_safety_share_out_of_range_is_located() {
     let out = Repo::example().with_settings(&settings).run(&["validate"]).expect_code(1).stdout();
     assert!(out.contains("zonekeeper.yaml:9:19: safety.maxUpdateShare: 3"), "{out}");
 }
+
+#[test]
+fn a_zone_removed_from_the_settings_is_cleaned_up() {
+    let settings =
+        support::SETTINGS.replace("zones:\n", "zones:\n  - name: lab.example\n    targets: [coredns, hosts]\n");
+    let lab = "apiVersion: zonekeeper.dev/v1alpha1\nkind: Records\nzone: lab.example\nrecords:\n  - {name: \"@\", type: NS, value: ns1.home.example.}\n  - {name: a, type: A, value: 192.0.2.99}\n";
+    let repo = Repo::example().with_settings(&settings).with_records("lab.example", lab);
+    repo.run(&["apply"]).expect_code(0);
+    assert!(repo.zone_file("lab.example").exists());
+    assert!(repo.read(".zonekeeper/hosts").unwrap().contains("a.lab.example"));
+    // someone else's file in the same directory is never an orphan of ours
+    repo.write(".zonekeeper/zones/db.other.example", "; zonekeeper owner=blue zone=other.example\n");
+
+    std::fs::remove_file(repo.path().join("records/lab.example.yaml")).unwrap();
+    let repo = repo.with_settings(support::SETTINGS);
+    let plan = repo.run(&["plan", "--detailed-exitcode"]).expect_code(2).stdout();
+    assert!(
+        plan.contains("lab.example on coredns (zonefile, view default): 0 to create, 0 to update, 2 to delete"),
+        "{plan}"
+    );
+    // removing a zone removes its NS records: that needs --force, like any root NS change
+    let refused = repo.run(&["apply"]).expect_code(1);
+    assert!(
+        refused.stderr().contains("lab.example on coredns: changes the zone's own NS records"),
+        "{}",
+        refused.stderr()
+    );
+    assert!(repo.zone_file("lab.example").exists());
+    repo.run(&["apply", "--force"]).expect_code(0);
+    assert!(!repo.zone_file("lab.example").exists(), "the orphaned zone file is removed");
+    assert!(!repo.read(".zonekeeper/hosts").unwrap().contains("lab.example"), "and its hosts section");
+    assert!(repo.read(".zonekeeper/zones/db.other.example").is_some());
+    repo.run(&["plan", "--detailed-exitcode"]).expect_code(0);
+}

@@ -186,6 +186,15 @@ impl Target for HostsTarget {
         out
     }
 
+    /// Sections of our block for zones this target no longer serves.
+    fn orphan_zones(&self, served: &[Name]) -> Result<Vec<Name>, TargetError> {
+        let Some(text) = self.read()? else { return Ok(Vec::new()) };
+        Ok(self
+            .find_block(&text)?
+            .map(|b| b.sections.into_keys().filter(|z| !served.contains(z)).collect())
+            .unwrap_or_default())
+    }
+
     fn observe(&self, zone: &Name) -> Result<Observation, TargetError> {
         let Some(text) = self.read()? else {
             return Ok(Observation::default());

@@ -61,6 +61,12 @@ pub trait Target {
         false
     }
     fn observe(&self, zone: &Name) -> Result<Observation, TargetError>;
+    /// Zones this target holds for us that the settings no longer give it: their records are
+    /// orphans, planned for deletion like any record whose source vanished.
+    fn orphan_zones(&self, served: &[Name]) -> Result<Vec<Name>, TargetError> {
+        let _ = served;
+        Ok(Vec::new())
+    }
     /// The native text after the plan, for the rendered diff and for the write.
     fn render(&self, zone: &Name, observation: Observation, plan: &TargetPlan) -> Option<NativeText>;
     /// Performs the plan's changes. Never called by `plan`.
@@ -101,6 +107,14 @@ pub(crate) fn write_native(path: &std::path::Path, plan: &TargetPlan) -> Result<
     };
     if plan.changes.is_empty() {
         return Ok(0);
+    }
+    if after.is_empty() {
+        // Nothing of ours is left in this file: remove it (an orphaned zone's file).
+        return match std::fs::remove_file(path) {
+            Ok(()) => Ok(plan.changes.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(plan.changes.len()),
+            Err(source) => Err(TargetError::Write(atomic::WriteError::Io { path: path.display().to_string(), source })),
+        };
     }
     let now = match std::fs::read_to_string(path) {
         Ok(t) => t,

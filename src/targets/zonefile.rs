@@ -55,6 +55,32 @@ impl Target for ZoneFileTarget {
         self.adopt
     }
 
+    /// `db.<zone>` files in the directory that carry our header, for zones we no longer serve.
+    fn orphan_zones(&self, served: &[Name]) -> Result<Vec<Name>, TargetError> {
+        let entries = match std::fs::read_dir(&self.directory) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(TargetError::Read { path: self.directory.display().to_string(), source }),
+        };
+        let mut out = Vec::new();
+        for entry in entries.flatten() {
+            let file = entry.file_name().to_string_lossy().to_string();
+            let Some(zone) = file.strip_prefix("db.").and_then(|z| Name::parse(z).ok()) else { continue };
+            if served.contains(&zone) {
+                continue;
+            }
+            // Only the first line is needed to know whose it is.
+            let head = std::fs::read_to_string(entry.path()).ok().and_then(|t| t.lines().next().map(str::to_string));
+            if head.as_deref().and_then(header_owner) == Some(self.owner.as_str())
+                && head.is_some_and(|h| h.contains(&format!("zone={zone}")))
+            {
+                out.push(zone);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     fn observe(&self, zone: &Name) -> Result<Observation, TargetError> {
         let path = self.path(zone);
         let text = match std::fs::read_to_string(&path) {
@@ -95,6 +121,10 @@ impl Target for ZoneFileTarget {
         let after = (!plan.changes.is_empty()).then(|| {
             let old_serial = observation.text.as_deref().and_then(soa_serial);
             let sets = merged(&observation.sets, &plan.changes);
+            // Nothing left (an orphaned zone): the file goes; an empty text means removal.
+            if sets.is_empty() {
+                return String::new();
+            }
             render_zone(zone, &self.owner, &self.soa, next_serial(old_serial, today()), &sets)
         });
         Some(NativeText { label, before: observation.text.unwrap_or_default(), after })
