@@ -187,14 +187,12 @@ fn a_changed_cname_is_replaced_in_one_call() {
 fn a_missing_zone_is_not_confused_with_its_parent() {
     // The server answers for the closest zone it has: `example` for `home.example`.
     let dns = Technitium::start(TOKEN, "example");
-    let ours_in_parent = Rec {
-        name: "old.home.example".into(),
-        rtype: "A".into(),
-        ttl: 300,
-        disabled: false,
-        comments: Some("zonekeeper:owner=example-home".into()),
-        rdata: serde_json::json!({"ipAddress": "192.0.2.7"}),
-    };
+    let ours_in_parent = Rec::new(
+        "old.home.example",
+        "A",
+        serde_json::json!({"ipAddress": "192.0.2.7"}),
+        Some("zonekeeper:owner=example-home"),
+    );
     dns.insert("example", ours_in_parent.clone());
     let repo = Repo::empty().with_settings(&settings(&dns.url(), 3)).with_records("home.example", RECORDS);
     let out = run(&repo, TOKEN, &["apply"]).expect_code(1);
@@ -271,14 +269,8 @@ fn create_zones_creates_a_missing_zone_first() {
 #[test]
 fn an_unowned_record_is_left_alone_and_reported() {
     let (dns, repo) = setup(3);
-    let hand_made = Rec {
-        name: "mail.home.example".into(),
-        rtype: "A".into(),
-        ttl: 300,
-        disabled: false,
-        comments: Some("added by hand".into()),
-        rdata: serde_json::json!({"ipAddress": "192.0.2.99"}),
-    };
+    let hand_made =
+        Rec::new("mail.home.example", "A", serde_json::json!({"ipAddress": "192.0.2.99"}), Some("added by hand"));
     dns.insert("home.example", hand_made.clone());
     let plan = run(&repo, TOKEN, &["plan"]).expect_code(0).stdout();
     assert!(plan.contains("drift: mail.home.example A holds 192.0.2.99 without our owner marker"), "{plan}");
@@ -294,13 +286,15 @@ fn an_unowned_record_is_left_alone_and_reported() {
 #[test]
 fn a_disabled_record_at_a_wanted_name_is_never_replaced() {
     let (dns, repo) = setup(3);
-    let disabled = Rec {
-        name: "mail.home.example".into(),
-        rtype: "A".into(),
-        ttl: 300,
-        disabled: true,
-        comments: Some("zonekeeper:owner=example-home".into()),
-        rdata: serde_json::json!({"ipAddress": "192.0.2.98"}),
+    let disabled = {
+        let mut r = Rec::new(
+            "mail.home.example",
+            "A",
+            serde_json::json!({"ipAddress": "192.0.2.98"}),
+            Some("zonekeeper:owner=example-home"),
+        );
+        r.disabled = true;
+        r
     };
     dns.insert("home.example", disabled.clone());
     run(&repo, TOKEN, &["apply"]).expect_code(0);

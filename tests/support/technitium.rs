@@ -31,6 +31,20 @@ pub struct Rec {
     pub rdata: Value,
 }
 
+impl Rec {
+    /// An enabled record, as a test puts it on the server by hand.
+    pub fn new(name: &str, rtype: &str, rdata: Value, comments: Option<&str>) -> Rec {
+        Rec {
+            name: name.into(),
+            rtype: rtype.into(),
+            ttl: 300,
+            disabled: false,
+            comments: comments.map(Into::into),
+            rdata,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Call {
     pub endpoint: String,
