@@ -14,6 +14,7 @@ use zonekeeper::desired::{self, DesiredState, Invalid, TargetKind, TargetSetting
 use zonekeeper::model::Name;
 use zonekeeper::plan::render;
 use zonekeeper::reconcile;
+use zonekeeper::targets::TargetError;
 use zonekeeper::targets::zonefile::ZoneFileTarget;
 
 #[derive(Parser)]
@@ -281,6 +282,25 @@ fn apply(state: &DesiredState, source: &str, target: Option<&str>, force: bool, 
         return Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS });
     }
     for a in reconcile::apply(state, &planned.plan, force)? {
+        // Every change with its result: a target that writes one file succeeds or fails as a
+        // whole; an API target says which changes failed.
+        if let Some(tp) = planned.plan.find(&a.target, &a.zone) {
+            for c in &tp.changes {
+                let label = format!("{} {} {}", c.op().as_str(), c.set().name, c.set().rtype);
+                let error = match &a.result {
+                    Ok(_) => None,
+                    Err(TargetError::Partial { failed, .. }) => failed
+                        .iter()
+                        .find(|f| f.starts_with(&format!("{label}: ")))
+                        .map(|f| f[label.len() + 2..].to_string()),
+                    Err(e) => Some(e.label().to_string()),
+                };
+                match error {
+                    None => println!("  ok      {label} ({} on {})", a.zone, a.target),
+                    Some(e) => println!("  failed  {label} ({} on {}): {e}", a.zone, a.target),
+                }
+            }
+        }
         match a.result {
             Ok(n) => {
                 println!("applied: {} change(s) to {} on {}", n, a.zone, a.target);

@@ -338,6 +338,10 @@ fn a_5xx_mid_apply_leaves_the_rest_applied_and_a_second_run_finishes() {
     let out = run(&repo, TOKEN, &["apply"]).expect_code(1);
     assert!(out.stderr().contains("7 change(s) applied, 1 failed"), "{}", out.stderr());
     assert!(out.stderr().contains("HTTP 500"), "{}", out.stderr());
+    // every change is reported with its result
+    assert_eq!(out.stdout().matches("\n  ok      ").count(), 7, "{}", out.stdout());
+    assert_eq!(out.stdout().matches("\n  failed  ").count(), 1, "{}", out.stdout());
+    assert!(out.stdout().contains("Technitium answered HTTP 500 on /api/zones/records/add"), "{}", out.stdout());
     dns.clear_calls();
     run(&repo, TOKEN, &["apply"]).expect_code(0);
     // only the failed change is redone (one set: one name and type)
