@@ -95,7 +95,15 @@ fn a_changed_address_is_one_add_and_one_delete_and_a_removed_record_one_delete()
     dns.clear_calls();
     let repo = repo.with_records("home.example", &RECORDS.replace("192.0.2.25", "192.0.2.26"));
     run(&repo, TOKEN, &["apply"]).expect_code(0);
-    assert_eq!(dns.writes(), ["add A mail.home.example 192.0.2.26", "delete A mail.home.example 192.0.2.25"]);
+    assert_eq!(
+        dns.writes(),
+        ["update A mail.home.example 192.0.2.25 -> 192.0.2.26"],
+        "a changed address is one update"
+    );
+    let mail: Vec<Rec> = dns.records("home.example").into_iter().filter(|r| r.name == "mail.home.example").collect();
+    assert_eq!(mail.len(), 1);
+    assert_eq!(mail[0].comments.as_deref(), Some("zonekeeper:owner=example-home"), "the update keeps our marker");
+    assert_eq!(mail[0].ttl, 300, "and the TTL");
 
     dns.clear_calls();
     let repo = repo.with_records(
@@ -224,11 +232,7 @@ fn a_lost_answer_is_retried_without_a_duplicate() {
     run(&repo, TOKEN, &["apply"]).expect_code(0);
     assert_eq!(
         dns.writes(),
-        [
-            "add A mail.home.example 192.0.2.26",
-            "add A mail.home.example 192.0.2.26",
-            "delete A mail.home.example 192.0.2.25"
-        ]
+        ["update A mail.home.example 192.0.2.25 -> 192.0.2.26", "update A mail.home.example 192.0.2.25 -> 192.0.2.26"]
     );
     let mail: Vec<Rec> = dns.records("home.example").into_iter().filter(|r| r.name == "mail.home.example").collect();
     assert_eq!(mail.len(), 1, "{mail:?}");

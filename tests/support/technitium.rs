@@ -66,7 +66,8 @@ impl Call {
             .iter()
             .find_map(|k| self.params.get(*k).cloned())
             .unwrap_or_default();
-        format!("{op} {} {} {value}", p("type"), p("domain")).trim_end().to_string()
+        let new = ["newIpAddress", "newText"].iter().find_map(|k| self.params.get(*k)).map(|n| format!(" -> {n}"));
+        format!("{op} {} {} {value}{}", p("type"), p("domain"), new.unwrap_or_default()).trim_end().to_string()
     }
 }
 
@@ -277,7 +278,11 @@ async fn handle(
     }
     let write = matches!(
         endpoint.as_str(),
-        "/api/zones/records/add" | "/api/zones/records/delete" | "/api/zones/create" | "/api/zones/import"
+        "/api/zones/records/add"
+            | "/api/zones/records/update"
+            | "/api/zones/records/delete"
+            | "/api/zones/create"
+            | "/api/zones/import"
     );
     if write {
         let n = st.writes_seen;
@@ -374,6 +379,38 @@ fn route(st: &mut State, endpoint: &str, p: &Params) -> Result<Response, Respons
             let added = rec_json(&new);
             recs.push(new);
             Ok(ok(json!({"zone": {"name": zone}, "addedRecord": added})))
+        }
+        "/api/zones/records/update" => {
+            let domain = norm(p.req("domain")?);
+            let zone = closest(st, &p.get("zone").map(norm).unwrap_or_else(|| domain.clone()))
+                .ok_or_else(|| error(&format!("No such zone was found: {domain}")))?;
+            let t = p.req("type")?.to_ascii_uppercase();
+            let old = rdata_of(&t, p)?;
+            let new = match t.as_str() {
+                "A" | "AAAA" => match p.get("newIpAddress") {
+                    Some(ip) => json!({"ipAddress": ip}),
+                    None => old.clone(),
+                },
+                "TXT" => match p.get("newText") {
+                    Some(text) => {
+                        json!({"text": text, "splitText": p.flag("newSplitText"), "characterStrings": [text]})
+                    }
+                    None => old.clone(),
+                },
+                other => return Err(error(&format!("Updating {other} is not supported by this double"))),
+            };
+            let recs = st.zones.get_mut(&zone).ok_or_else(|| error(&format!("No such zone was found: {domain}")))?;
+            let rec = recs
+                .iter_mut()
+                .find(|r| r.name == domain && r.rtype == t && same(&t, &r.rdata, &old))
+                .ok_or_else(|| error("Cannot update record: no such record exists."))?;
+            // Omitted fields are reset, as the server does (api-facts §1.8 #6).
+            rec.rdata = new;
+            rec.ttl = p.get("ttl").and_then(|v| v.parse().ok()).unwrap_or(3600);
+            rec.comments = p.get("comments").map(|c| c.to_string());
+            rec.disabled = p.flag("disable");
+            let updated = rec_json(rec);
+            Ok(ok(json!({"zone": {"name": zone}, "updatedRecord": updated})))
         }
         "/api/zones/records/delete" => {
             let domain = norm(p.req("domain")?);

@@ -213,6 +213,28 @@ impl TechnitiumTarget {
         client.call("/api/zones/records/add", &p, Some("already exists")).await.map(|_| ())
     }
 
+    /// Changes one value in place. The update endpoint resets what it is not given (TTL to
+    /// the default, comments to none), so both are always sent.
+    async fn update(
+        &self,
+        client: &Client,
+        zone: &Name,
+        set: &RecordSet,
+        old: &RData,
+        new: &RData,
+    ) -> Result<(), ApiError> {
+        let mut p = vec![
+            ("domain", set.name.to_string()),
+            ("zone", zone.to_string()),
+            ("type", set.rtype.to_string()),
+            ("ttl", set.ttl.to_string()),
+            ("comments", self.marker()),
+        ];
+        p.extend(update_params(old, new).unwrap_or_default());
+        // On a retry, "no such record" means the first try had landed (the old value is gone).
+        client.call("/api/zones/records/update", &p, Some("no such record")).await.map(|_| ())
+    }
+
     async fn delete(&self, client: &Client, zone: &Name, set: &RecordSet, v: &RData) -> Result<(), ApiError> {
         let mut p = vec![("domain", set.name.to_string()), ("zone", zone.to_string()), ("type", set.rtype.to_string())];
         p.extend(value_params(v));
@@ -233,14 +255,29 @@ impl TechnitiumTarget {
                     self.delete(client, zone, set, v).await?;
                 }
             }
-            // A CNAME has one value: adding a second is refused, so it is always replaced.
-            Change::Update { from, to, adopt, .. } if from.ttl == to.ttl && !adopt && to.rtype != RecordType::Cname => {
-                // Adds first, so the name always answers; then the values that went away.
-                for v in to.values.iter().filter(|v| !from.values.contains(v)) {
-                    self.add(client, zone, to, v, false).await?;
-                }
-                for v in from.values.iter().filter(|v| !to.values.contains(v)) {
-                    self.delete(client, zone, from, v).await?;
+            // One value swapped for another (a changed address): one update call, in place.
+            Change::Update { from, to, adopt: false, .. } if from.ttl == to.ttl => {
+                let gone: Vec<&RData> = from.values.iter().filter(|v| !to.values.contains(v)).collect();
+                let new: Vec<&RData> = to.values.iter().filter(|v| !from.values.contains(v)).collect();
+                match (&gone[..], &new[..]) {
+                    ([old], [new]) if update_params(old, new).is_some() => {
+                        self.update(client, zone, to, old, new).await?
+                    }
+                    // A CNAME has one value: adding a second is refused, so it is replaced.
+                    _ if to.rtype == RecordType::Cname => {
+                        if let Some(v) = to.values.first() {
+                            self.add(client, zone, to, v, true).await?;
+                        }
+                    }
+                    _ => {
+                        // Adds first, so the name always answers; then the values that went away.
+                        for v in new {
+                            self.add(client, zone, to, v, false).await?;
+                        }
+                        for v in gone {
+                            self.delete(client, zone, from, v).await?;
+                        }
+                    }
                 }
             }
             Change::Update { to, .. } => {
@@ -285,6 +322,22 @@ fn import_text<'a>(zone: &Name, sets: impl Iterator<Item = &'a RecordSet>, marke
         }
     }
     out
+}
+
+/// The parameters of an in-place update from `old` to `new`, for the types whose update
+/// parameters are documented (api-facts §1.5); `None` for the others.
+fn update_params(old: &RData, new: &RData) -> Option<Vec<(&'static str, String)>> {
+    match (old, new) {
+        (RData::A(a), RData::A(b)) => Some(vec![("ipAddress", a.to_string()), ("newIpAddress", b.to_string())]),
+        (RData::Aaaa(a), RData::Aaaa(b)) => Some(vec![("ipAddress", a.to_string()), ("newIpAddress", b.to_string())]),
+        (RData::Txt(a), RData::Txt(b)) => Some(vec![
+            ("text", a.clone()),
+            ("newText", b.clone()),
+            ("splitText", "false".into()),
+            ("newSplitText", "false".into()),
+        ]),
+        _ => None,
+    }
 }
 
 /// The parameters that carry one value, named as the add and delete endpoints name them.
