@@ -6,4 +6,5 @@ pub mod export;
 pub mod model;
 pub mod plan;
 pub mod reconcile;
+pub mod sources;
 pub mod targets;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
+use zonekeeper::desired::files::Files;
 use zonekeeper::desired::{self, DesiredState, Invalid, TargetKind, TargetSettings, yaml::DocKind};
 use zonekeeper::model::Name;
 use zonekeeper::plan::render;
@@ -31,6 +32,10 @@ struct Cli {
     /// The desired-state repository (a directory holding zonekeeper.yaml); its working tree is read.
     #[arg(long, global = true, env = "ZONEKEEPER_REPO", default_value = ".")]
     repo: PathBuf,
+    /// Read the desired state at this git revision of --repo (a branch, tag or commit)
+    /// instead of its working tree. For validate, plan and apply.
+    #[arg(long = "ref", global = true, value_name = "REV")]
+    git_ref: Option<String>,
     /// error, warn, info or debug.
     #[arg(long, global = true, env = "ZONEKEEPER_LOG", default_value = "info")]
     log_level: String,
@@ -177,6 +182,18 @@ fn load(repo: &Path) -> Result<DesiredState, Invalid> {
     desired::load(repo)
 }
 
+/// The desired state, from the working tree or a commit, and what was read.
+fn load_at(repo: &Path, rev: Option<&str>) -> Result<(Result<DesiredState, Invalid>, String)> {
+    match rev {
+        None => Ok((load(repo), format!("working tree of {}", repo.display()))),
+        Some(rev) => {
+            let (_, files) = zonekeeper::sources::git::read_commit(repo, rev)?;
+            let source = files.describe();
+            Ok((desired::load_from(repo, &files), source))
+        }
+    }
+}
+
 fn source_of(repo: &Path) -> String {
     format!("working tree of {}", repo.display())
 }
@@ -184,10 +201,11 @@ fn source_of(repo: &Path) -> String {
 fn run(cli: Cli) -> Result<ExitCode> {
     let _span = tracing::info_span!("zonekeeper", app = "zonekeeper", version = env!("CARGO_PKG_VERSION")).entered();
     match cli.command {
-        Command::Validate { format } => validate(&cli.repo, format),
+        Command::Validate { format } => validate(&cli.repo, cli.git_ref.as_deref(), format),
         Command::Plan { format, detailed_exitcode, target, color, no_diff } => {
-            let state = load(&cli.repo)?;
-            let planned = reconcile::plan(&state, &source_of(&cli.repo), target.as_deref())?;
+            let (state, source) = load_at(&cli.repo, cli.git_ref.as_deref())?;
+            let state = state.with_context(|| format!("in the {source}"))?;
+            let planned = reconcile::plan(&state, &source, target.as_deref())?;
             let out = match format {
                 PlanFormat::Text => render::text(&planned.plan, color.enabled(), !no_diff),
                 PlanFormat::Markdown => render::markdown(&planned.plan),
@@ -203,8 +221,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
         Command::Apply { target, force, color } => {
-            let state = load(&cli.repo)?;
-            apply(&state, &source_of(&cli.repo), target.as_deref(), force, color.enabled())
+            let (state, source) = load_at(&cli.repo, cli.git_ref.as_deref())?;
+            let state = state.with_context(|| format!("in the {source}"))?;
+            apply(&state, &source, target.as_deref(), force, color.enabled())
         }
         Command::Preview { hosts, watch, view } => preview(&cli.repo, &hosts, watch, view.as_deref()),
         Command::Export { target, zone, corefile } => export(&cli.repo, &target, zone.as_deref(), corefile),
@@ -229,8 +248,12 @@ fn report_failures(failures: &[reconcile::TargetFailure]) -> bool {
     !failures.is_empty()
 }
 
-fn validate(repo: &Path, format: ValidateFormat) -> Result<ExitCode> {
-    let diags = match load(repo) {
+fn validate(repo: &Path, rev: Option<&str>, format: ValidateFormat) -> Result<ExitCode> {
+    let (loaded, source) = load_at(repo, rev)?;
+    if rev.is_some() && !matches!(format, ValidateFormat::Json) {
+        eprintln!("reading the {source}");
+    }
+    let diags = match loaded {
         Ok(state) => {
             let records: usize = state.records.values().map(|r| r.len()).sum();
             match format {

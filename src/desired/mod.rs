@@ -2,6 +2,7 @@
 //! checked into typed values. Nothing here touches a target.
 
 pub mod diagnostic;
+pub mod files;
 pub mod format;
 pub mod records;
 pub mod state;
@@ -10,5 +11,5 @@ pub mod yaml;
 pub use diagnostic::{Diagnostic, Invalid, Pos};
 pub use state::{
     DesiredRecord, DesiredState, SecretSource, Settings, TargetKind, TargetSettings, TechnitiumSettings, View,
-    ZoneSettings, load,
+    ZoneSettings, load, load_from,
 };

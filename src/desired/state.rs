@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use super::diagnostic::{Diagnostic, Invalid, Pos};
+use super::files::{Files, WorkTree};
 use super::format::{
     Discovery, Limits, Policy, RecordEntry, ResolverScope, ResolverSetFile, Safety, SettingsFile, SoaDecl, TargetDecl,
 };
@@ -170,27 +171,38 @@ impl DesiredState {
     }
 }
 
-/// Loads and checks the whole desired state under `root`.
+/// Loads and checks the whole desired state in the working tree of `root`.
 pub fn load(root: &Path) -> Result<DesiredState, Invalid> {
+    load_from(root, &WorkTree(root.to_path_buf()))
+}
+
+/// Loads and checks the whole desired state from `files`; paths in the settings (zone-file
+/// directories, hosts files) are relative to `root`.
+pub fn load_from(root: &Path, files: &dyn Files) -> Result<DesiredState, Invalid> {
     let mut diags = Vec::new();
-    let settings_path = root.join(SETTINGS_FILE);
-    let settings = if settings_path.exists() {
-        load_settings(root, &settings_path, &mut diags)
-    } else {
-        diags.push(Diagnostic::file(
-            SETTINGS_FILE,
-            format!("not found in {}; run `zonekeeper init` or pass --repo DIR", root.display()),
-        ));
-        None
+    let settings = match files.read(SETTINGS_FILE, Limits::default().max_file_bytes) {
+        Ok(Some(text)) => load_settings(root, &text, &mut diags),
+        Ok(None) => {
+            diags.push(Diagnostic::file(
+                SETTINGS_FILE,
+                format!("not found in the {}; pass --repo DIR", files.describe()),
+            ));
+            None
+        }
+        Err(d) => {
+            diags.push(d);
+            None
+        }
     };
     let limits = settings.as_ref().map(|s| s.limits.clone()).unwrap_or_default();
 
     let mut records: BTreeMap<Name, Vec<DesiredRecord>> = BTreeMap::new();
     // Where each zone's records were declared, to point at when the zone as a whole is wrong.
     let mut zone_files: BTreeMap<Name, (String, Pos)> = BTreeMap::new();
-    for (path, display) in yaml_files(&root.join("records"), "records", &mut diags) {
-        let text = match yaml::read_text(&path, &display, limits.max_file_bytes) {
-            Ok(t) => t,
+    for display in listed(files, "records", &mut diags) {
+        let text = match files.read(&display, limits.max_file_bytes) {
+            Ok(Some(t)) => t,
+            Ok(None) => continue,
             Err(d) => {
                 diags.push(d);
                 continue;
@@ -216,9 +228,10 @@ pub fn load(root: &Path) -> Result<DesiredState, Invalid> {
     }
 
     let mut resolver_sets = Vec::new();
-    for (path, display) in yaml_files(&root.join("resolvers"), "resolvers", &mut diags) {
-        let text = match yaml::read_text(&path, &display, limits.max_file_bytes) {
-            Ok(t) => t,
+    for display in listed(files, "resolvers", &mut diags) {
+        let text = match files.read(&display, limits.max_file_bytes) {
+            Ok(Some(t)) => t,
+            Ok(None) => continue,
             Err(d) => {
                 diags.push(d);
                 continue;
@@ -253,28 +266,11 @@ pub fn load(root: &Path) -> Result<DesiredState, Invalid> {
     }
 }
 
-/// `*.yaml` and `*.yml` files directly in `dir`, sorted, as (path, path shown to users).
-fn yaml_files(dir: &Path, shown: &str, diags: &mut Vec<Diagnostic>) -> Vec<(PathBuf, String)> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
-        Err(e) => {
-            diags.push(Diagnostic::file(shown, format!("cannot list directory: {e}")));
-            return Vec::new();
-        }
-    };
-    let mut files: Vec<(PathBuf, String)> = entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().to_string();
-            // A symlink counts as what it points at; `read_text` refuses anything not a regular file.
-            let is_dir = std::fs::metadata(e.path()).map(|m| m.is_dir()).unwrap_or(false);
-            (!is_dir && (name.ends_with(".yaml") || name.ends_with(".yml")))
-                .then(|| (e.path(), format!("{shown}/{name}")))
-        })
-        .collect();
-    files.sort();
-    files
+fn listed(files: &dyn Files, dir: &str, diags: &mut Vec<Diagnostic>) -> Vec<String> {
+    files.list_yaml(dir).unwrap_or_else(|d| {
+        diags.push(d);
+        Vec::new()
+    })
 }
 
 /// A path with `.` and `..` resolved lexically, for comparing paths that may not exist yet.
@@ -304,16 +300,9 @@ fn valid_view_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 63 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-fn load_settings(root: &Path, path: &Path, diags: &mut Vec<Diagnostic>) -> Option<Settings> {
+fn load_settings(root: &Path, text: &str, diags: &mut Vec<Diagnostic>) -> Option<Settings> {
     let file = SETTINGS_FILE;
-    let text = match yaml::read_text(path, file, Limits::default().max_file_bytes) {
-        Ok(t) => t,
-        Err(d) => {
-            diags.push(d);
-            return None;
-        }
-    };
-    let raw: SettingsFile = match yaml::parse(&text, file, DocKind::Settings) {
+    let raw: SettingsFile = match yaml::parse(text, file, DocKind::Settings) {
         Ok(r) => r,
         Err(ds) => {
             diags.extend(ds);

@@ -1,0 +1,107 @@
+//! Where desired-state files are read from: the working tree of a directory, or (through
+//! `sources::git`) a commit. The loader only asks for a file's text and a folder's YAML
+//! files, so both read the same way and report problems the same way.
+
+use std::path::PathBuf;
+
+use super::diagnostic::Diagnostic;
+use super::yaml;
+
+pub trait Files {
+    /// The text of `rel` (a path like `records/home.example.yaml`), `None` when it does not
+    /// exist; refused when over `max_bytes` or not UTF-8.
+    fn read(&self, rel: &str, max_bytes: u64) -> Result<Option<String>, Diagnostic>;
+    /// `*.yaml` and `*.yml` files directly in `dir`, as sorted paths like `records/x.yaml`.
+    fn list_yaml(&self, dir: &str) -> Result<Vec<String>, Diagnostic>;
+    /// What was read, for the first line of a plan: `working tree of ./dns`, `commit 1a2b3c4 …`.
+    fn describe(&self) -> String;
+}
+
+fn is_yaml(name: &str) -> bool {
+    name.ends_with(".yaml") || name.ends_with(".yml")
+}
+
+/// The working tree of a directory.
+pub struct WorkTree(pub PathBuf);
+
+impl Files for WorkTree {
+    fn read(&self, rel: &str, max_bytes: u64) -> Result<Option<String>, Diagnostic> {
+        let path = self.0.join(rel);
+        if std::fs::symlink_metadata(&path).is_err() {
+            return Ok(None);
+        }
+        yaml::read_text(&path, rel, max_bytes).map(Some)
+    }
+
+    fn list_yaml(&self, dir: &str) -> Result<Vec<String>, Diagnostic> {
+        let entries = match std::fs::read_dir(self.0.join(dir)) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Diagnostic::file(dir, format!("cannot list directory: {e}"))),
+        };
+        let mut files: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().to_string();
+                // A symlink counts as what it points at; `read` refuses anything not a regular file.
+                let is_dir = std::fs::metadata(e.path()).map(|m| m.is_dir()).unwrap_or(false);
+                (!is_dir && is_yaml(&name)).then(|| format!("{dir}/{name}"))
+            })
+            .collect();
+        files.sort();
+        Ok(files)
+    }
+
+    fn describe(&self) -> String {
+        format!("working tree of {}", self.0.display())
+    }
+}
+
+/// Files held in memory (a commit's tree, read once), keyed by path.
+pub struct InMemory {
+    pub files: std::collections::BTreeMap<String, Vec<u8>>,
+    /// Paths that exist but cannot be read as files (a symlink in a commit), with why.
+    pub refused: std::collections::BTreeMap<String, String>,
+    pub description: String,
+}
+
+impl Files for InMemory {
+    fn read(&self, rel: &str, max_bytes: u64) -> Result<Option<String>, Diagnostic> {
+        if let Some(why) = self.refused.get(rel) {
+            return Err(Diagnostic::file(rel, why.clone()));
+        }
+        let Some(bytes) = self.files.get(rel) else { return Ok(None) };
+        if bytes.len() as u64 > max_bytes {
+            return Err(Diagnostic::file(
+                rel,
+                format!(
+                    "file is {} bytes, over the limit of {max_bytes} bytes (raise `limits.maxFileBytes` in zonekeeper.yaml if this is intended)",
+                    bytes.len()
+                ),
+            ));
+        }
+        String::from_utf8(bytes.clone()).map(Some).map_err(|e| {
+            Diagnostic::file(
+                rel,
+                format!("not valid UTF-8 (first bad byte at offset {})", e.utf8_error().valid_up_to()),
+            )
+        })
+    }
+
+    fn list_yaml(&self, dir: &str) -> Result<Vec<String>, Diagnostic> {
+        let prefix = format!("{dir}/");
+        let mut out: Vec<String> = self
+            .files
+            .keys()
+            .chain(self.refused.keys())
+            .filter(|k| k.strip_prefix(&prefix).is_some_and(|rest| !rest.contains('/') && is_yaml(rest)))
+            .cloned()
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+}
