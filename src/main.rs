@@ -29,7 +29,9 @@ use zonekeeper::targets::zonefile::ZoneFileTarget;
         touching only records this owner id owns."
 )]
 struct Cli {
-    /// The desired-state repository (a directory holding zonekeeper.yaml); its working tree is read.
+    /// The desired-state repository: a directory holding zonekeeper.yaml (its working tree is
+    /// read, or a commit with --ref), or a git URL (file://, git://, ssh://, https://) fetched
+    /// into a cache (ZONEKEEPER_CACHE) and read at --ref (default HEAD).
     #[arg(long, global = true, env = "ZONEKEEPER_REPO", default_value = ".")]
     repo: PathBuf,
     /// Read the desired state at this git revision of --repo (a branch, tag or commit)
@@ -182,16 +184,49 @@ fn load(repo: &Path) -> Result<DesiredState, Invalid> {
     desired::load(repo)
 }
 
-/// The desired state, from the working tree or a commit, and what was read.
+/// The desired state, from the working tree, a commit of a local repository, or a commit of a
+/// remote one (fetched into the cache), and what was read.
 fn load_at(repo: &Path, rev: Option<&str>) -> Result<(Result<DesiredState, Invalid>, String)> {
+    use zonekeeper::sources::git;
+    let repo_str = repo.to_string_lossy();
+    if git::is_url(&repo_str) {
+        let cache = cache_root()?;
+        let dir = git::cache_dir(&cache, &repo_str);
+        match git::fetch(&repo_str, &dir)? {
+            git::Fetched::Fresh => {}
+            git::Fetched::Stale(why) => {
+                eprintln!(
+                    "warning: fetching {} failed ({why}); reading the last fetched commits",
+                    git::redact(&repo_str)
+                );
+            }
+        }
+        let (_, files) = git::read_clone(&dir, rev.unwrap_or("HEAD"), &repo_str)?;
+        let source = files.describe();
+        // A remote has no working tree here: the targets' relative paths are relative to
+        // the current directory.
+        return Ok((desired::load_from(Path::new("."), &files), source));
+    }
     match rev {
         None => Ok((load(repo), format!("working tree of {}", repo.display()))),
         Some(rev) => {
-            let (_, files) = zonekeeper::sources::git::read_commit(repo, rev)?;
+            let (_, files) = git::read_commit(repo, rev)?;
             let source = files.describe();
             Ok((desired::load_from(repo, &files), source))
         }
     }
+}
+
+/// Where remote repositories are cached: `ZONEKEEPER_CACHE`, else the XDG cache directory.
+fn cache_root() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("ZONEKEEPER_CACHE") {
+        return Ok(PathBuf::from(dir));
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        return Ok(PathBuf::from(dir).join("zonekeeper"));
+    }
+    let home = std::env::var_os("HOME").context("set ZONEKEEPER_CACHE (or HOME) to cache remote repositories")?;
+    Ok(PathBuf::from(home).join(".cache/zonekeeper"))
 }
 
 fn source_of(repo: &Path) -> String {

@@ -25,12 +25,31 @@ pub struct CommitInfo {
     pub subject: String,
 }
 
-/// The desired-state files of `rev` in the repository at `dir`.
+/// The desired-state files of `rev` in the local repository at `dir`.
 pub fn read_commit(dir: &Path, rev: &str) -> Result<(CommitInfo, InMemory), GitError> {
-    let shown = dir.display().to_string();
+    read_at(dir, rev, &[rev.to_string()], &dir.display().to_string())
+}
+
+/// The desired-state files of `rev` in a clone made by `fetch`, shown as `url`.
+pub fn read_clone(dir: &Path, rev: &str, url: &str) -> Result<(CommitInfo, InMemory), GitError> {
+    read_at(dir, rev, &resolve_in_clone(rev), &redact(url))
+}
+
+fn read_at(dir: &Path, rev: &str, candidates: &[String], shown: &str) -> Result<(CommitInfo, InMemory), GitError> {
+    let shown = shown.to_string();
     let repo = gix::open(dir).map_err(|e| GitError::Open { dir: shown.clone(), detail: e.to_string() })?;
     let revision = |detail: String| GitError::Revision { rev: rev.to_string(), dir: shown.clone(), detail };
-    let id = repo.rev_parse_single(rev).map_err(|e| revision(e.to_string()))?;
+    let mut id = Err(revision("no candidates".into()));
+    for candidate in candidates {
+        match repo.rev_parse_single(candidate.as_str()) {
+            Ok(found) => {
+                id = Ok(found);
+                break;
+            }
+            Err(e) => id = Err(revision(e.to_string())),
+        }
+    }
+    let id = id?;
     let commit =
         id.object().map_err(|e| revision(e.to_string()))?.peel_to_commit().map_err(|e| revision(e.to_string()))?;
     let full = commit.id().to_string();
@@ -78,4 +97,95 @@ pub fn read_commit(dir: &Path, rev: &str) -> Result<(CommitInfo, InMemory), GitE
     let info = CommitInfo { id: full, short: short.clone(), subject: subject.clone() };
     let description = format!("commit {short} ({subject}) of {shown}");
     Ok((info, InMemory { files, refused, description }))
+}
+
+/// A repository URL with any user or password taken out, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, String::new()));
+            let host = host.rsplit_once('@').map(|(_, h)| format!("***@{h}")).unwrap_or_else(|| host.to_string());
+            format!("{scheme}://{host}{path}")
+        }
+        None => url.to_string(),
+    }
+}
+
+/// True when `--repo` names a remote rather than a local directory.
+pub fn is_url(repo: &str) -> bool {
+    repo.contains("://")
+}
+
+/// Where the cached copy of `url` lives under `cache_root`.
+pub fn cache_dir(cache_root: &Path, url: &str) -> std::path::PathBuf {
+    let safe: String =
+        redact(url).chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
+    cache_root.join(safe.trim_matches('_'))
+}
+
+/// The result of bringing the cache up to date.
+#[derive(Debug)]
+pub enum Fetched {
+    /// The remote answered; the cache holds what it has now.
+    Fresh,
+    /// The remote did not answer; the cache holds what it had at the last good fetch.
+    Stale(String),
+}
+
+/// Clones `url` into `dir` (no checkout), or fetches into an existing clone. When the fetch
+/// fails and a clone exists, the last fetched commits stay usable: a failing remote never
+/// reads as "no records".
+pub fn fetch(url: &str, dir: &Path) -> Result<Fetched, GitError> {
+    use std::sync::atomic::AtomicBool;
+    let shown = redact(url);
+    let failed =
+        |e: &dyn std::fmt::Display| GitError::Open { dir: shown.clone(), detail: format!("fetch failed: {e}") };
+    let stop = AtomicBool::new(false);
+    if dir.join(".git").exists() {
+        let refetch = || -> Result<(), String> {
+            let repo = gix::open(dir).map_err(|e| e.to_string())?;
+            let remote = repo
+                .find_default_remote(gix::remote::Direction::Fetch)
+                .ok_or("the cached clone has no remote")?
+                .map_err(|e| e.to_string())?;
+            let conn = remote.connect(gix::remote::Direction::Fetch).map_err(|e| e.to_string())?;
+            conn.prepare_fetch(gix::progress::Discard, Default::default())
+                .map_err(|e| e.to_string())?
+                .receive(gix::progress::Discard, &stop)
+                .map_err(|e| e.to_string())?;
+            Ok(())
+        };
+        return Ok(match refetch() {
+            Ok(()) => Fetched::Fresh,
+            Err(e) => Fetched::Stale(e.replace(url, &shown)),
+        });
+    }
+    std::fs::create_dir_all(dir).map_err(|e| failed(&e))?;
+    let result = gix::prepare_clone(url, dir)
+        .map_err(|e| e.to_string())
+        .and_then(|mut p| p.fetch_only(gix::progress::Discard, &stop).map(|_| ()).map_err(|e| e.to_string()));
+    if let Err(e) = result {
+        // Leave no half-made clone behind to be taken for a good one next time.
+        let _ = std::fs::remove_dir_all(dir);
+        return Err(failed(&e.replace(url, &shown)));
+    }
+    Ok(Fetched::Fresh)
+}
+
+/// A revision as the user names it, resolved in a clone: a remote branch first
+/// (`main` → `origin/main`), then anything else git understands (a tag, a commit id).
+pub fn resolve_in_clone(rev: &str) -> Vec<String> {
+    vec![format!("refs/remotes/origin/{rev}"), rev.to_string()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_never_show() {
+        assert_eq!(redact("https://user:s3cret@git.example/dns.git"), "https://***@git.example/dns.git");
+        assert_eq!(redact("file:///srv/dns.git"), "file:///srv/dns.git");
+        assert!(!cache_dir(Path::new("/c"), "https://u:p@h/x.git").to_string_lossy().contains("p@"));
+    }
 }
