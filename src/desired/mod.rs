@@ -1,15 +1,15 @@
 //! The desired state: YAML files in a repository, parsed, schema-checked and semantically
 //! checked into typed values. Nothing here touches a target.
 
+mod checks;
 pub mod diagnostic;
 pub mod files;
 pub mod format;
 pub mod records;
+pub mod settings;
 pub mod state;
 pub mod yaml;
 
 pub use diagnostic::{Diagnostic, Invalid, Pos};
-pub use state::{
-    DesiredRecord, DesiredState, SecretSource, Settings, TargetKind, TargetSettings, TechnitiumSettings, View,
-    ZoneSettings, load, load_from,
-};
+pub use settings::{SecretSource, Settings, TargetKind, TargetSettings, TechnitiumSettings, View, ZoneSettings};
+pub use state::{DesiredRecord, DesiredState, load, load_from};
