@@ -34,3 +34,51 @@ pub fn records_yaml(zone: &Name, sets: &[RecordSet], schema_path: &str) -> Strin
     }
     out
 }
+
+/// The observed state of one target and zone as YAML: every record set with who owns it,
+/// whether it matches what git wants, and where the wanted one was written.
+pub fn observed_yaml(z: &crate::reconcile::ObservedZone, owner: &str) -> String {
+    use crate::model::Ownership;
+    let mut out = String::with_capacity(256 + z.sets.len() * 96);
+    out.push_str(&format!(
+        "# What target {} ({}) held for zone {}, observed by zonekeeper (owner {owner}).\n",
+        z.target, z.kind, z.zone
+    ));
+    out.push_str(&format!(
+        "apiVersion: {API_VERSION}\nkind: Observed\ntarget: {}\nview: {}\nzone: {}\nrecords:\n",
+        q(&z.target),
+        q(&z.view),
+        q(z.zone.as_str())
+    ));
+    let mut drift = 0;
+    for (obs, wanted) in &z.sets {
+        let s = &obs.set;
+        let vals: Vec<String> = s.values.iter().map(|v| q(&v.to_value())).collect();
+        let owner = match &obs.ownership {
+            Ownership::Ours => "ours".to_string(),
+            Ownership::Unowned => "unowned".to_string(),
+            Ownership::Other(o) => format!("owner {o}"),
+            Ownership::Protected(_) => "protected".to_string(),
+        };
+        let state = match wanted {
+            Some(w) if *w.set == *s => "in_sync",
+            Some(_) => "differs",
+            None if obs.ownership == Ownership::Ours => "not_wanted",
+            None => "unmanaged",
+        };
+        if state != "in_sync" && state != "unmanaged" {
+            drift += 1;
+        }
+        let source = wanted.as_ref().map(|w| format!(", source: {}", q(&w.provenance.to_string()))).unwrap_or_default();
+        out.push_str(&format!(
+            "  - {{name: {}, type: {}, ttl: {}, values: [{}], owner: {}, state: {state}{source}}}\n",
+            q(&s.name.relative(&z.zone)),
+            s.rtype,
+            s.ttl,
+            vals.join(", "),
+            q(&owner)
+        ));
+    }
+    out.push_str(&format!("drift: {drift}\n"));
+    out
+}

@@ -110,6 +110,12 @@ enum Command {
         #[arg(long)]
         corefile: bool,
     },
+    /// Read what every target holds, as YAML with owner and drift per record set; with
+    /// --commit, commit it to the `commitBack` branch (and push it, for a remote --repo).
+    Observe {
+        #[arg(long)]
+        commit: bool,
+    },
     /// Write the JSON Schemas of the file formats to schema/ (from the Rust types).
     Schema {
         /// Fail if the files in schema/ differ from what would be written.
@@ -263,6 +269,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Preview { hosts, watch, view } => preview(&cli.repo, &hosts, watch, view.as_deref()),
         Command::Export { target, zone, corefile } => export(&cli.repo, &target, zone.as_deref(), corefile),
         Command::Schema { check, dir } => schema(&dir, check),
+        Command::Observe { commit } => observe(&cli.repo, cli.git_ref.as_deref(), commit),
     }
 }
 
@@ -496,6 +503,70 @@ fn export(repo: &Path, target: &str, zone: Option<&str>, corefile: bool) -> Resu
     let sets: Vec<_> = observed.sets.into_iter().map(|o| o.set).collect();
     print!("{}", zonekeeper::export::records_yaml(&zone, &sets, "../schema/records.json"));
     Ok(ExitCode::SUCCESS)
+}
+
+fn observe(repo: &Path, rev: Option<&str>, commit: bool) -> Result<ExitCode> {
+    use zonekeeper::sources::git;
+    let repo_str = repo.to_string_lossy().to_string();
+    let remote = git::is_url(&repo_str);
+    let (state, source) = load_at(repo, rev)?;
+    let state = state.with_context(|| format!("in the {source}"))?;
+    let (zones, failures) = reconcile::observe(&state);
+    let failed = report_failures(&failures);
+    let prefix = state.settings.commit_back.as_ref().map(|c| c.path.clone()).unwrap_or_else(|| "observed".into());
+    let docs: std::collections::BTreeMap<String, String> = zones
+        .iter()
+        .map(|z| {
+            (
+                format!("{prefix}/{}/{}.yaml", z.target, z.zone),
+                zonekeeper::export::observed_yaml(z, &state.settings.owner),
+            )
+        })
+        .collect();
+    if !commit {
+        for (path, doc) in &docs {
+            println!("---\n# {path}\n{doc}");
+        }
+        return Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS });
+    }
+    if failed {
+        // A target that did not answer must not read as "holds nothing".
+        bail!("not committing: some targets could not be read");
+    }
+    let cb = state
+        .settings
+        .commit_back
+        .clone()
+        .context("commit-back is not enabled: add `commitBack:` to zonekeeper.yaml")?;
+    let dir = if remote { git::cache_dir(&cache_root()?, &repo_str) } else { repo.to_path_buf() };
+    if !remote && git::checked_out_branch(&dir).as_deref() == Some(cb.branch.as_str()) {
+        bail!("the commit-back branch `{}` is checked out in {}; use another branch", cb.branch, dir.display());
+    }
+    let author = git::Author { name: cb.author_name.clone(), email: cb.author_email.clone() };
+    let message = format!("Observed state of {} target zone(s)\n\nRead from the {source}.", zones.len());
+    for _ in 0..3 {
+        let tip =
+            if remote { format!("refs/remotes/origin/{}", cb.branch) } else { format!("refs/heads/{}", cb.branch) };
+        let parent = git::resolve(&dir, &tip);
+        let Some(id) = git::commit_files(&dir, &cb.branch, parent.as_deref(), &cb.path, &docs, &author, &message)?
+        else {
+            println!("observed state unchanged: nothing committed");
+            return Ok(ExitCode::SUCCESS);
+        };
+        if !remote {
+            println!("committed {id} to {}", cb.branch);
+            return Ok(ExitCode::SUCCESS);
+        }
+        if git::push(&dir, &id, &cb.branch)? {
+            println!("committed {id} to {} and pushed it to {}", cb.branch, git::redact(&repo_str));
+            return Ok(ExitCode::SUCCESS);
+        }
+        // The remote moved on: fetch, and make the commit again on top of what is there now.
+        if let git::Fetched::Stale(why) = git::fetch(&repo_str, &dir)? {
+            bail!("the push was rejected and fetching again failed: {why}");
+        }
+    }
+    bail!("the remote branch `{}` kept moving; gave up after 3 tries (nothing is ever force-pushed)", cb.branch)
 }
 
 fn schema(dir: &Path, check: bool) -> Result<ExitCode> {

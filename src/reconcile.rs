@@ -147,3 +147,60 @@ pub fn apply(state: &DesiredState, plan: &Plan, force: bool) -> Result<Vec<Appli
     }
     Ok(out)
 }
+
+/// What one target holds for one zone, each set with the wanted set of the same name and
+/// type (if any): the observed state that commit-back writes.
+pub struct ObservedZone {
+    pub target: String,
+    pub kind: &'static str,
+    pub view: String,
+    pub zone: Name,
+    pub sets: Vec<(crate::model::Observed, Option<crate::model::Wanted<'static>>)>,
+}
+
+/// Observes every zone on every target (never writes). Targets that fail are listed.
+pub fn observe(state: &DesiredState) -> (Vec<ObservedZone>, Vec<TargetFailure>) {
+    let s = &state.settings;
+    let mut out = Vec::new();
+    let mut failures = Vec::new();
+    for ts in &s.targets {
+        let target = build_target(state, ts);
+        for zone in s.zones.iter().filter(|z| z.targets.contains(&ts.name)) {
+            let wanted: Vec<crate::model::Wanted<'static>> = target
+                .prepare(&zone.name, state.wanted(&zone.name, &ts.view))
+                .into_iter()
+                .map(|w| crate::model::Wanted {
+                    set: std::borrow::Cow::Owned(w.set.into_owned()),
+                    provenance: w.provenance,
+                    internal: w.internal,
+                })
+                .collect();
+            match target.observe(&zone.name) {
+                Ok(o) => {
+                    let sets = o
+                        .sets
+                        .into_iter()
+                        .map(|obs| {
+                            let w = wanted.iter().find(|w| w.set.key() == obs.set.key()).cloned();
+                            (obs, w)
+                        })
+                        .collect();
+                    out.push(ObservedZone {
+                        target: ts.name.clone(),
+                        kind: target.kind(),
+                        view: ts.view.clone(),
+                        zone: zone.name.clone(),
+                        sets,
+                    });
+                }
+                Err(e) => failures.push(TargetFailure {
+                    target: ts.name.clone(),
+                    zone: Some(zone.name.clone()),
+                    reason: e.label(),
+                    error: e.to_string(),
+                }),
+            }
+        }
+    }
+    (out, failures)
+}

@@ -178,3 +178,94 @@ fn a_git_url_served_by_git_daemon_is_read() {
     let out = out.expect_code(0).stdout();
     assert!(out.contains(&format!("(The example zone) of {url}")), "{out}");
 }
+
+const COMMIT_BACK: &str = "commitBack: {path: observed, branch: zonekeeper-observed, authorName: zonekeeper-bot, authorEmail: bot@home.example}\n";
+
+fn commit_count(repo_dir: &std::path::Path, branch: &str) -> usize {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo_dir)
+        .args(["rev-list", "--count", branch])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+}
+
+#[test]
+fn commit_back_makes_one_commit_per_change_and_none_without_one() {
+    let repo = Repo::example().with_settings(&format!("{}{COMMIT_BACK}", support::SETTINGS));
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "The example zone"]);
+    repo.run(&["apply"]).expect_code(0);
+
+    let out = repo.run(&["observe", "--commit"]).expect_code(0).stdout();
+    assert!(out.contains("committed ") && out.contains("to zonekeeper-observed"), "{out}");
+    assert_eq!(commit_count(repo.path(), "zonekeeper-observed"), 1);
+    let doc = git(&repo, &["show", "zonekeeper-observed:observed/coredns/home.example.yaml"]);
+    assert!(doc.contains("kind: Observed") && doc.contains("{name: \"mail\", type: A, ttl: 300, values: [\"192.0.2.25\"], owner: \"ours\", state: in_sync, source: \"records/home.example.yaml:17\"}"), "{doc}");
+    assert!(doc.ends_with("drift: 0"), "{doc}");
+    let author = git(&repo, &["log", "-1", "--format=%an <%ae>", "zonekeeper-observed"]);
+    assert_eq!(author, "zonekeeper-bot <bot@home.example>");
+
+    // nothing changed: no commit
+    let again = repo.run(&["observe", "--commit"]).expect_code(0).stdout();
+    assert!(again.contains("nothing committed"), "{again}");
+    assert_eq!(commit_count(repo.path(), "zonekeeper-observed"), 1);
+
+    // the target changed: one more commit, and main and the working tree are untouched
+    repo.write("records/home.example.yaml", &support::RECORDS.replace("192.0.2.25", "192.0.2.26"));
+    repo.run(&["apply"]).expect_code(0);
+    repo.run(&["observe", "--commit"]).expect_code(0);
+    assert_eq!(commit_count(repo.path(), "zonekeeper-observed"), 2);
+    assert_eq!(commit_count(repo.path(), "main"), 1);
+    assert!(git(&repo, &["show", "zonekeeper-observed:observed/hosts/home.example.yaml"]).contains("192.0.2.26"));
+}
+
+#[test]
+fn commit_back_is_opt_in_and_never_commits_a_failed_read() {
+    let repo = committed_example();
+    let out = repo.run(&["observe", "--commit"]).expect_code(1);
+    assert!(out.stderr().contains("commit-back is not enabled"), "{}", out.stderr());
+    // without --commit it only prints
+    let printed = repo.run(&["observe"]).expect_code(0).stdout();
+    assert!(
+        printed.contains("# observed/coredns/home.example.yaml") && printed.contains("kind: Observed"),
+        "{printed}"
+    );
+}
+
+#[test]
+fn commit_back_to_a_remote_pushes_the_commit() {
+    let (work, remotes) = bare_remote();
+    work.write("zonekeeper.yaml", &format!("{}{COMMIT_BACK}", support::SETTINGS));
+    git(&work, &["commit", "-q", "-am", "Enable commit-back"]);
+    git(&work, &["push", "-q", "origin", "main"]);
+    let bare = remotes.path().join("dns.git");
+    let url = format!("file://{}", bare.display());
+    let cache = tempfile::tempdir().unwrap();
+    let cwd = tempfile::tempdir().unwrap();
+    zk_remote(&url, cache.path(), cwd.path(), &["apply"]).expect_code(0);
+    let out = zk_remote(&url, cache.path(), cwd.path(), &["observe", "--commit"]).expect_code(0).stdout();
+    assert!(out.contains("and pushed it to file://"), "{out}");
+    assert_eq!(commit_count(&bare, "zonekeeper-observed"), 1);
+
+    // someone else adds to the branch; our next commit goes on top of theirs, nothing is lost
+    let other = Repo::empty();
+    git(&other, &["clone", "-q", "-b", "zonekeeper-observed", bare.to_str().unwrap(), "."]);
+    other.write("notes.md", "hand-written\n");
+    git(&other, &["add", "notes.md"]);
+    git(&other, &["commit", "-q", "-m", "A note"]);
+    git(&other, &["push", "-q", "origin", "zonekeeper-observed"]);
+    std::fs::write(cwd.path().join(".zonekeeper/hosts"), "").unwrap();
+    zk_remote(&url, cache.path(), cwd.path(), &["observe", "--commit"]).expect_code(0);
+    assert_eq!(commit_count(&bare, "zonekeeper-observed"), 3);
+    let files = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(&bare)
+        .args(["ls-tree", "-r", "--name-only", "zonekeeper-observed"])
+        .output()
+        .unwrap();
+    let files = String::from_utf8_lossy(&files.stdout);
+    assert!(files.contains("notes.md") && files.contains("observed/hosts/home.example.yaml"), "{files}");
+}

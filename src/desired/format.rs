@@ -65,6 +65,37 @@ pub struct SettingsFile {
     /// Discovery from Kubernetes and Tailscale (parsed and checked now; used by later releases).
     #[serde(default)]
     pub discovery: Discovery,
+    /// Write what the targets hold back to the repository (`zonekeeper observe --commit`).
+    #[serde(default)]
+    pub commit_back: Option<CommitBackDecl>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CommitBackDecl {
+    /// Folder in the repository for the observed state (replaced whole on every commit).
+    #[serde(default = "default_observed_path")]
+    pub path: String,
+    /// Branch the observed state is committed to.
+    #[serde(default = "default_observed_branch")]
+    pub branch: String,
+    #[serde(default = "default_author_name")]
+    pub author_name: String,
+    #[serde(default = "default_author_email")]
+    pub author_email: String,
+}
+
+fn default_observed_path() -> String {
+    "observed".into()
+}
+fn default_observed_branch() -> String {
+    "zonekeeper-observed".into()
+}
+fn default_author_name() -> String {
+    "zonekeeper".into()
+}
+fn default_author_email() -> String {
+    "zonekeeper@localhost".into()
 }
 
 /// Limits on how much one apply may change, like octoDNS's update/delete thresholds.

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::diagnostic::Diagnostic;
-use super::format::{Discovery, Limits, Policy, Safety, SettingsFile, SoaDecl, TargetDecl};
+use super::format::{CommitBackDecl, Discovery, Limits, Policy, Safety, SettingsFile, SoaDecl, TargetDecl};
 use super::yaml::{self, DocKind};
 use crate::model::{DEFAULT_VIEW, Name};
 
@@ -70,6 +70,7 @@ pub struct Settings {
     pub zones: Vec<ZoneSettings>,
     pub targets: Vec<TargetSettings>,
     pub discovery: Discovery,
+    pub commit_back: Option<CommitBackDecl>,
 }
 
 impl Settings {
@@ -331,6 +332,31 @@ pub(super) fn load_settings(root: &Path, text: &str, diags: &mut Vec<Diagnostic>
         });
     }
 
+    if let Some(cb) = &raw.commit_back {
+        let bad_path = cb.path.is_empty()
+            || cb.path.starts_with('/')
+            || cb.path.split('/').any(|c| c.is_empty() || c == "." || c == "..");
+        if bad_path {
+            diags.push(Diagnostic::at(
+                file,
+                raw.owner.referenced,
+                "commitBack.path",
+                format!("`{}` must be a relative folder without `.` or `..`", cb.path),
+            ));
+        }
+        let bad_branch = cb.branch.is_empty()
+            || cb.branch.starts_with(['-', '/', '.'])
+            || cb.branch.contains("..")
+            || cb.branch.chars().any(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '/' | '.')));
+        if bad_branch {
+            diags.push(Diagnostic::at(
+                file,
+                raw.owner.referenced,
+                "commitBack.branch",
+                format!("`{}` is not a usable branch name", cb.branch),
+            ));
+        }
+    }
     if diags.len() > before {
         return None;
     }
@@ -343,5 +369,6 @@ pub(super) fn load_settings(root: &Path, text: &str, diags: &mut Vec<Diagnostic>
         zones,
         targets,
         discovery: raw.discovery,
+        commit_back: raw.commit_back,
     })
 }

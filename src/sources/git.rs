@@ -189,3 +189,115 @@ mod tests {
         assert!(!cache_dir(Path::new("/c"), "https://u:p@h/x.git").to_string_lossy().contains("p@"));
     }
 }
+
+/// Who commits the observed state.
+#[derive(Debug, Clone)]
+pub struct Author {
+    pub name: String,
+    pub email: String,
+}
+
+/// Writes `files` (paths under `prefix`, relative to the repository root) as one commit on
+/// `branch`, on top of `parent` (the branch's current tip, if any); files under `prefix` that
+/// are not in `files` are removed. Returns `None` when the tree would not change: one commit
+/// per change, none on no change.
+pub fn commit_files(
+    dir: &Path,
+    branch: &str,
+    parent: Option<&str>,
+    prefix: &str,
+    files: &BTreeMap<String, String>,
+    author: &Author,
+    message: &str,
+) -> Result<Option<String>, GitError> {
+    use gix::objs::tree::EntryKind;
+    let shown = dir.display().to_string();
+    let fail = |what: &str, e: &dyn std::fmt::Display| GitError::Read {
+        what: what.to_string(),
+        commit: branch.to_string(),
+        detail: e.to_string(),
+    };
+    let repo = gix::open(dir).map_err(|e| GitError::Open { dir: shown.clone(), detail: e.to_string() })?;
+    let parent_commit = match parent {
+        Some(p) => Some(
+            repo.rev_parse_single(p)
+                .map_err(|e| fail("the branch tip", &e))?
+                .object()
+                .map_err(|e| fail("the branch tip", &e))?
+                .peel_to_commit()
+                .map_err(|e| fail("the branch tip", &e))?,
+        ),
+        None => None,
+    };
+    let base_tree = match &parent_commit {
+        Some(c) => c.tree().map_err(|e| fail("the tree", &e))?,
+        None => repo.empty_tree(),
+    };
+    let mut editor = base_tree.edit().map_err(|e| fail("the tree", &e))?;
+    // Start the prefix afresh, so observations that went away go away.
+    editor.remove(prefix).map_err(|e| fail(prefix, &e))?;
+    for (path, text) in files {
+        let blob = repo.write_blob(text.as_bytes()).map_err(|e| fail(path, &e))?;
+        editor.upsert(path.as_str(), EntryKind::Blob, blob).map_err(|e| fail(path, &e))?;
+    }
+    let tree = editor.write().map_err(|e| fail("the tree", &e))?;
+    if tree == base_tree.id {
+        return Ok(None);
+    }
+    let signature = gix::actor::Signature {
+        name: author.name.as_str().into(),
+        email: author.email.as_str().into(),
+        time: gix::date::Time::now_utc(),
+    };
+    let mut buf = gix::date::parse::TimeBuf::default();
+    let sig = signature.to_ref(&mut buf);
+    let parents: Vec<gix::ObjectId> = parent_commit.iter().map(|c| c.id).collect();
+    // The branch must stand on the parent for the commit to move it: in a clone of a remote
+    // the parent is the remote's tip, which our local branch may not have seen.
+    if let Some(p) = parents.first() {
+        repo.reference(
+            format!("refs/heads/{branch}"),
+            *p,
+            gix::refs::transaction::PreviousValue::Any,
+            "zonekeeper: on top of the branch tip",
+        )
+        .map_err(|e| fail("the branch", &e))?;
+    }
+    let id = repo
+        .commit_as(sig, sig, format!("refs/heads/{branch}"), message, tree, parents)
+        .map_err(|e| fail("the commit", &e))?;
+    Ok(Some(id.to_string()))
+}
+
+/// Pushes `commit` to `branch` of `origin` with the git binary (gix cannot push yet), never
+/// forcing. `Ok(false)` means the remote moved on: fetch, redo the commit on top, try again.
+pub fn push(dir: &Path, commit: &str, branch: &str) -> Result<bool, GitError> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["push", "--porcelain", "origin", &format!("{commit}:refs/heads/{branch}")])
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .map_err(|e| GitError::Open { dir: dir.display().to_string(), detail: format!("cannot run git: {e}") })?;
+    if out.status.success() {
+        return Ok(true);
+    }
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if text.contains("[rejected]") || text.contains("non-fast-forward") || text.contains("fetch first") {
+        return Ok(false);
+    }
+    Err(GitError::Open { dir: dir.display().to_string(), detail: format!("git push failed: {}", text.trim()) })
+}
+
+/// The commit `rev` names in the repository at `dir`, if it names one.
+pub fn resolve(dir: &Path, rev: &str) -> Option<String> {
+    let repo = gix::open(dir).ok()?;
+    repo.rev_parse_single(rev).ok().map(|id| id.to_string())
+}
+
+/// The branch checked out in the repository at `dir`, if any.
+pub fn checked_out_branch(dir: &Path) -> Option<String> {
+    let repo = gix::open(dir).ok()?;
+    let head = repo.head_name().ok()??;
+    head.as_bstr().to_string().strip_prefix("refs/heads/").map(str::to_string)
+}
