@@ -269,3 +269,52 @@ fn commit_back_to_a_remote_pushes_the_commit() {
     let files = String::from_utf8_lossy(&files.stdout);
     assert!(files.contains("notes.md") && files.contains("observed/hosts/home.example.yaml"), "{files}");
 }
+
+#[test]
+fn a_push_rejected_because_the_remote_moved_is_redone_on_top() {
+    let (work, remotes) = bare_remote();
+    work.write("zonekeeper.yaml", &format!("{}{COMMIT_BACK}", support::SETTINGS));
+    git(&work, &["commit", "-q", "-am", "Enable commit-back"]);
+    git(&work, &["push", "-q", "origin", "main"]);
+    let bare = remotes.path().join("dns.git");
+    let url = format!("file://{}", bare.display());
+    let cache = tempfile::tempdir().unwrap();
+    let cwd = tempfile::tempdir().unwrap();
+    zk_remote(&url, cache.path(), cwd.path(), &["apply"]).expect_code(0);
+    zk_remote(&url, cache.path(), cwd.path(), &["observe", "--commit"]).expect_code(0);
+
+    // Someone pushes to the branch between our fetch and our push: a pre-push hook in our
+    // cached clone does it once, so the remote has moved when our push arrives.
+    let other = Repo::empty();
+    git(&other, &["clone", "-q", "-b", "zonekeeper-observed", bare.to_str().unwrap(), "."]);
+    let clone = std::fs::read_dir(cache.path()).unwrap().next().unwrap().unwrap().path();
+    let marker = cache.path().join("raced");
+    let hook = clone.join(".git/hooks/pre-push");
+    std::fs::create_dir_all(hook.parent().unwrap()).unwrap();
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\n[ -e '{m}' ] && exit 0\ntouch '{m}'\ncd '{o}' && echo race > race.md && git add race.md && \
+             git -c user.name=Other -c user.email=o@example.org commit -q -m Race && git push -q origin zonekeeper-observed\n",
+            m = marker.display(),
+            o = other.path().display()
+        ),
+    )
+    .unwrap();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut std::fs::metadata(&hook).unwrap().permissions(), 0o755);
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+
+    std::fs::write(cwd.path().join(".zonekeeper/hosts"), "").unwrap();
+    let out = zk_remote(&url, cache.path(), cwd.path(), &["observe", "--commit"]);
+    let out = out.expect_code(0);
+    assert!(marker.exists(), "the race happened");
+    assert!(out.stdout().contains("and pushed it"), "{}", out.all());
+    assert_eq!(commit_count(&bare, "zonekeeper-observed"), 3, "theirs and ours, none lost");
+    let files = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(&bare)
+        .args(["ls-tree", "-r", "--name-only", "zonekeeper-observed"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&files.stdout).contains("race.md"));
+}

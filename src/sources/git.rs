@@ -15,6 +15,8 @@ pub enum GitError {
     Revision { rev: String, dir: String, detail: String },
     #[error("cannot read {what} at commit {commit}: {detail}")]
     Read { what: String, commit: String, detail: String },
+    #[error("git push to {remote} failed: {detail}")]
+    Push { remote: String, detail: String },
 }
 
 /// A commit, identified for people: short id and subject.
@@ -278,15 +280,31 @@ pub fn push(dir: &Path, commit: &str, branch: &str) -> Result<bool, GitError> {
         .args(["push", "--porcelain", "origin", &format!("{commit}:refs/heads/{branch}")])
         .env("GIT_TERMINAL_PROMPT", "0")
         .output()
-        .map_err(|e| GitError::Open { dir: dir.display().to_string(), detail: format!("cannot run git: {e}") })?;
+        .map_err(|e| GitError::Push { remote: "origin".into(), detail: format!("cannot run git: {e}") })?;
     if out.status.success() {
         return Ok(true);
     }
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    if text.contains("[rejected]") || text.contains("non-fast-forward") || text.contains("fetch first") {
+    // The remote moved on: before we sent (rejected, fetch first) or while we sent (the
+    // ref was no longer where the remote told us: failed to update / cannot lock ref).
+    let moved = ["[rejected]", "non-fast-forward", "fetch first", "failed to update ref", "cannot lock ref"];
+    if moved.iter().any(|m| text.contains(m)) {
         return Ok(false);
     }
-    Err(GitError::Open { dir: dir.display().to_string(), detail: format!("git push failed: {}", text.trim()) })
+    let remote = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["remote", "get-url", "origin"])
+        .output()
+        .map(|o| redact(String::from_utf8_lossy(&o.stdout).trim()))
+        .unwrap_or_else(|_| "origin".into());
+    // git's own output names the URL; credentials in it must not reach a log.
+    let detail = text
+        .split_whitespace()
+        .map(|w| if w.contains("://") { redact(w) } else { w.to_string() })
+        .collect::<Vec<_>>()
+        .join(" ");
+    Err(GitError::Push { remote, detail })
 }
 
 /// The commit `rev` names in the repository at `dir`, if it names one.
