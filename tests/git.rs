@@ -117,26 +117,26 @@ fn bare_remote() -> (Repo, tempfile::TempDir) {
 fn a_file_url_is_fetched_read_at_a_ref_and_kept_when_the_remote_goes_away() {
     let (work, remotes) = bare_remote();
     let url = format!("file://{}", remotes.path().join("dns.git").display());
-    let cache = tempfile::tempdir().unwrap();
-    let cwd = tempfile::tempdir().unwrap();
+    let (cache_dir, cwd_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (cache, cwd) = (cache_dir.path(), cwd_dir.path());
 
-    let first = zk_remote(&url, cache.path(), cwd.path(), &["plan", "--ref", "main"]).expect_code(0).stdout();
+    let first = zk_remote(&url, cache, cwd, &["plan", "--ref", "main"]).expect_code(0).stdout();
     assert!(first.contains(&format!("(The example zone) of {url}")), "{first}");
     assert!(first.contains("192.0.2.25"));
     // zone files of a remote repository land relative to the current directory
-    zk_remote(&url, cache.path(), cwd.path(), &["apply", "--target", "coredns"]).expect_code(0);
-    assert!(cwd.path().join(".zonekeeper/zones/db.home.example").exists());
+    zk_remote(&url, cache, cwd, &["apply", "--target", "coredns"]).expect_code(0);
+    assert!(cwd.join(".zonekeeper/zones/db.home.example").exists());
 
     // a new commit on the remote is picked up by the next run
     work.write("records/home.example.yaml", &support::RECORDS.replace("192.0.2.25", "192.0.2.26"));
     git(&work, &["commit", "-q", "-am", "Move mail"]);
     git(&work, &["push", "-q", "origin", "main"]);
-    let second = zk_remote(&url, cache.path(), cwd.path(), &["plan"]).expect_code(0).stdout();
+    let second = zk_remote(&url, cache, cwd, &["plan"]).expect_code(0).stdout();
     assert!(second.contains("(Move mail)") && second.contains("192.0.2.25 → 192.0.2.26"), "{second}");
 
     // the remote is gone: the last fetched commit stands, with a warning, never "no records"
     std::fs::remove_dir_all(remotes.path().join("dns.git")).unwrap();
-    let out = zk_remote(&url, cache.path(), cwd.path(), &["plan", "--detailed-exitcode"]).expect_code(2);
+    let out = zk_remote(&url, cache, cwd, &["plan", "--detailed-exitcode"]).expect_code(2);
     assert!(
         out.stderr().contains("failed") && out.stderr().contains("reading the last fetched commits"),
         "{}",
@@ -235,18 +235,42 @@ fn commit_back_is_opt_in_and_never_commits_a_failed_read() {
     );
 }
 
+/// A bare remote holding the example with commit-back enabled, a cache and a directory to
+/// run in.
+struct CommitBackRemote {
+    _work: Repo,
+    remotes: tempfile::TempDir,
+    cache: tempfile::TempDir,
+    cwd: tempfile::TempDir,
+}
+
+impl CommitBackRemote {
+    fn new() -> CommitBackRemote {
+        let (work, remotes) = bare_remote();
+        work.write("zonekeeper.yaml", &format!("{}{COMMIT_BACK}", support::SETTINGS));
+        git(&work, &["commit", "-q", "-am", "Enable commit-back"]);
+        git(&work, &["push", "-q", "origin", "main"]);
+        CommitBackRemote {
+            _work: work,
+            remotes,
+            cache: tempfile::tempdir().unwrap(),
+            cwd: tempfile::tempdir().unwrap(),
+        }
+    }
+    fn bare(&self) -> std::path::PathBuf {
+        self.remotes.path().join("dns.git")
+    }
+    fn url(&self) -> String {
+        format!("file://{}", self.bare().display())
+    }
+}
+
 #[test]
 fn commit_back_to_a_remote_pushes_the_commit() {
-    let (work, remotes) = bare_remote();
-    work.write("zonekeeper.yaml", &format!("{}{COMMIT_BACK}", support::SETTINGS));
-    git(&work, &["commit", "-q", "-am", "Enable commit-back"]);
-    git(&work, &["push", "-q", "origin", "main"]);
-    let bare = remotes.path().join("dns.git");
-    let url = format!("file://{}", bare.display());
-    let cache = tempfile::tempdir().unwrap();
-    let cwd = tempfile::tempdir().unwrap();
-    zk_remote(&url, cache.path(), cwd.path(), &["apply"]).expect_code(0);
-    let out = zk_remote(&url, cache.path(), cwd.path(), &["observe", "--commit"]).expect_code(0).stdout();
+    let remote = CommitBackRemote::new();
+    let (bare, url, cache, cwd) = (remote.bare(), remote.url(), remote.cache.path(), remote.cwd.path());
+    zk_remote(&url, cache, cwd, &["apply"]).expect_code(0);
+    let out = zk_remote(&url, cache, cwd, &["observe", "--commit"]).expect_code(0).stdout();
     assert!(out.contains("and pushed it to file://"), "{out}");
     assert_eq!(commit_count(&bare, "zonekeeper-observed"), 1);
 
@@ -257,8 +281,8 @@ fn commit_back_to_a_remote_pushes_the_commit() {
     git(&other, &["add", "notes.md"]);
     git(&other, &["commit", "-q", "-m", "A note"]);
     git(&other, &["push", "-q", "origin", "zonekeeper-observed"]);
-    std::fs::write(cwd.path().join(".zonekeeper/hosts"), "").unwrap();
-    zk_remote(&url, cache.path(), cwd.path(), &["observe", "--commit"]).expect_code(0);
+    std::fs::write(cwd.join(".zonekeeper/hosts"), "").unwrap();
+    zk_remote(&url, cache, cwd, &["observe", "--commit"]).expect_code(0);
     assert_eq!(commit_count(&bare, "zonekeeper-observed"), 3);
     let files = std::process::Command::new("git")
         .arg("--git-dir")
@@ -272,23 +296,17 @@ fn commit_back_to_a_remote_pushes_the_commit() {
 
 #[test]
 fn a_push_rejected_because_the_remote_moved_is_redone_on_top() {
-    let (work, remotes) = bare_remote();
-    work.write("zonekeeper.yaml", &format!("{}{COMMIT_BACK}", support::SETTINGS));
-    git(&work, &["commit", "-q", "-am", "Enable commit-back"]);
-    git(&work, &["push", "-q", "origin", "main"]);
-    let bare = remotes.path().join("dns.git");
-    let url = format!("file://{}", bare.display());
-    let cache = tempfile::tempdir().unwrap();
-    let cwd = tempfile::tempdir().unwrap();
-    zk_remote(&url, cache.path(), cwd.path(), &["apply"]).expect_code(0);
-    zk_remote(&url, cache.path(), cwd.path(), &["observe", "--commit"]).expect_code(0);
+    let remote = CommitBackRemote::new();
+    let (bare, url, cache, cwd) = (remote.bare(), remote.url(), remote.cache.path(), remote.cwd.path());
+    zk_remote(&url, cache, cwd, &["apply"]).expect_code(0);
+    zk_remote(&url, cache, cwd, &["observe", "--commit"]).expect_code(0);
 
     // Someone pushes to the branch between our fetch and our push: a pre-push hook in our
     // cached clone does it once, so the remote has moved when our push arrives.
     let other = Repo::empty();
     git(&other, &["clone", "-q", "-b", "zonekeeper-observed", bare.to_str().unwrap(), "."]);
-    let clone = std::fs::read_dir(cache.path()).unwrap().next().unwrap().unwrap().path();
-    let marker = cache.path().join("raced");
+    let clone = std::fs::read_dir(cache).unwrap().next().unwrap().unwrap().path();
+    let marker = cache.join("raced");
     let hook = clone.join(".git/hooks/pre-push");
     std::fs::create_dir_all(hook.parent().unwrap()).unwrap();
     std::fs::write(
@@ -304,8 +322,8 @@ fn a_push_rejected_because_the_remote_moved_is_redone_on_top() {
     std::os::unix::fs::PermissionsExt::set_mode(&mut std::fs::metadata(&hook).unwrap().permissions(), 0o755);
     std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
 
-    std::fs::write(cwd.path().join(".zonekeeper/hosts"), "").unwrap();
-    let out = zk_remote(&url, cache.path(), cwd.path(), &["observe", "--commit"]);
+    std::fs::write(cwd.join(".zonekeeper/hosts"), "").unwrap();
+    let out = zk_remote(&url, cache, cwd, &["observe", "--commit"]);
     let out = out.expect_code(0);
     assert!(marker.exists(), "the race happened");
     assert!(out.stdout().contains("and pushed it"), "{}", out.all());

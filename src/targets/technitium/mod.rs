@@ -199,18 +199,23 @@ impl TechnitiumTarget {
         v: &RData,
         overwrite: bool,
     ) -> Result<(), ApiError> {
-        let mut p = vec![
-            ("domain", set.name.to_string()),
-            ("zone", zone.to_string()),
-            ("type", set.rtype.to_string()),
-            ("ttl", set.ttl.to_string()),
-            ("comments", self.marker()),
-        ];
+        let mut p = self.owned_params(zone, set);
         if overwrite {
             p.push(("overwrite", "true".into()));
         }
         p.extend(value_params(v));
         client.call("/api/zones/records/add", &p, Some("already exists")).await.map(|_| ())
+    }
+
+    /// What every write of a record we own carries: where it goes, its TTL and our marker.
+    fn owned_params(&self, zone: &Name, set: &RecordSet) -> Vec<(&'static str, String)> {
+        vec![
+            ("domain", set.name.to_string()),
+            ("zone", zone.to_string()),
+            ("type", set.rtype.to_string()),
+            ("ttl", set.ttl.to_string()),
+            ("comments", self.marker()),
+        ]
     }
 
     /// Changes one value in place. The update endpoint resets what it is not given (TTL to
@@ -223,13 +228,7 @@ impl TechnitiumTarget {
         old: &RData,
         new: &RData,
     ) -> Result<(), ApiError> {
-        let mut p = vec![
-            ("domain", set.name.to_string()),
-            ("zone", zone.to_string()),
-            ("type", set.rtype.to_string()),
-            ("ttl", set.ttl.to_string()),
-            ("comments", self.marker()),
-        ];
+        let mut p = self.owned_params(zone, set);
         p.extend(update_params(old, new).unwrap_or_default());
         // On a retry, "no such record" means the first try had landed (the old value is gone).
         client.call("/api/zones/records/update", &p, Some("no such record")).await.map(|_| ())
