@@ -538,6 +538,12 @@ fn observe(repo: &Path, rev: Option<&str>, commit: bool) -> Result<ExitCode> {
         .commit_back
         .clone()
         .context("commit-back is not enabled: add `commitBack:` to zonekeeper.yaml")?;
+    if rev.is_some_and(|r| r == cb.branch || r == format!("refs/heads/{}", cb.branch)) {
+        bail!(
+            "the commit-back branch `{}` is the branch the desired state is read from; use another branch",
+            cb.branch
+        );
+    }
     let dir = if remote { git::cache_dir(&cache_root()?, &repo_str) } else { repo.to_path_buf() };
     if !remote && git::checked_out_branch(&dir).as_deref() == Some(cb.branch.as_str()) {
         bail!("the commit-back branch `{}` is checked out in {}; use another branch", cb.branch, dir.display());
@@ -548,8 +554,15 @@ fn observe(repo: &Path, rev: Option<&str>, commit: bool) -> Result<ExitCode> {
         let tip =
             if remote { format!("refs/remotes/origin/{}", cb.branch) } else { format!("refs/heads/{}", cb.branch) };
         let parent = git::resolve(&dir, &tip);
-        let Some(id) = git::commit_files(&dir, &cb.branch, parent.as_deref(), &cb.path, &docs, &author, &message)?
-        else {
+        let spec = git::CommitSpec {
+            branch: &cb.branch,
+            parent: parent.as_deref(),
+            prefix: &cb.path,
+            files: &docs,
+            author: &author,
+            message: &message,
+        };
+        let Some(id) = git::commit_files(&dir, remote, &spec)? else {
             println!("observed state unchanged: nothing committed");
             return Ok(ExitCode::SUCCESS);
         };

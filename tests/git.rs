@@ -336,3 +336,17 @@ fn a_push_rejected_because_the_remote_moved_is_redone_on_top() {
         .unwrap();
     assert!(String::from_utf8_lossy(&files.stdout).contains("race.md"));
 }
+
+#[test]
+fn commit_back_may_not_overwrite_the_desired_state() {
+    let settings = format!("{}commitBack: {{path: records}}\n", support::SETTINGS);
+    let out = Repo::example().with_settings(&settings).run(&["validate"]).expect_code(1).stdout();
+    assert!(out.contains("commitBack.path: `records` must be a relative folder"), "{out}");
+    let repo = Repo::example().with_settings(&format!("{}{COMMIT_BACK}", support::SETTINGS));
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "x"]);
+    git(&repo, &["branch", "zonekeeper-observed"]);
+    let out = repo.run(&["observe", "--commit", "--ref", "zonekeeper-observed"]).expect_code(1);
+    assert!(out.stderr().contains("is the branch the desired state is read from"), "{}", out.stderr());
+}

@@ -333,15 +333,18 @@ pub(super) fn load_settings(root: &Path, text: &str, diags: &mut Vec<Diagnostic>
     }
 
     if let Some(cb) = &raw.commit_back {
+        let first = cb.path.split('/').next().unwrap_or_default();
         let bad_path = cb.path.is_empty()
             || cb.path.starts_with('/')
-            || cb.path.split('/').any(|c| c.is_empty() || c == "." || c == "..");
+            || cb.path.split('/').any(|c| c.is_empty() || c == "." || c == "..")
+            // the observed state is replaced whole: it must never be where the desired state is
+            || matches!(first, "records" | "resolvers" | "zonekeeper.yaml" | "schema" | ".git");
         if bad_path {
             diags.push(Diagnostic::at(
                 file,
                 raw.owner.referenced,
                 "commitBack.path",
-                format!("`{}` must be a relative folder without `.` or `..`", cb.path),
+                format!("`{}` must be a relative folder without `.` or `..`, and not records/, resolvers/ or zonekeeper.yaml", cb.path),
             ));
         }
         let bad_branch = cb.branch.is_empty()

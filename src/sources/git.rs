@@ -119,10 +119,20 @@ pub fn is_url(repo: &str) -> bool {
 }
 
 /// Where the cached copy of `url` lives under `cache_root`.
+/// A readable name from the URL (credentials left out) plus a hash of the whole URL, so two
+/// URLs never share a folder and no URL can name the cache root or its parent.
 pub fn cache_dir(cache_root: &Path, url: &str) -> std::path::PathBuf {
-    let safe: String =
-        redact(url).chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
-    cache_root.join(safe.trim_matches('_'))
+    let safe: String = redact(url)
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .collect::<String>()
+        .trim_matches('_')
+        .chars()
+        .take(80)
+        .collect();
+    // FNV-1a: stable across Rust versions, unlike the std hasher.
+    let hash = url.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+    cache_root.join(format!("{}-{hash:016x}", if safe.is_empty() { "repo" } else { &safe }))
 }
 
 /// The result of bringing the cache up to date.
@@ -162,14 +172,19 @@ pub fn fetch(url: &str, dir: &Path) -> Result<Fetched, GitError> {
             Err(e) => Fetched::Stale(e.replace(url, &shown)),
         });
     }
-    std::fs::create_dir_all(dir).map_err(|e| failed(&e))?;
-    let result = gix::prepare_clone(url, dir)
+    // Clone next to the final place and rename: a half-made clone is never taken for a good
+    // one, and two runs starting together never delete each other's work.
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| failed(&e))?;
+    let tmp = tempfile::Builder::new().prefix(".clone-").tempdir_in(parent).map_err(|e| failed(&e))?;
+    gix::prepare_clone(url, tmp.path())
         .map_err(|e| e.to_string())
-        .and_then(|mut p| p.fetch_only(gix::progress::Discard, &stop).map(|_| ()).map_err(|e| e.to_string()));
-    if let Err(e) = result {
-        // Leave no half-made clone behind to be taken for a good one next time.
-        let _ = std::fs::remove_dir_all(dir);
-        return Err(failed(&e.replace(url, &shown)));
+        .and_then(|mut p| p.fetch_only(gix::progress::Discard, &stop).map(|_| ()).map_err(|e| e.to_string()))
+        .map_err(|e| failed(&e.replace(url, &shown)))?;
+    let staged = tmp.keep();
+    if std::fs::rename(&staged, dir).is_err() {
+        // Another run got there first: use its clone.
+        let _ = std::fs::remove_dir_all(&staged);
     }
     Ok(Fetched::Fresh)
 }
@@ -190,6 +205,19 @@ mod tests {
         assert_eq!(redact("file:///srv/dns.git"), "file:///srv/dns.git");
         assert!(!cache_dir(Path::new("/c"), "https://u:p@h/x.git").to_string_lossy().contains("p@"));
     }
+
+    #[test]
+    fn every_url_has_its_own_cache_folder_inside_the_root() {
+        let root = Path::new("/c");
+        let a = cache_dir(root, "https://h/a/b.git");
+        let b = cache_dir(root, "https://h/a_b.git");
+        assert_ne!(a, b, "same readable name, different repositories");
+        for odd in ["://", "..://", "../../x"] {
+            let d = cache_dir(root, odd);
+            assert_eq!(d.parent(), Some(root), "{odd} -> {}", d.display());
+            assert!(!d.ends_with(".."));
+        }
+    }
 }
 
 /// Who commits the observed state.
@@ -199,19 +227,23 @@ pub struct Author {
     pub email: String,
 }
 
+/// What to commit where: `files` (paths under `prefix`) on `branch`, on top of `parent`.
+#[derive(Clone, Copy)]
+pub struct CommitSpec<'a> {
+    pub branch: &'a str,
+    pub parent: Option<&'a str>,
+    pub prefix: &'a str,
+    pub files: &'a BTreeMap<String, String>,
+    pub author: &'a Author,
+    pub message: &'a str,
+}
+
 /// Writes `files` (paths under `prefix`, relative to the repository root) as one commit on
 /// `branch`, on top of `parent` (the branch's current tip, if any); files under `prefix` that
 /// are not in `files` are removed. Returns `None` when the tree would not change: one commit
 /// per change, none on no change.
-pub fn commit_files(
-    dir: &Path,
-    branch: &str,
-    parent: Option<&str>,
-    prefix: &str,
-    files: &BTreeMap<String, String>,
-    author: &Author,
-    message: &str,
-) -> Result<Option<String>, GitError> {
+pub fn commit_files(dir: &Path, own_clone: bool, c: &CommitSpec<'_>) -> Result<Option<String>, GitError> {
+    let CommitSpec { branch, parent, prefix, files, author, message } = *c;
     use gix::objs::tree::EntryKind;
     let shown = dir.display().to_string();
     let fail = |what: &str, e: &dyn std::fmt::Display| GitError::Read {
@@ -254,16 +286,23 @@ pub fn commit_files(
     let mut buf = gix::date::parse::TimeBuf::default();
     let sig = signature.to_ref(&mut buf);
     let parents: Vec<gix::ObjectId> = parent_commit.iter().map(|c| c.id).collect();
-    // The branch must stand on the parent for the commit to move it: in a clone of a remote
-    // the parent is the remote's tip, which our local branch may not have seen.
-    if let Some(p) = parents.first() {
-        repo.reference(
-            format!("refs/heads/{branch}"),
-            *p,
-            gix::refs::transaction::PreviousValue::Any,
-            "zonekeeper: on top of the branch tip",
-        )
-        .map_err(|e| fail("the branch", &e))?;
+    // In our own clone of a remote, the local branch is only ever ours: it is set to the
+    // remote's tip (or removed when the remote has none) before committing on top. In a
+    // user's repository it is never forced: the commit only moves it from the parent we
+    // read, so a commit made meanwhile is not lost (the commit fails instead).
+    if own_clone {
+        let name = format!("refs/heads/{branch}");
+        match parents.first() {
+            Some(p) => {
+                repo.reference(name, *p, gix::refs::transaction::PreviousValue::Any, "zonekeeper: the remote's tip")
+                    .map_err(|e| fail("the branch", &e))?;
+            }
+            None => {
+                if let Ok(r) = repo.find_reference(name.as_str()) {
+                    r.delete().map_err(|e| fail("the branch", &e))?;
+                }
+            }
+        }
     }
     let id = repo
         .commit_as(sig, sig, format!("refs/heads/{branch}"), message, tree, parents)
