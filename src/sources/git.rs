@@ -104,11 +104,12 @@ fn read_at(dir: &Path, rev: &str, candidates: &[String], shown: &str) -> Result<
 /// A repository URL with any user or password taken out, for messages and logs.
 pub fn redact(url: &str) -> String {
     match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, String::new()));
-            let host = host.rsplit_once('@').map(|(_, h)| format!("***@{h}")).unwrap_or_else(|| host.to_string());
-            format!("{scheme}://{host}{path}")
-        }
+        // Everything up to the last `@` goes: a password may hold `/` or `@`, and hiding too
+        // much of a URL is better than showing a secret.
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((_, after)) => format!("{scheme}://***@{after}"),
+            None => url.to_string(),
+        },
         None => url.to_string(),
     }
 }
@@ -203,6 +204,7 @@ mod tests {
     fn credentials_never_show() {
         assert_eq!(redact("https://user:s3cret@git.example/dns.git"), "https://***@git.example/dns.git");
         assert_eq!(redact("file:///srv/dns.git"), "file:///srv/dns.git");
+        assert_eq!(redact("https://u:pa/ss@word@git.example/dns.git"), "https://***@git.example/dns.git");
         assert!(!cache_dir(Path::new("/c"), "https://u:p@h/x.git").to_string_lossy().contains("p@"));
     }
 
