@@ -134,6 +134,13 @@ fn a_file_url_is_fetched_read_at_a_ref_and_kept_when_the_remote_goes_away() {
     let second = zk_remote(&url, cache, cwd, &["plan"]).expect_code(0).stdout();
     assert!(second.contains("(Move mail)") && second.contains("192.0.2.25 → 192.0.2.26"), "{second}");
 
+    // a branch deleted on the remote is gone here too after the next fetch
+    git(&work, &["push", "-q", "origin", "main:refs/heads/old"]);
+    zk_remote(&url, cache, cwd, &["plan", "--ref", "old"]).expect_code(0);
+    git(&work, &["push", "-q", "origin", ":refs/heads/old"]);
+    let out = zk_remote(&url, cache, cwd, &["plan", "--ref", "old"]).expect_code(1);
+    assert!(out.stderr().contains("`old` names no commit"), "{}", out.stderr());
+
     // the remote is gone: the last fetched commit stands, with a warning, never "no records"
     std::fs::remove_dir_all(remotes.path().join("dns.git")).unwrap();
     let out = zk_remote(&url, cache, cwd, &["plan", "--detailed-exitcode"]).expect_code(2);

@@ -162,10 +162,33 @@ pub fn fetch(url: &str, dir: &Path) -> Result<Fetched, GitError> {
                 .ok_or("the cached clone has no remote")?
                 .map_err(|e| e.to_string())?;
             let conn = remote.connect(gix::remote::Direction::Fetch).map_err(|e| e.to_string())?;
-            conn.prepare_fetch(gix::progress::Discard, Default::default())
+            let outcome = conn
+                .prepare_fetch(gix::progress::Discard, Default::default())
                 .map_err(|e| e.to_string())?
                 .receive(gix::progress::Discard, &stop)
                 .map_err(|e| e.to_string())?;
+            // Like `git fetch --prune`: a branch deleted on the remote is deleted here too, so
+            // it can never be read as if it were still there.
+            let on_remote: std::collections::BTreeSet<String> = outcome
+                .ref_map
+                .remote_refs
+                .iter()
+                .filter_map(|r| r.unpack().0.to_string().strip_prefix("refs/heads/").map(str::to_string))
+                .collect();
+            let platform = repo.references().map_err(|e| e.to_string())?;
+            let stale: Vec<gix::Reference<'_>> = platform
+                .prefixed("refs/remotes/origin/")
+                .map_err(|e| e.to_string())?
+                .filter_map(Result::ok)
+                .filter(|r| {
+                    let name = r.name().as_bstr().to_string();
+                    let branch = name.trim_start_matches("refs/remotes/origin/");
+                    branch != "HEAD" && !on_remote.contains(branch)
+                })
+                .collect();
+            for r in stale {
+                r.delete().map_err(|e| e.to_string())?;
+            }
             Ok(())
         };
         return Ok(match refetch() {
