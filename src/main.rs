@@ -30,7 +30,7 @@ use zonekeeper::targets::zonefile::ZoneFileTarget;
 )]
 struct Cli {
     /// The desired-state repository: a directory holding zonekeeper.yaml (its working tree is
-    /// read, or a commit with --ref), or a git URL (file://, git://, ssh://, https://) fetched
+    /// read, or a commit with --ref), or a git URL (file://, git://, ssh://; not yet https://) fetched
     /// into a cache (ZONEKEEPER_CACHE) and read at --ref (default HEAD).
     #[arg(long, global = true, env = "ZONEKEEPER_REPO", default_value = ".")]
     repo: PathBuf,
