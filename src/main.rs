@@ -207,7 +207,7 @@ fn load_at(repo: &Path, rev: Option<&str>) -> Result<(Result<DesiredState, Inval
                 );
             }
         }
-        let (_, files) = git::read_clone(&dir, rev.unwrap_or("HEAD"), &repo_str)?;
+        let files = git::read_clone(&dir, rev.unwrap_or("HEAD"), &repo_str)?;
         let source = files.describe();
         // A remote has no working tree here: the targets' relative paths are relative to
         // the current directory.
@@ -216,7 +216,7 @@ fn load_at(repo: &Path, rev: Option<&str>) -> Result<(Result<DesiredState, Inval
     match rev {
         None => Ok((load(repo), format!("working tree of {}", repo.display()))),
         Some(rev) => {
-            let (_, files) = git::read_commit(repo, rev)?;
+            let files = git::read_commit(repo, rev)?;
             let source = files.describe();
             Ok((desired::load_from(repo, &files), source))
         }

@@ -11,8 +11,6 @@ use crate::targets::{self, Target, TargetError};
 pub enum ReconcileError {
     #[error("no target named `{0}` in zonekeeper.yaml (known: {1})")]
     UnknownTarget(String, String),
-    #[error("no zone named `{0}` in zonekeeper.yaml")]
-    UnknownZone(String),
     #[error("the plan is refused and --force cannot override it: {0}")]
     Refused(String),
     #[error("the plan needs --force: {0}")]

@@ -10,7 +10,7 @@ use super::diagnostic::{Diagnostic, Invalid, Pos};
 use super::files::{Files, WorkTree};
 use super::format::{Limits, ResolverScope, ResolverSetFile};
 use super::records;
-use super::settings::{SETTINGS_FILE, Settings, ZoneSettings, load_settings, valid_view_name};
+use super::settings::{SETTINGS_FILE, Settings, load_settings, valid_view_name};
 use super::yaml::{self, DocKind};
 use crate::model::{Name, Provenance, RData, RecordSet, RecordType, Wanted};
 
@@ -89,10 +89,6 @@ impl DesiredState {
                 })
             })
             .collect()
-    }
-
-    pub fn zone(&self, name: &Name) -> Option<&ZoneSettings> {
-        self.settings.zones.iter().find(|z| &z.name == name)
     }
 }
 
@@ -198,7 +194,7 @@ fn listed(files: &dyn Files, dir: &str, diags: &mut Vec<Diagnostic>) -> Vec<Stri
     })
 }
 
-/// A path with `.` and `..` resolved lexically, for comparing paths that may not exist yet.
+/// A resolver set file, checked: its name, scope, domains, members and health rule.
 fn check_resolver_set(file: &str, raw: ResolverSetFile, diags: &mut Vec<Diagnostic>) -> Option<ResolverSet> {
     let before = diags.len();
     if !valid_view_name(&raw.name.value) {

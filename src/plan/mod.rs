@@ -42,10 +42,6 @@ impl Plan {
         self.targets.iter().any(|t| t.refusals.iter().any(|r| !r.overridable()))
     }
 
-    pub fn needs_force(&self) -> bool {
-        self.targets.iter().any(|t| t.refusals.iter().any(|r| r.overridable()))
-    }
-
     pub fn find(&self, target: &str, zone: &Name) -> Option<&TargetPlan> {
         self.targets.iter().find(|t| t.target.name == target && &t.zone == zone)
     }

@@ -19,25 +19,17 @@ pub enum GitError {
     Push { remote: String, detail: String },
 }
 
-/// A commit, identified for people: short id and subject.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommitInfo {
-    pub id: String,
-    pub short: String,
-    pub subject: String,
-}
-
 /// The desired-state files of `rev` in the local repository at `dir`.
-pub fn read_commit(dir: &Path, rev: &str) -> Result<(CommitInfo, InMemory), GitError> {
+pub fn read_commit(dir: &Path, rev: &str) -> Result<InMemory, GitError> {
     read_at(dir, rev, &[rev.to_string()], &dir.display().to_string())
 }
 
 /// The desired-state files of `rev` in a clone made by `fetch`, shown as `url`.
-pub fn read_clone(dir: &Path, rev: &str, url: &str) -> Result<(CommitInfo, InMemory), GitError> {
+pub fn read_clone(dir: &Path, rev: &str, url: &str) -> Result<InMemory, GitError> {
     read_at(dir, rev, &resolve_in_clone(rev), &redact(url))
 }
 
-fn read_at(dir: &Path, rev: &str, candidates: &[String], shown: &str) -> Result<(CommitInfo, InMemory), GitError> {
+fn read_at(dir: &Path, rev: &str, candidates: &[String], shown: &str) -> Result<InMemory, GitError> {
     let shown = shown.to_string();
     let repo = gix::open(dir).map_err(|e| GitError::Open { dir: shown.clone(), detail: e.to_string() })?;
     let revision = |detail: String| GitError::Revision { rev: rev.to_string(), dir: shown.clone(), detail };
@@ -96,9 +88,8 @@ fn read_at(dir: &Path, rev: &str, candidates: &[String], shown: &str) -> Result<
             files.insert(path, blob.data.clone());
         }
     }
-    let info = CommitInfo { id: full, short: short.clone(), subject: subject.clone() };
     let description = format!("commit {short} ({subject}) of {shown}");
-    Ok((info, InMemory { files, refused, description }))
+    Ok(InMemory { files, refused, description })
 }
 
 /// A repository URL with any user or password taken out, for messages and logs.
