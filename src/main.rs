@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use zonekeeper::desired::files::Files;
+use zonekeeper::desired::files::{Files, WorkTree};
 use zonekeeper::desired::{self, DesiredState, Invalid, TargetKind, TargetSettings, yaml::DocKind};
 use zonekeeper::model::Name;
 use zonekeeper::plan::render;
@@ -186,10 +186,6 @@ fn init_logs(cli: &Cli) {
     }
 }
 
-fn load(repo: &Path) -> Result<DesiredState, Invalid> {
-    desired::load(repo)
-}
-
 /// The desired state, from the working tree, a commit of a local repository, or a commit of a
 /// remote one (fetched into the cache), and what was read.
 fn load_at(repo: &Path, rev: Option<&str>) -> Result<(Result<DesiredState, Invalid>, String)> {
@@ -214,7 +210,7 @@ fn load_at(repo: &Path, rev: Option<&str>) -> Result<(Result<DesiredState, Inval
         return Ok((desired::load_from(Path::new("."), &files), source));
     }
     match rev {
-        None => Ok((load(repo), format!("working tree of {}", repo.display()))),
+        None => Ok((desired::load(repo), WorkTree(repo.to_path_buf()).describe())),
         Some(rev) => {
             let files = git::read_commit(repo, rev)?;
             let source = files.describe();
@@ -233,10 +229,6 @@ fn cache_root() -> Result<PathBuf> {
     }
     let home = std::env::var_os("HOME").context("set ZONEKEEPER_CACHE (or HOME) to cache remote repositories")?;
     Ok(PathBuf::from(home).join(".cache/zonekeeper"))
-}
-
-fn source_of(repo: &Path) -> String {
-    format!("working tree of {}", repo.display())
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -405,8 +397,8 @@ fn preview_state(mut state: DesiredState, hosts: &Path, view: Option<&str>) -> R
 
 /// One render of the preview block: prints a short line, returns whether it worked.
 fn preview_once(repo: &Path, hosts: &Path, view: Option<&str>) -> Result<()> {
-    let state = preview_state(load(repo)?, hosts, view)?;
-    let planned = reconcile::plan(&state, &source_of(repo), None)?;
+    let state = preview_state(desired::load(repo)?, hosts, view)?;
+    let planned = reconcile::plan(&state, &WorkTree(repo.to_path_buf()).describe(), None)?;
     if let Some(f) = planned.failures.first() {
         bail!("{}: {}", f.target, f.error);
     }
@@ -478,7 +470,7 @@ fn preview(repo: &Path, hosts: &Path, watch: bool, view: Option<&str>) -> Result
 }
 
 fn export(repo: &Path, target: &str, zone: Option<&str>, corefile: bool) -> Result<ExitCode> {
-    let state = load(repo)?;
+    let state = desired::load(repo)?;
     let ts = state.settings.target(target).with_context(|| format!("no target named `{target}` in zonekeeper.yaml"))?;
     let zones: Vec<Name> =
         state.settings.zones.iter().filter(|z| z.targets.contains(&ts.name)).map(|z| z.name.clone()).collect();

@@ -188,6 +188,17 @@ fn a_git_url_served_by_git_daemon_is_read() {
 
 const COMMIT_BACK: &str = "commitBack: {path: observed, branch: zonekeeper-observed, authorName: zonekeeper-bot, authorEmail: bot@home.example}\n";
 
+/// The paths a branch of a bare repository holds.
+fn branch_files(bare: &std::path::Path, branch: &str) -> String {
+    let out = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(bare)
+        .args(["ls-tree", "-r", "--name-only", branch])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn commit_count(repo_dir: &std::path::Path, branch: &str) -> usize {
     let out = std::process::Command::new("git")
         .arg("-C")
@@ -291,13 +302,7 @@ fn commit_back_to_a_remote_pushes_the_commit() {
     std::fs::write(cwd.join(".zonekeeper/hosts"), "").unwrap();
     zk_remote(&url, cache, cwd, &["observe", "--commit"]).expect_code(0);
     assert_eq!(commit_count(&bare, "zonekeeper-observed"), 3);
-    let files = std::process::Command::new("git")
-        .arg("--git-dir")
-        .arg(&bare)
-        .args(["ls-tree", "-r", "--name-only", "zonekeeper-observed"])
-        .output()
-        .unwrap();
-    let files = String::from_utf8_lossy(&files.stdout);
+    let files = branch_files(&bare, "zonekeeper-observed");
     assert!(files.contains("notes.md") && files.contains("observed/hosts/home.example.yaml"), "{files}");
 }
 
@@ -335,13 +340,7 @@ fn a_push_rejected_because_the_remote_moved_is_redone_on_top() {
     assert!(marker.exists(), "the race happened");
     assert!(out.stdout().contains("and pushed it"), "{}", out.all());
     assert_eq!(commit_count(&bare, "zonekeeper-observed"), 3, "theirs and ours, none lost");
-    let files = std::process::Command::new("git")
-        .arg("--git-dir")
-        .arg(&bare)
-        .args(["ls-tree", "-r", "--name-only", "zonekeeper-observed"])
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&files.stdout).contains("race.md"));
+    assert!(branch_files(&bare, "zonekeeper-observed").contains("race.md"));
 }
 
 #[test]
