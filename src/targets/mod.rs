@@ -88,11 +88,9 @@ pub fn build(settings: &TargetSettings, owner: &str, zones: &[Name]) -> Box<dyn 
             owner: owner.to_string(),
             zones: zones.to_vec(),
         }),
-        TargetKind::Technitium(t) => Box::new(technitium::TechnitiumTarget {
-            name: settings.name.clone(),
-            settings: t.clone(),
-            owner: owner.to_string(),
-        }),
+        TargetKind::Technitium(t) => {
+            Box::new(technitium::TechnitiumTarget::new(settings.name.clone(), t.clone(), owner.to_string()))
+        }
     }
 }
 

@@ -25,9 +25,11 @@ use crate::plan::{Change, NativeText, TargetPlan};
 const MARKER: &str = "zonekeeper:owner=";
 
 pub struct TechnitiumTarget {
-    pub name: String,
-    pub settings: TechnitiumSettings,
-    pub owner: String,
+    name: String,
+    settings: TechnitiumSettings,
+    owner: String,
+    /// One runtime and client for all the zones this target is asked about.
+    conn: std::cell::OnceCell<(tokio::runtime::Runtime, Client)>,
 }
 
 fn api(target: &str, e: ApiError) -> TargetError {
@@ -35,6 +37,19 @@ fn api(target: &str, e: ApiError) -> TargetError {
 }
 
 impl TechnitiumTarget {
+    pub fn new(name: String, settings: TechnitiumSettings, owner: String) -> TechnitiumTarget {
+        TechnitiumTarget { name, settings, owner, conn: std::cell::OnceCell::new() }
+    }
+
+    /// The runtime and client, made (and the token read) on first use only.
+    fn connection(&self) -> Result<&(tokio::runtime::Runtime, Client), TargetError> {
+        if let Some(c) = self.conn.get() {
+            return Ok(c);
+        }
+        let made = self.connect()?;
+        Ok(self.conn.get_or_init(|| made))
+    }
+
     fn marker(&self) -> String {
         format!("{MARKER}{}", self.owner)
     }
@@ -475,8 +490,8 @@ impl Target for TechnitiumTarget {
     }
 
     fn observe(&self, zone: &Name) -> Result<Observation, TargetError> {
-        let (rt, client) = self.connect()?;
-        let sets = rt.block_on(self.observe_async(&client, zone)).map_err(|e| api(&self.name, e))?;
+        let (rt, client) = self.connection()?;
+        let sets = rt.block_on(self.observe_async(client, zone)).map_err(|e| api(&self.name, e))?;
         Ok(Observation { sets, text: None })
     }
 
@@ -488,8 +503,8 @@ impl Target for TechnitiumTarget {
         if plan.changes.is_empty() {
             return Ok(0);
         }
-        let (rt, client) = self.connect()?;
-        let (applied, failed) = rt.block_on(self.apply_async(&client, zone, plan));
+        let (rt, client) = self.connection()?;
+        let (applied, failed) = rt.block_on(self.apply_async(client, zone, plan));
         if failed.is_empty() {
             Ok(applied)
         } else {
