@@ -30,14 +30,22 @@ use zonekeeper::targets::zonefile::ZoneFileTarget;
 )]
 struct Cli {
     /// The desired-state repository: a directory holding zonekeeper.yaml (its working tree is
-    /// read, or a commit with --ref), or a git URL (file://, git://, ssh://; not yet https://) fetched
-    /// into a cache (ZONEKEEPER_CACHE) and read at --ref (default HEAD).
+    /// read, or a commit with --ref), or a git URL (https://, ssh://, git://, file://) fetched
+    /// into a cache (ZONEKEEPER_CACHE) and read at --ref (default HEAD). For a remote branch, an
+    /// invalid new commit is reported and the last good one stays in force.
     #[arg(long, global = true, env = "ZONEKEEPER_REPO", default_value = ".")]
     repo: PathBuf,
     /// Read the desired state at this git revision of --repo (a branch, tag or commit)
     /// instead of its working tree. For validate, plan and apply.
     #[arg(long = "ref", global = true, value_name = "REV")]
     git_ref: Option<String>,
+    /// A file holding the token for https:// remotes (a forge's access or deploy token, sent as
+    /// the password of HTTP basic auth). The token may instead be in ZONEKEEPER_GIT_TOKEN.
+    #[arg(long, global = true, env = "ZONEKEEPER_GIT_TOKEN_FILE", value_name = "PATH")]
+    git_token_file: Option<PathBuf>,
+    /// The user name sent with the git token when the URL names none.
+    #[arg(long, global = true, env = "ZONEKEEPER_GIT_USER", default_value = "x-access-token")]
+    git_user: String,
     /// error, warn, info or debug.
     #[arg(long, global = true, env = "ZONEKEEPER_LOG", default_value = "info")]
     log_level: String,
@@ -186,37 +194,118 @@ fn init_logs(cli: &Cli) {
     }
 }
 
-/// The desired state, from the working tree, a commit of a local repository, or a commit of a
-/// remote one (fetched into the cache), and what was read.
-fn load_at(repo: &Path, rev: Option<&str>) -> Result<(Result<DesiredState, Invalid>, String)> {
-    use zonekeeper::sources::git;
-    let repo_str = repo.to_string_lossy();
-    if git::is_url(&repo_str) {
-        let cache = cache_root()?;
-        let dir = git::cache_dir(&cache, &repo_str);
-        match git::fetch(&repo_str, &dir)? {
-            git::Fetched::Fresh => {}
-            git::Fetched::Stale(why) => {
-                eprintln!(
-                    "warning: fetching {} failed ({why}); reading the last fetched commits",
-                    git::redact(&repo_str)
-                );
+/// Where the desired state comes from: `--repo`, `--ref`, and the token for https remotes.
+struct Origin {
+    repo: PathBuf,
+    rev: Option<String>,
+    credentials: Option<zonekeeper::sources::git::Credentials>,
+}
+
+/// The desired state as read, and what was read.
+struct Loaded {
+    state: Result<DesiredState, Invalid>,
+    source: String,
+    /// A newer commit of the followed branch that is invalid, held back in favour of the last
+    /// good one (`state`), with its problems.
+    held_back: Option<(String, Invalid)>,
+}
+
+impl Loaded {
+    /// The state in force. A held-back commit is reported on stderr, and `true` is returned
+    /// with the state so the caller exits non-zero after doing its work on the last good one.
+    fn in_force(self) -> Result<(DesiredState, String, bool)> {
+        if let Some((bad, invalid)) = &self.held_back {
+            eprintln!("error: in the {bad}: {invalid}");
+            eprintln!("the last good {} stays in force until a newer commit loads cleanly", self.source);
+        }
+        let state = self.state.with_context(|| format!("in the {}", self.source))?;
+        Ok((state, self.source, self.held_back.is_some()))
+    }
+}
+
+impl Origin {
+    fn from_cli(cli: &Cli) -> Result<Origin> {
+        Ok(Origin { repo: cli.repo.clone(), rev: cli.git_ref.clone(), credentials: git_credentials(cli)? })
+    }
+
+    fn remote(&self) -> Option<String> {
+        let repo = self.repo.to_string_lossy();
+        zonekeeper::sources::git::is_url(&repo).then(|| repo.into_owned())
+    }
+
+    /// The desired state from the working tree, a commit of a local repository, or a commit
+    /// of a remote one (fetched into the cache). For a remote branch, an invalid new commit
+    /// is held back and the last good one read instead when `hold_back` is set (a failing
+    /// source never reads as "no records"); `validate` reports the commit it was asked for.
+    fn load(&self, hold_back: bool) -> Result<Loaded> {
+        use zonekeeper::sources::git;
+        let rev = self.rev.as_deref();
+        let Some(url) = self.remote() else {
+            let repo = &self.repo;
+            let (state, source) = match rev {
+                None => (desired::load(repo), WorkTree(repo.to_path_buf()).describe()),
+                Some(rev) => {
+                    let files = git::read_commit(repo, rev)?;
+                    let source = files.describe();
+                    (desired::load_from(repo, &files), source)
+                }
+            };
+            return Ok(Loaded { state, source, held_back: None });
+        };
+        let dir = git::cache_dir(&cache_root()?, &url);
+        if let git::Fetched::Stale(why) = git::fetch(&url, &dir, self.credentials.as_ref())? {
+            eprintln!("warning: fetching {} failed ({why}); reading the last fetched commits", git::redact(&url));
+        }
+        let rev = rev.unwrap_or("HEAD");
+        let read = git::read_clone(&dir, rev, &url)?;
+        // A remote has no working tree here: the targets' relative paths are relative to the
+        // current directory.
+        let here = Path::new(".");
+        let source = read.files.describe();
+        let state = desired::load_from(here, &read.files);
+        match state {
+            Ok(state) => {
+                if read.follows_branch {
+                    git::set_last_good(&dir, rev, &read.commit)?;
+                }
+                Ok(Loaded { state: Ok(state), source, held_back: None })
+            }
+            Err(invalid) => {
+                let last = git::last_good(&dir, rev).filter(|c| *c != read.commit);
+                match last {
+                    Some(last) if hold_back && read.follows_branch => {
+                        let files = git::read_clone_commit(&dir, &last, &url)?;
+                        let good_source = files.describe();
+                        Ok(Loaded {
+                            state: desired::load_from(here, &files),
+                            source: good_source,
+                            held_back: Some((source, invalid)),
+                        })
+                    }
+                    _ => Ok(Loaded { state: Err(invalid), source, held_back: None }),
+                }
             }
         }
-        let files = git::read_clone(&dir, rev.unwrap_or("HEAD"), &repo_str)?;
-        let source = files.describe();
-        // A remote has no working tree here: the targets' relative paths are relative to
-        // the current directory.
-        return Ok((desired::load_from(Path::new("."), &files), source));
     }
-    match rev {
-        None => Ok((desired::load(repo), WorkTree(repo.to_path_buf()).describe())),
-        Some(rev) => {
-            let files = git::read_commit(repo, rev)?;
-            let source = files.describe();
-            Ok((desired::load_from(repo, &files), source))
+}
+
+/// The token for https remotes: `ZONEKEEPER_GIT_TOKEN`, or the file `--git-token-file` names.
+fn git_credentials(cli: &Cli) -> Result<Option<zonekeeper::sources::git::Credentials>> {
+    use zonekeeper::sources::git::Credentials;
+    let token = match (&cli.git_token_file, std::env::var("ZONEKEEPER_GIT_TOKEN")) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the git token file {}", path.display()))?;
+            let token = text.trim().to_string();
+            if token.is_empty() {
+                bail!("the git token file {} is empty", path.display());
+            }
+            token
         }
-    }
+        (None, Ok(token)) if !token.trim().is_empty() => token.trim().to_string(),
+        _ => return Ok(None),
+    };
+    Ok(Some(Credentials::new(cli.git_user.clone(), token)))
 }
 
 /// Where remote repositories are cached: `ZONEKEEPER_CACHE`, else the XDG cache directory.
@@ -233,11 +322,11 @@ fn cache_root() -> Result<PathBuf> {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     let _span = tracing::info_span!("zonekeeper", app = "zonekeeper", version = env!("CARGO_PKG_VERSION")).entered();
+    let origin = Origin::from_cli(&cli)?;
     match cli.command {
-        Command::Validate { format } => validate(&cli.repo, cli.git_ref.as_deref(), format),
+        Command::Validate { format } => validate(&origin, format),
         Command::Plan { format, detailed_exitcode, target, color, no_diff } => {
-            let (state, source) = load_at(&cli.repo, cli.git_ref.as_deref())?;
-            let state = state.with_context(|| format!("in the {source}"))?;
+            let (state, source, held_back) = origin.load(true)?.in_force()?;
             let planned = reconcile::plan(&state, &source, target.as_deref())?;
             let out = match format {
                 PlanFormat::Text => render::text(&planned.plan, color.enabled(), !no_diff),
@@ -245,7 +334,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 PlanFormat::Json => render::json(&planned.plan),
             };
             print!("{out}");
-            if report_failures(&planned.failures) || planned.plan.has_hard_refusal() {
+            if report_failures(&planned.failures) || planned.plan.has_hard_refusal() || held_back {
                 return Ok(ExitCode::from(1));
             }
             Ok(match (detailed_exitcode, planned.plan.change_count()) {
@@ -254,14 +343,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
         Command::Apply { target, force, color } => {
-            let (state, source) = load_at(&cli.repo, cli.git_ref.as_deref())?;
-            let state = state.with_context(|| format!("in the {source}"))?;
-            apply(&state, &source, target.as_deref(), force, color.enabled())
+            let (state, source, held_back) = origin.load(true)?.in_force()?;
+            let code = apply(&state, &source, target.as_deref(), force, color.enabled())?;
+            Ok(if held_back { ExitCode::from(1) } else { code })
         }
         Command::Preview { hosts, watch, view } => preview(&cli.repo, &hosts, watch, view.as_deref()),
         Command::Export { target, zone, corefile } => export(&cli.repo, &target, zone.as_deref(), corefile),
         Command::Schema { check, dir } => schema(&dir, check),
-        Command::Observe { commit } => observe(&cli.repo, cli.git_ref.as_deref(), commit),
+        Command::Observe { commit } => observe(&origin, commit),
     }
 }
 
@@ -282,9 +371,9 @@ fn report_failures(failures: &[reconcile::TargetFailure]) -> bool {
     !failures.is_empty()
 }
 
-fn validate(repo: &Path, rev: Option<&str>, format: ValidateFormat) -> Result<ExitCode> {
-    let (loaded, source) = load_at(repo, rev)?;
-    if rev.is_some() && !matches!(format, ValidateFormat::Json) {
+fn validate(origin: &Origin, format: ValidateFormat) -> Result<ExitCode> {
+    let Loaded { state: loaded, source, .. } = origin.load(false)?;
+    if (origin.rev.is_some() || origin.remote().is_some()) && !matches!(format, ValidateFormat::Json) {
         eprintln!("reading the {source}");
     }
     let diags = match loaded {
@@ -497,13 +586,18 @@ fn export(repo: &Path, target: &str, zone: Option<&str>, corefile: bool) -> Resu
     Ok(ExitCode::SUCCESS)
 }
 
-fn observe(repo: &Path, rev: Option<&str>, commit: bool) -> Result<ExitCode> {
+fn observe(origin: &Origin, commit: bool) -> Result<ExitCode> {
+    let (state, source, held_back) = origin.load(true)?.in_force()?;
+    let code = observe_state(origin, &state, &source, commit)?;
+    Ok(if held_back { ExitCode::from(1) } else { code })
+}
+
+fn observe_state(origin: &Origin, state: &DesiredState, source: &str, commit: bool) -> Result<ExitCode> {
     use zonekeeper::sources::git;
+    let (repo, rev) = (origin.repo.as_path(), origin.rev.as_deref());
     let repo_str = repo.to_string_lossy().to_string();
-    let remote = git::is_url(&repo_str);
-    let (state, source) = load_at(repo, rev)?;
-    let state = state.with_context(|| format!("in the {source}"))?;
-    let (zones, failures) = reconcile::observe(&state);
+    let remote = origin.remote().is_some();
+    let (zones, failures) = reconcile::observe(state);
     let failed = report_failures(&failures);
     let prefix = state.settings.commit_back.as_ref().map(|c| c.path.clone()).unwrap_or_else(|| "observed".into());
     let docs: std::collections::BTreeMap<String, String> = zones
@@ -562,12 +656,12 @@ fn observe(repo: &Path, rev: Option<&str>, commit: bool) -> Result<ExitCode> {
             println!("committed {id} to {}", cb.branch);
             return Ok(ExitCode::SUCCESS);
         }
-        if git::push(&dir, &id, &cb.branch)? {
+        if git::push(&dir, &id, &cb.branch, origin.credentials.as_ref())? {
             println!("committed {id} to {} and pushed it to {}", cb.branch, git::redact(&repo_str));
             return Ok(ExitCode::SUCCESS);
         }
         // The remote moved on: fetch, and make the commit again on top of what is there now.
-        if let git::Fetched::Stale(why) = git::fetch(&repo_str, &dir)? {
+        if let git::Fetched::Stale(why) = git::fetch(&repo_str, &dir, origin.credentials.as_ref())? {
             bail!("the push was rejected and fetching again failed: {why}");
         }
     }

@@ -89,6 +89,17 @@ fn a_committed_symlink_is_refused_not_followed() {
 
 /// Runs the binary with `--repo URL`, caching under `cache`, from the directory `cwd`.
 fn zk_remote(url: &str, cache: &std::path::Path, cwd: &std::path::Path, args: &[&str]) -> support::Run {
+    zk_remote_env(url, cache, cwd, args, &[])
+}
+
+/// Like `zk_remote`, with extra environment variables.
+fn zk_remote_env(
+    url: &str,
+    cache: &std::path::Path,
+    cwd: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> support::Run {
     let out = assert_cmd::Command::cargo_bin("zonekeeper")
         .unwrap()
         .current_dir(cwd)
@@ -97,6 +108,9 @@ fn zk_remote(url: &str, cache: &std::path::Path, cwd: &std::path::Path, args: &[
         .args(args)
         .env("ZONEKEEPER_CACHE", cache)
         .env("NO_COLOR", "1")
+        .env_remove("ZONEKEEPER_GIT_TOKEN")
+        .env_remove("ZONEKEEPER_GIT_TOKEN_FILE")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     support::Run(out)
@@ -156,7 +170,7 @@ fn a_file_url_is_fetched_read_at_a_ref_and_kept_when_the_remote_goes_away() {
 fn an_unreachable_remote_without_a_cache_is_a_clear_error() {
     let cache = tempfile::tempdir().unwrap();
     let out = zk_remote("file:///nonexistent/dns.git", cache.path(), cache.path(), &["plan"]).expect_code(1);
-    assert!(out.stderr().contains("fetch failed"), "{}", out.stderr());
+    assert!(out.stderr().contains("cannot fetch file:///nonexistent/dns.git: "), "{}", out.stderr());
     assert!(std::fs::read_dir(cache.path()).unwrap().next().is_none(), "no half-made clone is left behind");
 }
 
@@ -164,8 +178,12 @@ fn an_unreachable_remote_without_a_cache_is_a_clear_error() {
 fn a_git_url_served_by_git_daemon_is_read() {
     let (_work, remotes) = bare_remote();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut daemon = std::process::Command::new("git")
-        .args(["daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1"])
+    // git-daemon itself, not `git daemon`: killing the `git` wrapper would leave the daemon
+    // running, holding the test's output open.
+    let exec_path = std::process::Command::new("git").arg("--exec-path").output().expect("git must be installed");
+    let exec_path = std::path::PathBuf::from(String::from_utf8_lossy(&exec_path.stdout).trim());
+    let mut daemon = std::process::Command::new(exec_path.join("git-daemon"))
+        .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1"])
         .arg(format!("--port={port}"))
         .arg(format!("--base-path={}", remotes.path().display()))
         .arg(remotes.path())
@@ -355,4 +373,131 @@ fn commit_back_may_not_overwrite_the_desired_state() {
     git(&repo, &["branch", "zonekeeper-observed"]);
     let out = repo.run(&["observe", "--commit", "--ref", "zonekeeper-observed"]).expect_code(1);
     assert!(out.stderr().contains("is the branch the desired state is read from"), "{}", out.stderr());
+}
+
+const TOKEN: &str = "glpat-s3cr3t-T0ken";
+
+#[test]
+fn an_http_remote_takes_a_token_for_fetch_and_push_and_never_shows_it() {
+    let remote = CommitBackRemote::new();
+    let (bare, cache, cwd) = (remote.bare(), remote.cache.path(), remote.cwd.path());
+    let server = support::githttp::GitHttp::start(remote.remotes.path(), "x-access-token", TOKEN);
+    let url = server.url("dns.git");
+
+    // no token: the server's refusal is a clear error, and no clone is left behind
+    let out = zk_remote(&url, cache, cwd, &["plan"]).expect_code(1);
+    assert!(out.stderr().contains("cannot fetch http://127.0.0.1:"), "{}", out.all());
+    assert!(out.stderr().contains("put a token in ZONEKEEPER_GIT_TOKEN or --git-token-file"), "{}", out.all());
+    assert!(std::fs::read_dir(cache).map(|mut d| d.next().is_none()).unwrap_or(true));
+    // a wrong token is refused the same way
+    let out = zk_remote_env(&url, cache, cwd, &["plan"], &[("ZONEKEEPER_GIT_TOKEN", "wrong")]).expect_code(1);
+    assert!(out.stderr().contains("cannot fetch") && !out.all().contains("wrong"), "{}", out.all());
+    assert!(out.stderr().contains("were not accepted by the remote"), "{}", out.all());
+
+    // the token from the environment: cloned, planned, applied
+    let with_token = [("ZONEKEEPER_GIT_TOKEN", TOKEN)];
+    let out = zk_remote_env(&url, cache, cwd, &["apply"], &with_token).expect_code(0);
+    assert!(out.stdout().contains("(Enable commit-back) of http://127.0.0.1:"), "{}", out.all());
+    assert!(!out.all().contains(TOKEN));
+    // commit-back pushes through the same server with the same token (git http-backend's
+    // receive-pack), from a token file this time
+    let token_file = cwd.join("git-token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let file_arg = token_file.to_str().unwrap();
+    let out = zk_remote(&url, cache, cwd, &["--git-token-file", file_arg, "observe", "--commit"]).expect_code(0);
+    assert!(out.stdout().contains("and pushed it to http://127.0.0.1:"), "{}", out.all());
+    assert!(!out.all().contains(TOKEN));
+    assert_eq!(commit_count(&bare, "zonekeeper-observed"), 1);
+
+    let seen = server.seen();
+    let pushed = seen.iter().find(|s| s.method == "POST" && s.path.ends_with("/git-receive-pack"));
+    assert_eq!(pushed.map(|s| (s.status, s.login.clone())), Some((200, Some(format!("x-access-token:{TOKEN}")))));
+    assert!(seen.iter().any(|s| s.path.ends_with("/git-upload-pack") && s.status == 200), "{seen:?}");
+    // nothing of the token is stored in the cache's git config
+    let clone = std::fs::read_dir(cache).unwrap().filter_map(Result::ok).find(|e| e.path().join(".git").exists());
+    let config = std::fs::read_to_string(clone.unwrap().path().join(".git/config")).unwrap();
+    assert!(!config.contains(TOKEN), "{config}");
+}
+
+#[test]
+fn a_token_is_never_sent_over_plain_http_to_another_host() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = zk_remote_env(
+        "http://git.example.invalid/dns.git",
+        cache.path(),
+        cache.path(),
+        &["plan"],
+        &[("ZONEKEEPER_GIT_TOKEN", TOKEN)],
+    )
+    .expect_code(1);
+    assert!(
+        out.stderr().contains("refusing to send the git token to http://git.example.invalid/dns.git"),
+        "{}",
+        out.all()
+    );
+    assert!(!out.all().contains(TOKEN));
+    let out = zk_remote(
+        "file:///nonexistent/dns.git",
+        cache.path(),
+        cache.path(),
+        &["--git-token-file", "/nonexistent/token", "plan"],
+    )
+    .expect_code(1);
+    assert!(out.stderr().contains("cannot read the git token file /nonexistent/token"), "{}", out.all());
+}
+
+#[test]
+fn a_bad_commit_on_a_followed_branch_keeps_the_last_good_one_in_force() {
+    let (work, remotes) = bare_remote();
+    let url = format!("file://{}", remotes.path().join("dns.git").display());
+    let (cache_dir, cwd_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (cache, cwd) = (cache_dir.path(), cwd_dir.path());
+    let good = git(&work, &["rev-parse", "--short=12", "HEAD"]);
+    zk_remote(&url, cache, cwd, &["apply"]).expect_code(0);
+
+    work.write("records/home.example.yaml", &support::RECORDS.replace("value: 192.0.2.25}", "value: 192.0.2.300}"));
+    git(&work, &["commit", "-q", "-am", "Typo"]);
+    git(&work, &["push", "-q", "origin", "main"]);
+    let bad = git(&work, &["rev-parse", "--short=12", "HEAD"]);
+
+    // The zone file drifted meanwhile: apply reports the bad commit, exits 1, and keeps the
+    // last good commit in force, which puts the file back.
+    let zone = cwd.join(".zonekeeper/zones/db.home.example");
+    std::fs::remove_file(&zone).unwrap();
+    let out = zk_remote(&url, cache, cwd, &["apply"]).expect_code(1);
+    let err = out.stderr();
+    assert!(err.contains(&format!("error: in the commit {bad} (Typo) of {url}")), "{err}");
+    assert!(err.contains("records/home.example.yaml:17:5: records[8].value[0]: `192.0.2.300`"), "{err}");
+    assert!(err.contains(&format!("the last good commit {good} (The example zone) of {url} stays in force")), "{err}");
+    assert!(std::fs::read_to_string(&zone).unwrap().contains("192.0.2.25"));
+    // plan shows the plan of the commit in force; validate checks the commit asked for
+    let plan = zk_remote(&url, cache, cwd, &["plan"]).expect_code(1);
+    assert!(plan.stdout().starts_with(&format!("zonekeeper plan: read commit {good} ")), "{}", plan.all());
+    let validate = zk_remote(&url, cache, cwd, &["validate"]).expect_code(1);
+    assert!(validate.stdout().contains("`192.0.2.300` is not an IPv4 address"), "{}", validate.all());
+    assert!(!validate.all().contains("stays in force"), "{}", validate.all());
+    // a commit named by its id is what was asked for: no stand-in
+    let out = zk_remote(&url, cache, cwd, &["plan", "--ref", &bad]).expect_code(1);
+    assert!(!out.all().contains("stays in force") && out.stderr().contains("192.0.2.300"), "{}", out.all());
+
+    // the next commit is tried when it comes, and it is good
+    work.write("records/home.example.yaml", &support::RECORDS.replace("192.0.2.25", "192.0.2.26"));
+    git(&work, &["commit", "-q", "-am", "Fix the typo"]);
+    git(&work, &["push", "-q", "origin", "main"]);
+    let out = zk_remote(&url, cache, cwd, &["apply"]).expect_code(0);
+    assert!(out.stdout().contains("(Fix the typo)"), "{}", out.all());
+    assert!(std::fs::read_to_string(&zone).unwrap().contains("192.0.2.26"));
+}
+
+#[test]
+fn a_bad_branch_with_no_good_commit_yet_is_an_error_and_writes_nothing() {
+    let (work, remotes) = bare_remote();
+    work.write("records/home.example.yaml", &support::RECORDS.replace("value: 192.0.2.25}", "value: 192.0.2.300}"));
+    git(&work, &["commit", "-q", "-am", "Typo"]);
+    git(&work, &["push", "-q", "origin", "main"]);
+    let url = format!("file://{}", remotes.path().join("dns.git").display());
+    let (cache, cwd) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let out = zk_remote(&url, cache.path(), cwd.path(), &["apply"]).expect_code(1);
+    assert!(out.stderr().contains("(Typo)") && !out.all().contains("stays in force"), "{}", out.all());
+    assert!(!cwd.path().join(".zonekeeper").exists());
 }

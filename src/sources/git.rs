@@ -15,28 +15,141 @@ pub enum GitError {
     Revision { rev: String, dir: String, detail: String },
     #[error("cannot read {what} at commit {commit}: {detail}")]
     Read { what: String, commit: String, detail: String },
+    #[error("cannot fetch {url}: {detail}")]
+    Fetch { url: String, detail: String },
     #[error("git push to {remote} failed: {detail}")]
     Push { remote: String, detail: String },
+    #[error(
+        "refusing to send the git token to {url} over plain http: use https:// (plain http is allowed only to localhost)"
+    )]
+    PlainHttp { url: String },
+}
+
+/// A token for `https://` remotes (a forge's personal access or deploy token), sent as the
+/// password of HTTP basic auth with `user` as the user name, which is what GitHub, GitLab,
+/// Gitea and Forgejo accept. Only gix's credential callback and the `git push` child see it;
+/// `Debug` hides it.
+#[derive(Clone)]
+pub struct Credentials {
+    user: String,
+    token: String,
+}
+
+impl Credentials {
+    /// `user` is used when the URL names no user of its own.
+    pub fn new(user: impl Into<String>, token: impl Into<String>) -> Credentials {
+        Credentials { user: user.into(), token: token.into() }
+    }
+
+    /// The answer gix asks for when the server wants a login. A user named in the URL wins.
+    fn callback(
+        self,
+    ) -> impl FnMut(gix::credentials::helper::Action) -> gix::Result<Option<gix::credentials::protocol::Outcome>> {
+        use gix::credentials::helper::Action;
+        move |action| match action {
+            Action::Get(ctx) => Ok(Some(gix::credentials::protocol::Outcome {
+                identity: gix::sec::identity::Account {
+                    username: ctx.username.clone().filter(|u| !u.is_empty()).unwrap_or_else(|| self.user.clone()),
+                    password: self.token.clone(),
+                    oauth_refresh_token: None,
+                },
+                next: ctx.into(),
+            })),
+            // Nothing is stored anywhere; a refused token is simply not offered again.
+            Action::Store(_) | Action::Erase(_) => Ok(None),
+        }
+    }
+
+    /// Refuses to send the token in the clear, except to this machine.
+    fn check_url(&self, url: &str) -> Result<(), GitError> {
+        let Some(rest) = url.strip_prefix("http://") else { return Ok(()) };
+        let authority = rest.split('/').next().unwrap_or_default();
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let host = match host.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default(),
+            None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+        };
+        let local =
+            host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        if local { Ok(()) } else { Err(GitError::PlainHttp { url: redact(url) }) }
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials").field("user", &self.user).field("token", &"***").finish()
+    }
 }
 
 /// The desired-state files of `rev` in the local repository at `dir`.
 pub fn read_commit(dir: &Path, rev: &str) -> Result<InMemory, GitError> {
-    read_at(dir, rev, &[rev.to_string()], &dir.display().to_string())
+    Ok(read_at(dir, rev, &[rev.to_string()], &dir.display().to_string())?.files)
+}
+
+/// What was read from a clone made by `fetch`.
+pub struct ReadAt {
+    pub files: InMemory,
+    /// The full commit id.
+    pub commit: String,
+    /// True when the revision named a branch of the remote (or its HEAD), which moves, rather
+    /// than a tag or a commit id: only then can a newer commit be held back for an older one.
+    pub follows_branch: bool,
 }
 
 /// The desired-state files of `rev` in a clone made by `fetch`, shown as `url`.
-pub fn read_clone(dir: &Path, rev: &str, url: &str) -> Result<InMemory, GitError> {
+pub fn read_clone(dir: &Path, rev: &str, url: &str) -> Result<ReadAt, GitError> {
     read_at(dir, rev, &resolve_in_clone(rev), &redact(url))
 }
 
-fn read_at(dir: &Path, rev: &str, candidates: &[String], shown: &str) -> Result<InMemory, GitError> {
+/// The ref in a clone that remembers the last commit of `rev` that loaded without a problem.
+/// It lives outside `refs/remotes`, so a fetch never prunes it, and it keeps the commit
+/// from being collected.
+fn last_good_ref(rev: &str) -> String {
+    let key: String = rev
+        .trim_start_matches("refs/heads/")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "-_./".contains(c) { c } else { '_' })
+        .collect();
+    let key = key.split('/').filter(|p| !p.is_empty() && !p.starts_with('.')).collect::<Vec<_>>().join("/");
+    format!("refs/zonekeeper/last-good/{}", if key.is_empty() { "_" } else { &key })
+}
+
+/// The last good commit of `rev` in the clone at `dir`, if one was recorded.
+pub fn last_good(dir: &Path, rev: &str) -> Option<String> {
+    let repo = gix::open(dir).ok()?;
+    let id = repo.find_reference(last_good_ref(rev).as_str()).ok()?.into_fully_peeled_id().ok()?;
+    Some(id.to_string())
+}
+
+/// Records `commit` as the last good commit of `rev` in the clone at `dir`.
+pub fn set_last_good(dir: &Path, rev: &str, commit: &str) -> Result<(), GitError> {
+    let fail = |e: &dyn std::fmt::Display| GitError::Read {
+        what: "the last good commit".into(),
+        commit: commit.chars().take(12).collect(),
+        detail: e.to_string(),
+    };
+    let repo = gix::open(dir).map_err(|e| fail(&e))?;
+    let id = gix::ObjectId::from_hex(commit.as_bytes()).map_err(|e| fail(&e))?;
+    repo.reference(last_good_ref(rev), id, gix::refs::transaction::PreviousValue::Any, "zonekeeper: loads cleanly")
+        .map_err(|e| fail(&e))?;
+    Ok(())
+}
+
+/// The desired-state files of `commit` (a full id) in a clone, shown as `url`.
+pub fn read_clone_commit(dir: &Path, commit: &str, url: &str) -> Result<InMemory, GitError> {
+    Ok(read_at(dir, commit, &[commit.to_string()], &redact(url))?.files)
+}
+
+fn read_at(dir: &Path, rev: &str, candidates: &[String], shown: &str) -> Result<ReadAt, GitError> {
     let shown = shown.to_string();
     let repo = gix::open(dir).map_err(|e| GitError::Open { dir: shown.clone(), detail: e.to_string() })?;
     let revision = |detail: String| GitError::Revision { rev: rev.to_string(), dir: shown.clone(), detail };
     let mut id = Err(revision("no candidates".into()));
+    let mut follows_branch = false;
     for candidate in candidates {
         match repo.rev_parse_single(candidate.as_str()) {
             Ok(found) => {
+                follows_branch = candidate.starts_with("refs/remotes/");
                 id = Ok(found);
                 break;
             }
@@ -89,7 +202,22 @@ fn read_at(dir: &Path, rev: &str, candidates: &[String], shown: &str) -> Result<
         }
     }
     let description = format!("commit {short} ({subject}) of {shown}");
-    Ok(InMemory { files, refused, description })
+    Ok(ReadAt { files: InMemory { files, refused, description }, commit: full, follows_branch })
+}
+
+/// An error with its causes, `outer: inner: …`: gix's top-level messages ("Transport
+/// handshake failed") say little without the cause (an HTTP 401, a refused connection).
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// A repository URL with any user or password taken out, for messages and logs.
@@ -139,25 +267,36 @@ pub enum Fetched {
 /// Clones `url` into `dir` (no checkout), or fetches into an existing clone. When the fetch
 /// fails and a clone exists, the last fetched commits stay usable: a failing remote never
 /// reads as "no records".
-pub fn fetch(url: &str, dir: &Path) -> Result<Fetched, GitError> {
+pub fn fetch(url: &str, dir: &Path, credentials: Option<&Credentials>) -> Result<Fetched, GitError> {
     use std::sync::atomic::AtomicBool;
+    if let Some(c) = credentials {
+        c.check_url(url)?;
+    }
     let shown = redact(url);
-    let failed =
-        |e: &dyn std::fmt::Display| GitError::Open { dir: shown.clone(), detail: format!("fetch failed: {e}") };
+    let failed = |e: &dyn std::fmt::Display| {
+        let mut detail = e.to_string();
+        if credentials.is_none() && (detail.contains("credentials") || detail.contains("401")) {
+            detail.push_str(" (for an https remote, put a token in ZONEKEEPER_GIT_TOKEN or --git-token-file)");
+        }
+        GitError::Fetch { url: shown.clone(), detail }
+    };
     let stop = AtomicBool::new(false);
     if dir.join(".git").exists() {
         let refetch = || -> Result<(), String> {
-            let repo = gix::open(dir).map_err(|e| e.to_string())?;
+            let repo = gix::open(dir).map_err(|e| chain(&e))?;
             let remote = repo
                 .find_default_remote(gix::remote::Direction::Fetch)
                 .ok_or("the cached clone has no remote")?
-                .map_err(|e| e.to_string())?;
-            let conn = remote.connect(gix::remote::Direction::Fetch).map_err(|e| e.to_string())?;
+                .map_err(|e| chain(&e))?;
+            let mut conn = remote.connect(gix::remote::Direction::Fetch).map_err(|e| chain(&e))?;
+            if let Some(c) = credentials {
+                conn.set_credentials(c.clone().callback());
+            }
             let outcome = conn
                 .prepare_fetch(gix::progress::Discard, Default::default())
-                .map_err(|e| e.to_string())?
+                .map_err(|e| chain(&e))?
                 .receive(gix::progress::Discard, &stop)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| chain(&e))?;
             // Like `git fetch --prune`: a branch deleted on the remote is deleted here too, so
             // it can never be read as if it were still there.
             let on_remote: std::collections::BTreeSet<String> = outcome
@@ -192,9 +331,17 @@ pub fn fetch(url: &str, dir: &Path) -> Result<Fetched, GitError> {
     let parent = dir.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(|e| failed(&e))?;
     let tmp = tempfile::Builder::new().prefix(".clone-").tempdir_in(parent).map_err(|e| failed(&e))?;
+    let creds = credentials.cloned();
     gix::prepare_clone(url, tmp.path())
-        .map_err(|e| e.to_string())
-        .and_then(|mut p| p.fetch_only(gix::progress::Discard, &stop).map(|_| ()).map_err(|e| e.to_string()))
+        .map(|p| match creds {
+            Some(c) => p.configure_connection(move |conn| {
+                conn.set_credentials(c.clone().callback());
+                Ok(())
+            }),
+            None => p,
+        })
+        .map_err(|e| chain(&e))
+        .and_then(|mut p| p.fetch_only(gix::progress::Discard, &stop).map(|_| ()).map_err(|e| chain(&e)))
         .map_err(|e| failed(&e.replace(url, &shown)))?;
     let staged = tmp.keep();
     if std::fs::rename(&staged, dir).is_err() {
@@ -328,10 +475,18 @@ pub fn commit_files(dir: &Path, own_clone: bool, c: &CommitSpec<'_>) -> Result<O
 
 /// Pushes `commit` to `branch` of `origin` with the git binary (gix cannot push yet), never
 /// forcing. `Ok(false)` means the remote moved on: fetch, redo the commit on top, try again.
-pub fn push(dir: &Path, commit: &str, branch: &str) -> Result<bool, GitError> {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
+pub fn push(dir: &Path, commit: &str, branch: &str, credentials: Option<&Credentials>) -> Result<bool, GitError> {
+    let mut git = std::process::Command::new("git");
+    git.arg("-C").arg(dir);
+    if let Some(c) = credentials {
+        // The token reaches git through this child's environment and an inline credential
+        // helper that prints it: never on a command line (visible in `ps`), never on disk.
+        git.args(["-c", "credential.helper="])
+            .args(["-c", "credential.helper=!f() { test \"$1\" = get && printf 'username=%s\\npassword=%s\\n' \"$ZONEKEEPER_PUSH_USER\" \"$ZONEKEEPER_PUSH_TOKEN\"; }; f"])
+            .env("ZONEKEEPER_PUSH_USER", &c.user)
+            .env("ZONEKEEPER_PUSH_TOKEN", &c.token);
+    }
+    let out = git
         .args(["push", "--porcelain", "origin", &format!("{commit}:refs/heads/{branch}")])
         .env("GIT_TERMINAL_PROMPT", "0")
         .output()
