@@ -501,3 +501,26 @@ fn a_bad_branch_with_no_good_commit_yet_is_an_error_and_writes_nothing() {
     assert!(out.stderr().contains("(Typo)") && !out.all().contains("stays in force"), "{}", out.all());
     assert!(!cwd.path().join(".zonekeeper").exists());
 }
+
+#[test]
+fn a_renamed_default_branch_is_followed() {
+    let (work, remotes) = bare_remote();
+    let bare = remotes.path().join("dns.git");
+    let url = format!("file://{}", bare.display());
+    let (cache, cwd) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    zk_remote(&url, cache.path(), cwd.path(), &["plan"]).expect_code(0);
+
+    // the remote's default branch becomes `trunk`, with a new commit, and `main` goes away
+    work.write("records/home.example.yaml", &support::RECORDS.replace("192.0.2.25", "192.0.2.26"));
+    git(&work, &["commit", "-q", "-am", "On trunk"]);
+    git(&work, &["push", "-q", "origin", "HEAD:refs/heads/trunk"]);
+    let bare_git = |args: &[&str]| {
+        let ok = std::process::Command::new("git").arg("--git-dir").arg(&bare).args(args).status().unwrap();
+        assert!(ok.success(), "git {args:?}");
+    };
+    bare_git(&["symbolic-ref", "HEAD", "refs/heads/trunk"]);
+    bare_git(&["branch", "-D", "main"]);
+
+    let out = zk_remote(&url, cache.path(), cwd.path(), &["plan"]).expect_code(0);
+    assert!(out.stdout().contains("(On trunk)"), "{}", out.all());
+}

@@ -292,8 +292,13 @@ pub fn fetch(url: &str, dir: &Path, credentials: Option<&Credentials>) -> Result
             if let Some(c) = credentials {
                 conn.set_credentials(c.clone().callback());
             }
+            // Ask for HEAD too, to learn which branch it names now (see below).
+            let head = gix::refspec::parse("HEAD".into(), gix::refspec::parse::Operation::Fetch)
+                .map_err(|e| chain(&e))?
+                .to_owned();
+            let options = gix::remote::ref_map::Options { extra_refspecs: vec![head], ..Default::default() };
             let outcome = conn
-                .prepare_fetch(gix::progress::Discard, Default::default())
+                .prepare_fetch(gix::progress::Discard, options)
                 .map_err(|e| chain(&e))?
                 .receive(gix::progress::Discard, &stop)
                 .map_err(|e| chain(&e))?;
@@ -318,6 +323,31 @@ pub fn fetch(url: &str, dir: &Path, credentials: Option<&Credentials>) -> Result
                 .collect();
             for r in stale {
                 r.delete().map_err(|e| e.to_string())?;
+            }
+            // `git clone` sets origin/HEAD once; a remote whose default branch is renamed
+            // later would leave it naming a branch that is gone. Follow the remote's HEAD on
+            // every fetch instead.
+            let remote_head = outcome.ref_map.remote_refs.iter().find_map(|r| match r {
+                gix::protocol::handshake::Ref::Symbolic { full_ref_name, target, .. } if full_ref_name == "HEAD" => {
+                    target.to_string().strip_prefix("refs/heads/").map(str::to_string)
+                }
+                _ => None,
+            });
+            if let Some(branch) = remote_head {
+                use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit};
+                let target: gix::refs::FullName =
+                    format!("refs/remotes/origin/{branch}").try_into().map_err(|e| chain(&e))?;
+                let name: gix::refs::FullName = "refs/remotes/origin/HEAD".try_into().map_err(|e| chain(&e))?;
+                repo.edit_reference(RefEdit {
+                    change: Change::Update {
+                        log: LogChange::default(),
+                        expected: PreviousValue::Any,
+                        new: gix::refs::Target::Symbolic(target),
+                    },
+                    name,
+                    deref: false,
+                })
+                .map_err(|e| chain(&e))?;
             }
             Ok(())
         };
