@@ -631,8 +631,8 @@ fn observe_state(origin: &Origin, state: &DesiredState, source: &str, commit: bo
         );
     }
     let dir = if remote { git::cache_dir(&cache_root()?, &repo_str) } else { repo.to_path_buf() };
-    if !remote && git::checked_out_branch(&dir).as_deref() == Some(cb.branch.as_str()) {
-        bail!("the commit-back branch `{}` is checked out in {}; use another branch", cb.branch, dir.display());
+    if let Some(wt) = (!remote).then(|| git::checked_out_in(&dir, &cb.branch)).flatten() {
+        bail!("the commit-back branch `{}` is checked out in {}; use another branch", cb.branch, wt.display());
     }
     let author = git::Author { name: cb.author_name.clone(), email: cb.author_email.clone() };
     let message = format!("Observed state of {} target zone(s)\n\nRead from the {source}.", zones.len());

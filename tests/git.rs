@@ -524,3 +524,28 @@ fn a_renamed_default_branch_is_followed() {
     let out = zk_remote(&url, cache.path(), cwd.path(), &["plan"]).expect_code(0);
     assert!(out.stdout().contains("(On trunk)"), "{}", out.all());
 }
+
+#[test]
+fn commit_back_refuses_a_branch_checked_out_in_any_worktree() {
+    let repo = Repo::example().with_settings(&format!("{}{COMMIT_BACK}", support::SETTINGS));
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "x"]);
+    repo.run(&["apply"]).expect_code(0);
+
+    git(&repo, &["checkout", "-q", "-b", "zonekeeper-observed"]);
+    let out = repo.run(&["observe", "--commit"]).expect_code(1);
+    assert!(out.stderr().contains("`zonekeeper-observed` is checked out in"), "{}", out.all());
+
+    git(&repo, &["checkout", "-q", "main"]);
+    let linked = tempfile::tempdir().unwrap();
+    let linked_path = linked.path().join("observed-wt");
+    git(&repo, &["worktree", "add", "-q", linked_path.to_str().unwrap(), "zonekeeper-observed"]);
+    let out = repo.run(&["observe", "--commit"]).expect_code(1);
+    assert!(out.stderr().contains(&format!("is checked out in {}", linked_path.display())), "{}", out.all());
+    assert_eq!(commit_count(repo.path(), "zonekeeper-observed"), 1, "nothing committed");
+
+    git(&repo, &["worktree", "remove", linked_path.to_str().unwrap()]);
+    repo.run(&["observe", "--commit"]).expect_code(0);
+    assert_eq!(commit_count(repo.path(), "zonekeeper-observed"), 2);
+}

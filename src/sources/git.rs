@@ -553,9 +553,17 @@ pub fn resolve(dir: &Path, rev: &str) -> Option<String> {
     repo.rev_parse_single(rev).ok().map(|id| id.to_string())
 }
 
-/// The branch checked out in the repository at `dir`, if any.
-pub fn checked_out_branch(dir: &Path) -> Option<String> {
+/// Where `branch` is checked out, in the repository at `dir` or any of its linked worktrees
+/// (`git worktree add`): committing to it there would leave that working tree behind its branch.
+pub fn checked_out_in(dir: &Path, branch: &str) -> Option<std::path::PathBuf> {
     let repo = gix::open(dir).ok()?;
-    let head = repo.head_name().ok()??;
-    head.as_bstr().to_string().strip_prefix("refs/heads/").map(str::to_string)
+    let wanted = format!("refs/heads/{branch}");
+    let all = repo.worktrees_including_main().ok()?;
+    for wt in all.filter_map(Result::ok) {
+        let Ok(Some(head)) = wt.head_name() else { continue };
+        if head.as_bstr() == wanted.as_str() {
+            return Some(wt.workdir().map(Path::to_path_buf).unwrap_or_else(|| wt.git_dir().to_path_buf()));
+        }
+    }
+    None
 }
