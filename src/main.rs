@@ -656,13 +656,20 @@ fn observe_state(origin: &Origin, state: &DesiredState, source: &str, commit: bo
             println!("committed {id} to {}", cb.branch);
             return Ok(ExitCode::SUCCESS);
         }
-        if git::push(&dir, &id, &cb.branch, origin.credentials.as_ref())? {
-            println!("committed {id} to {} and pushed it to {}", cb.branch, git::redact(&repo_str));
-            return Ok(ExitCode::SUCCESS);
-        }
-        // The remote moved on: fetch, and make the commit again on top of what is there now.
+        let refused = match git::push(&dir, &id, &cb.branch, origin.credentials.as_ref())? {
+            git::Pushed::Done => {
+                println!("committed {id} to {} and pushed it to {}", cb.branch, git::redact(&repo_str));
+                return Ok(ExitCode::SUCCESS);
+            }
+            git::Pushed::MaybeMoved(detail) => detail,
+        };
+        // Perhaps the remote moved on: fetch, and make the commit again on top of what is
+        // there now. If it did not move, the refusal has another cause: retrying cannot help.
         if let git::Fetched::Stale(why) = git::fetch(&repo_str, &dir, origin.credentials.as_ref())? {
             bail!("the push was rejected and fetching again failed: {why}");
+        }
+        if git::resolve(&dir, &tip) == parent {
+            bail!("git push to {} was refused, and the remote branch has not moved: {refused}", git::redact(&repo_str));
         }
     }
     bail!("the remote branch `{}` kept moving; gave up after 3 tries (nothing is ever force-pushed)", cb.branch)

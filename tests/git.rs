@@ -549,3 +549,20 @@ fn commit_back_refuses_a_branch_checked_out_in_any_worktree() {
     repo.run(&["observe", "--commit"]).expect_code(0);
     assert_eq!(commit_count(repo.path(), "zonekeeper-observed"), 2);
 }
+
+#[test]
+fn a_push_refused_for_another_reason_is_reported_not_retried() {
+    let remote = CommitBackRemote::new();
+    let (bare, url, cache, cwd) = (remote.bare(), remote.url(), remote.cache.path(), remote.cwd.path());
+    zk_remote(&url, cache, cwd, &["apply"]).expect_code(0);
+    zk_remote(&url, cache, cwd, &["observe", "--commit"]).expect_code(0);
+    // A stale lock on the remote: git says "cannot lock ref", as it does in a race, but the
+    // branch has not moved, so fetching and retrying cannot help.
+    std::fs::write(bare.join("refs/heads/zonekeeper-observed.lock"), "").unwrap();
+    std::fs::write(cwd.join(".zonekeeper/hosts"), "").unwrap();
+    let out = zk_remote(&url, cache, cwd, &["observe", "--commit"]).expect_code(1);
+    let err = out.stderr();
+    assert!(err.contains(&format!("git push to {url} was refused, and the remote branch has not moved")), "{err}");
+    assert!(err.contains("cannot lock ref"), "{err}");
+    assert_eq!(commit_count(&bare, "zonekeeper-observed"), 1);
+}

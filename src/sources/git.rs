@@ -503,9 +503,18 @@ pub fn commit_files(dir: &Path, own_clone: bool, c: &CommitSpec<'_>) -> Result<O
     Ok(Some(id.to_string()))
 }
 
+/// What became of a push.
+#[derive(Debug)]
+pub enum Pushed {
+    Done,
+    /// Refused in a way that a remote that moved on causes (with git's words, redacted):
+    /// fetch, and if the branch did move, redo the commit on top and try again.
+    MaybeMoved(String),
+}
+
 /// Pushes `commit` to `branch` of `origin` with the git binary (gix cannot push yet), never
-/// forcing. `Ok(false)` means the remote moved on: fetch, redo the commit on top, try again.
-pub fn push(dir: &Path, commit: &str, branch: &str, credentials: Option<&Credentials>) -> Result<bool, GitError> {
+/// forcing.
+pub fn push(dir: &Path, commit: &str, branch: &str, credentials: Option<&Credentials>) -> Result<Pushed, GitError> {
     let mut git = std::process::Command::new("git");
     git.arg("-C").arg(dir);
     if let Some(c) = credentials {
@@ -522,14 +531,21 @@ pub fn push(dir: &Path, commit: &str, branch: &str, credentials: Option<&Credent
         .output()
         .map_err(|e| GitError::Push { remote: "origin".into(), detail: format!("cannot run git: {e}") })?;
     if out.status.success() {
-        return Ok(true);
+        return Ok(Pushed::Done);
     }
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    // git's own output names the URL; credentials in it must not reach a log.
+    let detail = text
+        .split_whitespace()
+        .map(|w| if w.contains("://") { redact(w) } else { w.to_string() })
+        .collect::<Vec<_>>()
+        .join(" ");
     // The remote moved on: before we sent (rejected, fetch first) or while we sent (the
-    // ref was no longer where the remote told us: failed to update / cannot lock ref).
+    // ref was no longer where the remote told us: failed to update / cannot lock ref). The
+    // last two also have other causes; the caller tells them apart by fetching.
     let moved = ["[rejected]", "non-fast-forward", "fetch first", "failed to update ref", "cannot lock ref"];
     if moved.iter().any(|m| text.contains(m)) {
-        return Ok(false);
+        return Ok(Pushed::MaybeMoved(detail));
     }
     let remote = std::process::Command::new("git")
         .arg("-C")
@@ -538,12 +554,6 @@ pub fn push(dir: &Path, commit: &str, branch: &str, credentials: Option<&Credent
         .output()
         .map(|o| redact(String::from_utf8_lossy(&o.stdout).trim()))
         .unwrap_or_else(|_| "origin".into());
-    // git's own output names the URL; credentials in it must not reach a log.
-    let detail = text
-        .split_whitespace()
-        .map(|w| if w.contains("://") { redact(w) } else { w.to_string() })
-        .collect::<Vec<_>>()
-        .join(" ");
     Err(GitError::Push { remote, detail })
 }
 
