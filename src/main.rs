@@ -262,6 +262,7 @@ impl Origin {
         // current directory.
         let here = Path::new(".");
         let source = read.files.describe();
+        tracing::info!(commit = %read.commit, source = %source, "read the desired state");
         let state = desired::load_from(here, &read.files);
         match state {
             Ok(state) => {
