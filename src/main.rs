@@ -29,9 +29,10 @@ use zonekeeper::targets::zonefile::ZoneFileTarget;
         touching only records this owner id owns."
 )]
 struct Cli {
-    /// The desired-state repository: a directory holding zonekeeper.yaml (its working tree is
-    /// read, or a commit with --ref), or a git URL (https://, ssh://, git://, file://) fetched
-    /// into a cache (ZONEKEEPER_CACHE) and read at --ref (default HEAD). For a remote branch, an
+    /// The desired-state repository: a directory holding zonekeeper.yaml, read at HEAD of the
+    /// git repository it is in (or at --ref; its files on disk with --worktree, or when it is in
+    /// no git repository), or a git URL (https://, ssh://, git://, file://) fetched into a
+    /// cache (ZONEKEEPER_CACHE) and read at --ref (default HEAD). For a remote branch, an
     /// invalid new commit is reported and the last good one stays in force.
     #[arg(long, global = true, env = "ZONEKEEPER_REPO", default_value = ".")]
     repo: PathBuf,
@@ -39,6 +40,10 @@ struct Cli {
     /// instead of its working tree. For validate, plan and apply.
     #[arg(long = "ref", global = true, value_name = "REV")]
     git_ref: Option<String>,
+    /// Read the files on disk in --repo (uncommitted edits included) instead of HEAD: for
+    /// local editing. `preview` always does.
+    #[arg(long, global = true, conflicts_with = "git_ref")]
+    worktree: bool,
     /// A file holding the token for https:// remotes (a forge's access or deploy token, sent as
     /// the password of HTTP basic auth). The token may instead be in ZONEKEEPER_GIT_TOKEN.
     #[arg(long, global = true, env = "ZONEKEEPER_GIT_TOKEN_FILE", value_name = "PATH")]
@@ -198,6 +203,7 @@ fn init_logs(cli: &Cli) {
 struct Origin {
     repo: PathBuf,
     rev: Option<String>,
+    worktree: bool,
     credentials: Option<zonekeeper::sources::git::Credentials>,
 }
 
@@ -225,7 +231,12 @@ impl Loaded {
 
 impl Origin {
     fn from_cli(cli: &Cli) -> Result<Origin> {
-        Ok(Origin { repo: cli.repo.clone(), rev: cli.git_ref.clone(), credentials: git_credentials(cli)? })
+        Ok(Origin {
+            repo: cli.repo.clone(),
+            rev: cli.git_ref.clone(),
+            worktree: cli.worktree,
+            credentials: git_credentials(cli)?,
+        })
     }
 
     fn remote(&self) -> Option<String> {
@@ -242,8 +253,24 @@ impl Origin {
         let rev = self.rev.as_deref();
         let Some(url) = self.remote() else {
             let repo = &self.repo;
+            let on_disk = || (desired::load(repo), WorkTree(repo.to_path_buf()).describe());
             let (state, source) = match rev {
-                None => (desired::load(repo), WorkTree(repo.to_path_buf()).describe()),
+                None if self.worktree => on_disk(),
+                None => match git::read_head(repo)? {
+                    // Not in a git repository: the files on disk are all there is.
+                    None => on_disk(),
+                    Some(files) => {
+                        let uncommitted = desired::files::uncommitted(&files, repo);
+                        if !uncommitted.is_empty() {
+                            eprintln!(
+                                "note: not reading uncommitted changes to {} (this reads HEAD; pass --worktree for the files on disk)",
+                                uncommitted.join(", ")
+                            );
+                        }
+                        let source = files.describe();
+                        (desired::load_from(repo, &files), source)
+                    }
+                },
                 Some(rev) => {
                     let files = git::read_commit(repo, rev)?;
                     let source = files.describe();
@@ -349,7 +376,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(if held_back { ExitCode::from(1) } else { code })
         }
         Command::Preview { hosts, watch, view } => preview(&cli.repo, &hosts, watch, view.as_deref()),
-        Command::Export { target, zone, corefile } => export(&cli.repo, &target, zone.as_deref(), corefile),
+        Command::Export { target, zone, corefile } => export(&origin, &target, zone.as_deref(), corefile),
         Command::Schema { check, dir } => schema(&dir, check),
         Command::Observe { commit } => observe(&origin, commit),
     }
@@ -374,7 +401,7 @@ fn report_failures(failures: &[reconcile::TargetFailure]) -> bool {
 
 fn validate(origin: &Origin, format: ValidateFormat) -> Result<ExitCode> {
     let Loaded { state: loaded, source, .. } = origin.load(false)?;
-    if (origin.rev.is_some() || origin.remote().is_some()) && !matches!(format, ValidateFormat::Json) {
+    if !source.starts_with("working tree") && !matches!(format, ValidateFormat::Json) {
         eprintln!("reading the {source}");
     }
     let diags = match loaded {
@@ -559,8 +586,8 @@ fn preview(repo: &Path, hosts: &Path, watch: bool, view: Option<&str>) -> Result
     Ok(ExitCode::SUCCESS)
 }
 
-fn export(repo: &Path, target: &str, zone: Option<&str>, corefile: bool) -> Result<ExitCode> {
-    let state = desired::load(repo)?;
+fn export(origin: &Origin, target: &str, zone: Option<&str>, corefile: bool) -> Result<ExitCode> {
+    let (state, _, _) = origin.load(true)?.in_force()?;
     let ts = state.settings.target(target).with_context(|| format!("no target named `{target}` in zonekeeper.yaml"))?;
     let zones: Vec<Name> =
         state.settings.zones.iter().filter(|z| z.targets.contains(&ts.name)).map(|z| z.name.clone()).collect();

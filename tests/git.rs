@@ -35,9 +35,20 @@ fn plan_at_a_ref_reads_the_commit_not_the_working_tree() {
     let at_head = repo.run(&["plan", "--ref", "HEAD"]).expect_code(0).stdout();
     assert!(at_head.starts_with(&format!("zonekeeper plan: read commit {head} (The example zone) of ")), "{at_head}");
     assert!(at_head.contains("192.0.2.25") && !at_head.contains("192.0.2.26"), "{at_head}");
-    let worktree = repo.run(&["plan"]).expect_code(0).stdout();
+    // without --ref, a directory in a git repository is read at HEAD, and uncommitted
+    // changes are named; --worktree reads the files on disk
+    let default = repo.run(&["plan"]).expect_code(0);
+    assert!(default.stdout().starts_with(&format!("zonekeeper plan: read commit {head} ")), "{}", default.all());
+    assert!(
+        default.stderr().contains("not reading uncommitted changes to records/home.example.yaml"),
+        "{}",
+        default.all()
+    );
+    let worktree = repo.run(&["plan", "--worktree"]).expect_code(0).stdout();
     assert!(worktree.starts_with("zonekeeper plan: read working tree of "), "{worktree}");
     assert!(worktree.contains("192.0.2.26"));
+    let out = repo.run(&["plan", "--worktree", "--ref", "HEAD"]).expect_code(2);
+    assert!(out.stderr().contains("cannot be used with"), "{}", out.all());
 
     // a newer commit is picked up, and the older one can still be planned
     git(&repo, &["commit", "-q", "-am", "Move mail"]);
@@ -251,7 +262,7 @@ fn commit_back_makes_one_commit_per_change_and_none_without_one() {
 
     // the target changed: one more commit, and main and the working tree are untouched
     repo.write("records/home.example.yaml", &support::RECORDS.replace("192.0.2.25", "192.0.2.26"));
-    repo.run(&["apply"]).expect_code(0);
+    repo.run(&["apply", "--worktree"]).expect_code(0);
     repo.run(&["observe", "--commit"]).expect_code(0);
     assert_eq!(commit_count(repo.path(), "zonekeeper-observed"), 2);
     assert_eq!(commit_count(repo.path(), "main"), 1);
@@ -565,4 +576,38 @@ fn a_push_refused_for_another_reason_is_reported_not_retried() {
     assert!(err.contains(&format!("git push to {url} was refused, and the remote branch has not moved")), "{err}");
     assert!(err.contains("cannot lock ref"), "{err}");
     assert_eq!(commit_count(&bare, "zonekeeper-observed"), 1);
+}
+
+#[test]
+fn a_folder_inside_a_repository_is_read_at_head_of_that_repository() {
+    let repo = Repo::empty();
+    let dns = repo.path().join("infra/dns");
+    std::fs::create_dir_all(dns.join("records")).unwrap();
+    std::fs::write(dns.join("zonekeeper.yaml"), support::SETTINGS).unwrap();
+    std::fs::write(dns.join("records/home.example.yaml"), support::RECORDS).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    let run = |args: &[&str]| {
+        let out = assert_cmd::Command::cargo_bin("zonekeeper")
+            .unwrap()
+            .arg("--repo")
+            .arg(&dns)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        support::Run(out)
+    };
+    // no commit yet: a clear error that says what to do
+    let out = run(&["plan"]).expect_code(1);
+    assert!(out.stderr().contains("no commit yet") && out.stderr().contains("--worktree"), "{}", out.all());
+
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "DNS in a folder"]);
+    let out = run(&["plan"]).expect_code(0);
+    assert!(out.stdout().contains("(DNS in a folder) of "), "{}", out.all());
+    assert!(out.stdout().contains("192.0.2.25") && out.stderr().is_empty(), "{}", out.all());
+    assert!(run(&["plan", "--ref", "main"]).expect_code(0).stdout().contains("(DNS in a folder)"));
+    // zone files land relative to the folder, as from its working tree
+    run(&["apply", "--target", "coredns"]).expect_code(0);
+    assert!(dns.join(".zonekeeper/zones/db.home.example").exists());
 }

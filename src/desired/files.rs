@@ -105,3 +105,33 @@ impl Files for InMemory {
         self.description.clone()
     }
 }
+
+/// The desired-state files (`zonekeeper.yaml`, `records/*`, `resolvers/*`) whose content on
+/// disk under `dir` is not what `commit` holds: changed, added or deleted, sorted. Files that
+/// are not plain files on disk, or are very large, are compared by size only.
+pub fn uncommitted(commit: &InMemory, dir: &std::path::Path) -> Vec<String> {
+    const READ_AT_MOST: u64 = 256 << 20;
+    let disk = WorkTree(dir.to_path_buf());
+    let mut paths: std::collections::BTreeSet<String> = commit.files.keys().cloned().collect();
+    if dir.join(super::settings::SETTINGS_FILE).exists() {
+        paths.insert(super::settings::SETTINGS_FILE.to_string());
+    }
+    for sub in ["records", "resolvers"] {
+        paths.extend(disk.list_yaml(sub).unwrap_or_default());
+    }
+    paths
+        .into_iter()
+        .filter(|rel| {
+            let committed = commit.files.get(rel.as_str());
+            let on_disk = std::fs::metadata(dir.join(rel)).ok().filter(|m| m.is_file());
+            match (committed, on_disk) {
+                (None, None) => false,
+                (Some(_), None) | (None, Some(_)) => true,
+                (Some(bytes), Some(m)) if m.len() != bytes.len() as u64 || m.len() > READ_AT_MOST => {
+                    m.len() != bytes.len() as u64
+                }
+                (Some(bytes), Some(_)) => std::fs::read(dir.join(rel)).map(|b| b != *bytes).unwrap_or(true),
+            }
+        })
+        .collect()
+}

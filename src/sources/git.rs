@@ -81,9 +81,44 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-/// The desired-state files of `rev` in the local repository at `dir`.
+/// The desired-state files of `rev` in the repository that holds `dir` (its root, a folder in
+/// its working tree, or a bare repository).
 pub fn read_commit(dir: &Path, rev: &str) -> Result<InMemory, GitError> {
-    Ok(read_at(dir, rev, &[rev.to_string()], &dir.display().to_string())?.files)
+    let shown = dir.display().to_string();
+    let Some((repo, prefix)) = repository_of(dir)? else {
+        return Err(GitError::Open { dir: shown, detail: "no .git here or in any parent folder".into() });
+    };
+    Ok(read_in(&repo, &prefix, rev, &[rev.to_string()], &shown)?.files)
+}
+
+/// The desired-state files at `HEAD` of the repository that holds `dir`, or `None` when `dir`
+/// is in no git repository.
+pub fn read_head(dir: &Path) -> Result<Option<InMemory>, GitError> {
+    let Some((repo, prefix)) = repository_of(dir)? else { return Ok(None) };
+    let shown = dir.display().to_string();
+    if repo.head_id().is_err() {
+        return Err(GitError::Revision {
+            rev: "HEAD".into(),
+            dir: shown,
+            detail: "the repository has no commit yet (commit the files, or pass --worktree to read them)".into(),
+        });
+    }
+    Ok(Some(read_in(&repo, &prefix, "HEAD", &["HEAD".to_string()], &shown)?.files))
+}
+
+/// The repository holding `dir` and the path of `dir` inside its working tree (`""` at the
+/// root). `None` when there is no `.git` in `dir` or above it.
+fn repository_of(dir: &Path) -> Result<Option<(gix::Repository, String)>, GitError> {
+    let open_error =
+        |e: &dyn std::fmt::Display| GitError::Open { dir: dir.display().to_string(), detail: e.to_string() };
+    if let Ok(repo) = gix::open(dir) {
+        return Ok(Some((repo, String::new())));
+    }
+    let abs = dir.canonicalize().map_err(|e| open_error(&e))?;
+    let Some(root) = abs.ancestors().find(|a| a.join(".git").exists()) else { return Ok(None) };
+    let repo = gix::open(root).map_err(|e| open_error(&e))?;
+    let prefix = abs.strip_prefix(root).unwrap_or(Path::new("")).to_string_lossy().into_owned();
+    Ok(Some((repo, prefix)))
 }
 
 /// What was read from a clone made by `fetch`.
@@ -141,8 +176,21 @@ pub fn read_clone_commit(dir: &Path, commit: &str, url: &str) -> Result<InMemory
 }
 
 fn read_at(dir: &Path, rev: &str, candidates: &[String], shown: &str) -> Result<ReadAt, GitError> {
+    let repo = gix::open(dir).map_err(|e| GitError::Open { dir: shown.to_string(), detail: e.to_string() })?;
+    read_in(&repo, "", rev, candidates, shown)
+}
+
+/// Reads the desired state under `prefix` (a folder of the repository, `""` for its root) at
+/// the first of `candidates` that names a commit.
+fn read_in(
+    repo: &gix::Repository,
+    prefix: &str,
+    rev: &str,
+    candidates: &[String],
+    shown: &str,
+) -> Result<ReadAt, GitError> {
     let shown = shown.to_string();
-    let repo = gix::open(dir).map_err(|e| GitError::Open { dir: shown.clone(), detail: e.to_string() })?;
+    let at = |rel: &str| if prefix.is_empty() { rel.to_string() } else { format!("{prefix}/{rel}") };
     let revision = |detail: String| GitError::Revision { rev: rev.to_string(), dir: shown.clone(), detail };
     let mut id = Err(revision("no candidates".into()));
     let mut follows_branch = false;
@@ -172,7 +220,7 @@ fn read_at(dir: &Path, rev: &str, candidates: &[String], shown: &str) -> Result<
     let mut files = BTreeMap::new();
     let mut refused = BTreeMap::new();
     const NOT_A_FILE: &str = "is a symlink or submodule in this commit; desired state must be a plain file";
-    if let Some(entry) = tree.lookup_entry_by_path("zonekeeper.yaml").map_err(|e| read("zonekeeper.yaml", &e))? {
+    if let Some(entry) = tree.lookup_entry_by_path(at("zonekeeper.yaml")).map_err(|e| read("zonekeeper.yaml", &e))? {
         if entry.mode().is_blob() {
             let blob = entry.object().map_err(|e| read("zonekeeper.yaml", &e))?;
             files.insert("zonekeeper.yaml".to_string(), blob.data.clone());
@@ -181,7 +229,7 @@ fn read_at(dir: &Path, rev: &str, candidates: &[String], shown: &str) -> Result<
         }
     }
     for dir in ["records", "resolvers"] {
-        let Some(entry) = tree.lookup_entry_by_path(dir).map_err(|e| read(dir, &e))? else { continue };
+        let Some(entry) = tree.lookup_entry_by_path(at(dir)).map_err(|e| read(dir, &e))? else { continue };
         if !entry.mode().is_tree() {
             continue;
         }
