@@ -37,7 +37,7 @@ struct Cli {
     #[arg(long, global = true, env = "ZONEKEEPER_REPO", default_value = ".")]
     repo: PathBuf,
     /// Read the desired state at this git revision of --repo (a branch, tag or commit)
-    /// instead of its working tree. For validate, plan and apply.
+    /// instead of HEAD.
     #[arg(long = "ref", global = true, value_name = "REV")]
     git_ref: Option<String>,
     /// Read the files on disk in --repo (uncommitted edits included) instead of HEAD: for
@@ -231,11 +231,16 @@ impl Loaded {
 
 impl Origin {
     fn from_cli(cli: &Cli) -> Result<Origin> {
+        let remote = zonekeeper::sources::git::is_url(&cli.repo.to_string_lossy());
+        if remote && cli.worktree {
+            bail!("--worktree reads a local directory's files; a git URL has none (use --ref to pick a commit)");
+        }
         Ok(Origin {
             repo: cli.repo.clone(),
             rev: cli.git_ref.clone(),
             worktree: cli.worktree,
-            credentials: git_credentials(cli)?,
+            // Only a remote needs the token: a bad token file must not stop local work.
+            credentials: if remote { git_credentials(cli)? } else { None },
         })
     }
 
@@ -259,8 +264,9 @@ impl Origin {
                 None => match git::read_head(repo)? {
                     // Not in a git repository: the files on disk are all there is.
                     None => on_disk(),
-                    Some(files) => {
-                        let uncommitted = desired::files::uncommitted(&files, repo);
+                    Some((files, in_worktree)) => {
+                        let uncommitted =
+                            if in_worktree { desired::files::uncommitted(&files, repo) } else { Vec::new() };
                         if !uncommitted.is_empty() {
                             eprintln!(
                                 "note: not reading uncommitted changes to {} (this reads HEAD; pass --worktree for the files on disk)",
@@ -281,6 +287,7 @@ impl Origin {
         };
         let dir = git::cache_dir(&cache_root()?, &url);
         if let git::Fetched::Stale(why) = git::fetch(&url, &dir, self.credentials.as_ref())? {
+            let why = git::with_token_hint(why, self.credentials.is_some());
             eprintln!("warning: fetching {} failed ({why}); reading the last fetched commits", git::redact(&url));
         }
         let rev = rev.unwrap_or("HEAD");
@@ -294,7 +301,10 @@ impl Origin {
         match state {
             Ok(state) => {
                 if read.follows_branch {
-                    git::set_last_good(&dir, rev, &read.commit)?;
+                    // Not being able to remember it costs only the fallback, not this run.
+                    if let Err(e) = git::set_last_good(&dir, rev, &read.commit) {
+                        eprintln!("warning: {e}");
+                    }
                 }
                 Ok(Loaded { state: Ok(state), source, held_back: None })
             }
@@ -333,6 +343,10 @@ fn git_credentials(cli: &Cli) -> Result<Option<zonekeeper::sources::git::Credent
         (None, Ok(token)) if !token.trim().is_empty() => token.trim().to_string(),
         _ => return Ok(None),
     };
+    // SAFETY: called from `run` before any thread is started (logging is set up without one,
+    // and gix, reqwest and the targets start theirs later), so nothing reads the environment
+    // concurrently. The token then no longer reaches the children gix spawns (ssh, git).
+    unsafe { std::env::remove_var("ZONEKEEPER_GIT_TOKEN") };
     Ok(Some(Credentials::new(cli.git_user.clone(), token)))
 }
 
@@ -587,7 +601,12 @@ fn preview(repo: &Path, hosts: &Path, watch: bool, view: Option<&str>) -> Result
 }
 
 fn export(origin: &Origin, target: &str, zone: Option<&str>, corefile: bool) -> Result<ExitCode> {
-    let (state, _, _) = origin.load(true)?.in_force()?;
+    let (state, _, held_back) = origin.load(true)?.in_force()?;
+    let code = export_state(&state, target, zone, corefile)?;
+    Ok(if held_back { ExitCode::from(1) } else { code })
+}
+
+fn export_state(state: &DesiredState, target: &str, zone: Option<&str>, corefile: bool) -> Result<ExitCode> {
     let ts = state.settings.target(target).with_context(|| format!("no target named `{target}` in zonekeeper.yaml"))?;
     let zones: Vec<Name> =
         state.settings.zones.iter().filter(|z| z.targets.contains(&ts.name)).map(|z| z.name.clone()).collect();
@@ -607,7 +626,7 @@ fn export(origin: &Origin, target: &str, zone: Option<&str>, corefile: bool) -> 
     }
     let zone_arg = zone.context("--zone is required")?;
     let zone = Name::parse(zone_arg).with_context(|| format!("`{zone_arg}` is not a valid zone name"))?;
-    let t = reconcile::build_target(&state, ts);
+    let t = reconcile::build_target(state, ts);
     let observed = t.observe(&zone)?;
     let sets: Vec<_> = observed.sets.into_iter().map(|o| o.set).collect();
     print!("{}", zonekeeper::export::records_yaml(&zone, &sets, "../schema/records.json"));
@@ -659,7 +678,7 @@ fn observe_state(origin: &Origin, state: &DesiredState, source: &str, commit: bo
         );
     }
     let dir = if remote { git::cache_dir(&cache_root()?, &repo_str) } else { repo.to_path_buf() };
-    if let Some(wt) = (!remote).then(|| git::checked_out_in(&dir, &cb.branch)).flatten() {
+    if let Some(wt) = if remote { None } else { git::checked_out_in(&dir, &cb.branch)? } {
         bail!("the commit-back branch `{}` is checked out in {}; use another branch", cb.branch, wt.display());
     }
     let author = git::Author { name: cb.author_name.clone(), email: cb.author_email.clone() };
@@ -684,7 +703,7 @@ fn observe_state(origin: &Origin, state: &DesiredState, source: &str, commit: bo
             println!("committed {id} to {}", cb.branch);
             return Ok(ExitCode::SUCCESS);
         }
-        let refused = match git::push(&dir, &id, &cb.branch, origin.credentials.as_ref())? {
+        let refused = match git::push(&dir, &repo_str, &id, &cb.branch, origin.credentials.as_ref())? {
             git::Pushed::Done => {
                 println!("committed {id} to {} and pushed it to {}", cb.branch, git::redact(&repo_str));
                 return Ok(ExitCode::SUCCESS);
@@ -694,7 +713,7 @@ fn observe_state(origin: &Origin, state: &DesiredState, source: &str, commit: bo
         // Perhaps the remote moved on: fetch, and make the commit again on top of what is
         // there now. If it did not move, the refusal has another cause: retrying cannot help.
         if let git::Fetched::Stale(why) = git::fetch(&repo_str, &dir, origin.credentials.as_ref())? {
-            bail!("the push was rejected and fetching again failed: {why}");
+            bail!("the push was refused ({refused}) and fetching again failed: {why}");
         }
         if git::resolve(&dir, &tip) == parent {
             bail!("git push to {} was refused, and the remote branch has not moved: {refused}", git::redact(&repo_str));

@@ -121,6 +121,10 @@ fn zk_remote_env(
         .env("NO_COLOR", "1")
         .env_remove("ZONEKEEPER_GIT_TOKEN")
         .env_remove("ZONEKEEPER_GIT_TOKEN_FILE")
+        // no credential helper or setting of the machine's user takes part
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_TERMINAL_PROMPT", "0")
         .envs(env.iter().copied())
         .output()
         .unwrap();
@@ -487,9 +491,11 @@ fn a_bad_commit_on_a_followed_branch_keeps_the_last_good_one_in_force() {
     let validate = zk_remote(&url, cache, cwd, &["validate"]).expect_code(1);
     assert!(validate.stdout().contains("`192.0.2.300` is not an IPv4 address"), "{}", validate.all());
     assert!(!validate.all().contains("stays in force"), "{}", validate.all());
-    // a commit named by its id is what was asked for: no stand-in
-    let out = zk_remote(&url, cache, cwd, &["plan", "--ref", &bad]).expect_code(1);
-    assert!(!out.all().contains("stays in force") && out.stderr().contains("192.0.2.300"), "{}", out.all());
+    // a commit named by its id, or relative to a branch, is what was asked for: no stand-in
+    for fixed in [bad.as_str(), "main~0"] {
+        let out = zk_remote(&url, cache, cwd, &["plan", "--ref", fixed]).expect_code(1);
+        assert!(!out.all().contains("stays in force") && out.stderr().contains("192.0.2.300"), "{}", out.all());
+    }
 
     // the next commit is tried when it comes, and it is good
     work.write("records/home.example.yaml", &support::RECORDS.replace("192.0.2.25", "192.0.2.26"));
@@ -534,6 +540,24 @@ fn a_renamed_default_branch_is_followed() {
 
     let out = zk_remote(&url, cache.path(), cwd.path(), &["plan"]).expect_code(0);
     assert!(out.stdout().contains("(On trunk)"), "{}", out.all());
+    // `main` is gone on the remote: no copy of it in the cache answers for it
+    let out = zk_remote(&url, cache.path(), cwd.path(), &["plan", "--ref", "main"]).expect_code(1);
+    assert!(out.stderr().contains("`main` names no commit"), "{}", out.all());
+
+    // a remote with a detached HEAD: the commit it names is read
+    let first = String::from_utf8(
+        std::process::Command::new("git")
+            .arg("--git-dir")
+            .arg(&bare)
+            .args(["rev-parse", "trunk~1"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    std::fs::write(bare.join("HEAD"), &first).unwrap();
+    let out = zk_remote(&url, cache.path(), cwd.path(), &["plan"]).expect_code(0);
+    assert!(out.stdout().contains("(The example zone)"), "{}", out.all());
 }
 
 #[test]
@@ -583,7 +607,7 @@ fn a_folder_inside_a_repository_is_read_at_head_of_that_repository() {
     let repo = Repo::empty();
     let dns = repo.path().join("infra/dns");
     std::fs::create_dir_all(dns.join("records")).unwrap();
-    std::fs::write(dns.join("zonekeeper.yaml"), support::SETTINGS).unwrap();
+    std::fs::write(dns.join("zonekeeper.yaml"), format!("{}{COMMIT_BACK}", support::SETTINGS)).unwrap();
     std::fs::write(dns.join("records/home.example.yaml"), support::RECORDS).unwrap();
     git(&repo, &["init", "-q", "-b", "main"]);
     let run = |args: &[&str]| {
@@ -608,6 +632,10 @@ fn a_folder_inside_a_repository_is_read_at_head_of_that_repository() {
     assert!(out.stdout().contains("192.0.2.25") && out.stderr().is_empty(), "{}", out.all());
     assert!(run(&["plan", "--ref", "main"]).expect_code(0).stdout().contains("(DNS in a folder)"));
     // zone files land relative to the folder, as from its working tree
-    run(&["apply", "--target", "coredns"]).expect_code(0);
+    run(&["apply"]).expect_code(0);
     assert!(dns.join(".zonekeeper/zones/db.home.example").exists());
+    // commit-back goes under the folder too
+    run(&["observe", "--commit"]).expect_code(0);
+    let files = branch_files(&repo.path().join(".git"), "zonekeeper-observed");
+    assert!(files.contains("infra/dns/observed/coredns/home.example.yaml"), "{files}");
 }

@@ -107,8 +107,10 @@ impl Files for InMemory {
 }
 
 /// The desired-state files (`zonekeeper.yaml`, `records/*`, `resolvers/*`) whose content on
-/// disk under `dir` is not what `commit` holds: changed, added or deleted, sorted. Files that
-/// are not plain files on disk, or are very large, are compared by size only.
+/// disk under `dir` is not what `commit` holds: changed, added or deleted, sorted. Paths the
+/// commit refuses (a committed symlink) are left out; anything on disk that is not a plain
+/// file counts as absent; files over 256 MiB are compared by size only. Bytes are compared
+/// as they are, so a checkout that rewrites line ends (`core.autocrlf`) shows every file.
 pub fn uncommitted(commit: &InMemory, dir: &std::path::Path) -> Vec<String> {
     const READ_AT_MOST: u64 = 256 << 20;
     let disk = WorkTree(dir.to_path_buf());
@@ -121,6 +123,7 @@ pub fn uncommitted(commit: &InMemory, dir: &std::path::Path) -> Vec<String> {
     }
     paths
         .into_iter()
+        .filter(|rel| !commit.refused.contains_key(rel.as_str()))
         .filter(|rel| {
             let committed = commit.files.get(rel.as_str());
             let on_disk = std::fs::metadata(dir.join(rel)).ok().filter(|m| m.is_file());

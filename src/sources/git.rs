@@ -15,6 +15,8 @@ pub enum GitError {
     Revision { rev: String, dir: String, detail: String },
     #[error("cannot read {what} at commit {commit}: {detail}")]
     Read { what: String, commit: String, detail: String },
+    #[error("{dir} is not a directory (pass --repo DIR, a directory holding zonekeeper.yaml, or a git URL)")]
+    Missing { dir: String },
     #[error("cannot fetch {url}: {detail}")]
     Fetch { url: String, detail: String },
     #[error("git push to {remote} failed: {detail}")]
@@ -26,8 +28,9 @@ pub enum GitError {
 }
 
 /// A token for `https://` remotes (a forge's personal access or deploy token), sent as the
-/// password of HTTP basic auth with `user` as the user name, which is what GitHub, GitLab,
-/// Gitea and Forgejo accept. Only gix's credential callback and the `git push` child see it;
+/// password of HTTP basic auth with `user` as the user name (or the user the URL names), which
+/// is what GitHub, GitLab, Gitea and Forgejo accept. It is offered only to the remote's own
+/// scheme, host and port. Only gix's credential callback and the `git push` child see it;
 /// `Debug` hides it.
 #[derive(Clone)]
 pub struct Credentials {
@@ -35,44 +38,105 @@ pub struct Credentials {
     token: String,
 }
 
+/// Where a URL points: scheme, host and port, compared to decide where a token may go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Authority {
+    scheme: String,
+    host: String,
+    port: Option<u16>,
+}
+
+impl Authority {
+    /// Parsed the way gix parses it, so the check and the connection agree on the host.
+    fn of(url: &str) -> Option<Authority> {
+        let u = gix::url::parse(gix::bstr::BStr::new(url)).ok()?;
+        Some(Authority {
+            scheme: u.scheme.as_str().to_ascii_lowercase(),
+            host: u.host()?.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase(),
+            port: u.port_or_default(),
+        })
+    }
+
+    fn is_loopback(&self) -> bool {
+        self.host == "localhost" || self.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    }
+}
+
+/// The user a URL names, if any.
+fn url_user(url: &str) -> Option<String> {
+    gix::url::parse(gix::bstr::BStr::new(url)).ok()?.user().filter(|u| !u.is_empty()).map(str::to_string)
+}
+
+/// Refuses to send a secret in the clear: over plain `http://` to any host but this machine, a
+/// token or a password in the URL is an error. (gix's own blanket refusal is lifted so that
+/// loopback works; anonymous plain http still works, with no credentials at all.)
+pub fn check_plain_http(url: &str, credentials: Option<&Credentials>) -> Result<(), GitError> {
+    let Some(at) = Authority::of(url) else { return Ok(()) };
+    let has_password = gix::url::parse(gix::bstr::BStr::new(url)).ok().is_some_and(|u| u.password().is_some());
+    if at.scheme == "http" && !at.is_loopback() && (credentials.is_some() || has_password) {
+        return Err(GitError::PlainHttp { url: redact(url) });
+    }
+    Ok(())
+}
+
+type CredentialAnswer = gix::Result<Option<gix::credentials::protocol::Outcome>>;
+
 impl Credentials {
     /// `user` is used when the URL names no user of its own.
     pub fn new(user: impl Into<String>, token: impl Into<String>) -> Credentials {
         Credentials { user: user.into(), token: token.into() }
     }
 
-    /// The answer gix asks for when the server wants a login. A user named in the URL wins.
-    fn callback(
-        self,
-    ) -> impl FnMut(gix::credentials::helper::Action) -> gix::Result<Option<gix::credentials::protocol::Outcome>> {
+    /// The answer gix gets when the server at `remote` wants a login: the token, and only for
+    /// that scheme, host and port (a redirect elsewhere gets nothing).
+    fn callback(self, remote: &str) -> impl FnMut(gix::credentials::helper::Action) -> CredentialAnswer + use<> {
         use gix::credentials::helper::Action;
+        let expected = Authority::of(remote);
+        let user = url_user(remote).unwrap_or_else(|| self.user.clone());
         move |action| match action {
-            Action::Get(ctx) => Ok(Some(gix::credentials::protocol::Outcome {
-                identity: gix::sec::identity::Account {
-                    username: ctx.username.clone().filter(|u| !u.is_empty()).unwrap_or_else(|| self.user.clone()),
-                    password: self.token.clone(),
-                    oauth_refresh_token: None,
-                },
-                next: ctx.into(),
-            })),
+            Action::Get(ctx) => {
+                let asked = ctx.url.as_ref().and_then(|u| Authority::of(&u.to_string()));
+                if asked.is_none() || asked != expected {
+                    return Ok(None);
+                }
+                Ok(Some(gix::credentials::protocol::Outcome {
+                    identity: gix::sec::identity::Account {
+                        username: user.clone(),
+                        password: self.token.clone(),
+                        oauth_refresh_token: None,
+                    },
+                    next: ctx.into(),
+                }))
+            }
             // Nothing is stored anywhere; a refused token is simply not offered again.
             Action::Store(_) | Action::Erase(_) => Ok(None),
         }
     }
+}
 
-    /// Refuses to send the token in the clear, except to this machine.
-    fn check_url(&self, url: &str) -> Result<(), GitError> {
-        let Some(rest) = url.strip_prefix("http://") else { return Ok(()) };
-        let authority = rest.split('/').next().unwrap_or_default();
-        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-        let host = match host.strip_prefix('[') {
-            Some(v6) => v6.split(']').next().unwrap_or_default(),
-            None => host.rsplit_once(':').map_or(host, |(h, _)| h),
-        };
-        let local =
-            host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
-        if local { Ok(()) } else { Err(GitError::PlainHttp { url: redact(url) }) }
+/// How a connection to `url` answers a login request: with the token; with nothing at all
+/// over plain http to another host; else as git's configured credential helpers say.
+fn authenticate<T: gix::protocol::transport::client::blocking_io::Transport>(
+    conn: &mut gix::remote::Connection<'_, '_, '_, T>,
+    url: &str,
+    credentials: Option<&Credentials>,
+) {
+    let in_the_clear = Authority::of(url).is_some_and(|a| a.scheme == "http" && !a.is_loopback());
+    match credentials {
+        Some(c) => {
+            conn.set_credentials(c.clone().callback(url));
+        }
+        None if in_the_clear => {
+            conn.set_credentials(no_credentials);
+        }
+        None => {}
     }
+}
+
+/// For plain http to another host without a token: no credentials at all, so that git's
+/// credential helpers are never asked for a password that would travel in the clear.
+fn no_credentials(_: gix::credentials::helper::Action) -> CredentialAnswer {
+    Ok(None)
 }
 
 impl std::fmt::Debug for Credentials {
@@ -91,9 +155,9 @@ pub fn read_commit(dir: &Path, rev: &str) -> Result<InMemory, GitError> {
     Ok(read_in(&repo, &prefix, rev, &[rev.to_string()], &shown)?.files)
 }
 
-/// The desired-state files at `HEAD` of the repository that holds `dir`, or `None` when `dir`
-/// is in no git repository.
-pub fn read_head(dir: &Path) -> Result<Option<InMemory>, GitError> {
+/// The desired-state files at `HEAD` of the repository that holds `dir`, and whether `dir` is
+/// in a working tree (not a bare repository); `None` when `dir` is in no git repository.
+pub fn read_head(dir: &Path) -> Result<Option<(InMemory, bool)>, GitError> {
     let Some((repo, prefix)) = repository_of(dir)? else { return Ok(None) };
     let shown = dir.display().to_string();
     if repo.head_id().is_err() {
@@ -103,7 +167,8 @@ pub fn read_head(dir: &Path) -> Result<Option<InMemory>, GitError> {
             detail: "the repository has no commit yet (commit the files, or pass --worktree to read them)".into(),
         });
     }
-    Ok(Some(read_in(&repo, &prefix, "HEAD", &["HEAD".to_string()], &shown)?.files))
+    let files = read_in(&repo, &prefix, "HEAD", &["HEAD".to_string()], &shown)?.files;
+    Ok(Some((files, repo.workdir().is_some())))
 }
 
 /// The repository holding `dir` and the path of `dir` inside its working tree (`""` at the
@@ -111,12 +176,12 @@ pub fn read_head(dir: &Path) -> Result<Option<InMemory>, GitError> {
 fn repository_of(dir: &Path) -> Result<Option<(gix::Repository, String)>, GitError> {
     let open_error =
         |e: &dyn std::fmt::Display| GitError::Open { dir: dir.display().to_string(), detail: e.to_string() };
-    if let Ok(repo) = gix::open(dir) {
+    if let Ok(repo) = open_repo(dir) {
         return Ok(Some((repo, String::new())));
     }
     let abs = dir.canonicalize().map_err(|e| open_error(&e))?;
     let Some(root) = abs.ancestors().find(|a| a.join(".git").exists()) else { return Ok(None) };
-    let repo = gix::open(root).map_err(|e| open_error(&e))?;
+    let repo = open_repo(root).map_err(|e| open_error(&e))?;
     let prefix = abs.strip_prefix(root).unwrap_or(Path::new("")).to_string_lossy().into_owned();
     Ok(Some((repo, prefix)))
 }
@@ -137,21 +202,17 @@ pub fn read_clone(dir: &Path, rev: &str, url: &str) -> Result<ReadAt, GitError> 
 }
 
 /// The ref in a clone that remembers the last commit of `rev` that loaded without a problem.
-/// It lives outside `refs/remotes`, so a fetch never prunes it, and it keeps the commit
-/// from being collected.
+/// It lives outside `refs/remotes`, so a fetch never prunes it, and it keeps the commit from
+/// being collected. The revision is hex-encoded: one flat name per revision, so no two
+/// revisions share a ref and `a` never clashes with `a/b`.
 fn last_good_ref(rev: &str) -> String {
-    let key: String = rev
-        .trim_start_matches("refs/heads/")
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_./".contains(c) { c } else { '_' })
-        .collect();
-    let key = key.split('/').filter(|p| !p.is_empty() && !p.starts_with('.')).collect::<Vec<_>>().join("/");
-    format!("refs/zonekeeper/last-good/{}", if key.is_empty() { "_" } else { &key })
+    let hex: String = rev.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("refs/zonekeeper/last-good/{hex}")
 }
 
 /// The last good commit of `rev` in the clone at `dir`, if one was recorded.
 pub fn last_good(dir: &Path, rev: &str) -> Option<String> {
-    let repo = gix::open(dir).ok()?;
+    let repo = open_repo(dir).ok()?;
     let id = repo.find_reference(last_good_ref(rev).as_str()).ok()?.into_fully_peeled_id().ok()?;
     Some(id.to_string())
 }
@@ -159,11 +220,11 @@ pub fn last_good(dir: &Path, rev: &str) -> Option<String> {
 /// Records `commit` as the last good commit of `rev` in the clone at `dir`.
 pub fn set_last_good(dir: &Path, rev: &str, commit: &str) -> Result<(), GitError> {
     let fail = |e: &dyn std::fmt::Display| GitError::Read {
-        what: "the last good commit".into(),
+        what: "where to record it as the last good commit".into(),
         commit: commit.chars().take(12).collect(),
         detail: e.to_string(),
     };
-    let repo = gix::open(dir).map_err(|e| fail(&e))?;
+    let repo = open_repo(dir).map_err(|e| fail(&e))?;
     let id = gix::ObjectId::from_hex(commit.as_bytes()).map_err(|e| fail(&e))?;
     repo.reference(last_good_ref(rev), id, gix::refs::transaction::PreviousValue::Any, "zonekeeper: loads cleanly")
         .map_err(|e| fail(&e))?;
@@ -176,7 +237,7 @@ pub fn read_clone_commit(dir: &Path, commit: &str, url: &str) -> Result<InMemory
 }
 
 fn read_at(dir: &Path, rev: &str, candidates: &[String], shown: &str) -> Result<ReadAt, GitError> {
-    let repo = gix::open(dir).map_err(|e| GitError::Open { dir: shown.to_string(), detail: e.to_string() })?;
+    let repo = open_repo(dir).map_err(|e| GitError::Open { dir: shown.to_string(), detail: e.to_string() })?;
     read_in(&repo, "", rev, candidates, shown)
 }
 
@@ -197,7 +258,9 @@ fn read_in(
     for candidate in candidates {
         match repo.rev_parse_single(candidate.as_str()) {
             Ok(found) => {
-                follows_branch = candidate.starts_with("refs/remotes/");
+                // `refs/remotes/origin/main~1` resolves too, but names a fixed commit.
+                follows_branch =
+                    candidate.starts_with("refs/remotes/") && repo.find_reference(candidate.as_str()).is_ok();
                 id = Ok(found);
                 break;
             }
@@ -268,6 +331,18 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// Opens a repository with a fallback identity for the reflog lines that moving a ref writes
+/// (`gitoxide.committer.*Fallback`, used only when no `user.name`/`user.email` is set): a
+/// container or a CI runner has no git identity, and gix refuses a reflog line without one,
+/// which made every fetch after the first fail there.
+fn open_repo(dir: impl Into<std::path::PathBuf>) -> gix::Result<gix::Repository> {
+    let options = gix::open::Options::default().config_overrides([
+        "gitoxide.committer.nameFallback=zonekeeper",
+        "gitoxide.committer.emailFallback=zonekeeper@localhost",
+    ]);
+    gix::open_opts(dir, options)
+}
+
 /// A repository URL with any user or password taken out, for messages and logs.
 pub fn redact(url: &str) -> String {
     match url.split_once("://") {
@@ -303,6 +378,14 @@ pub fn cache_dir(cache_root: &Path, url: &str) -> std::path::PathBuf {
     cache_root.join(format!("{}-{hash:016x}", if safe.is_empty() { "repo" } else { &safe }))
 }
 
+/// A fetch failure's text, with a hint when the server wanted a login and no token was given.
+pub fn with_token_hint(mut detail: String, have_token: bool) -> String {
+    if !have_token && (detail.contains("credentials") || detail.contains("401")) {
+        detail.push_str(" (for an https remote, put a token in ZONEKEEPER_GIT_TOKEN or --git-token-file)");
+    }
+    detail
+}
+
 /// The result of bringing the cache up to date.
 #[derive(Debug)]
 pub enum Fetched {
@@ -317,29 +400,22 @@ pub enum Fetched {
 /// reads as "no records".
 pub fn fetch(url: &str, dir: &Path, credentials: Option<&Credentials>) -> Result<Fetched, GitError> {
     use std::sync::atomic::AtomicBool;
-    if let Some(c) = credentials {
-        c.check_url(url)?;
-    }
+    check_plain_http(url, credentials)?;
     let shown = redact(url);
-    let failed = |e: &dyn std::fmt::Display| {
-        let mut detail = e.to_string();
-        if credentials.is_none() && (detail.contains("credentials") || detail.contains("401")) {
-            detail.push_str(" (for an https remote, put a token in ZONEKEEPER_GIT_TOKEN or --git-token-file)");
-        }
-        GitError::Fetch { url: shown.clone(), detail }
+    let failed = |e: &dyn std::fmt::Display| GitError::Fetch {
+        url: shown.clone(),
+        detail: with_token_hint(e.to_string(), credentials.is_some()),
     };
     let stop = AtomicBool::new(false);
     if dir.join(".git").exists() {
         let refetch = || -> Result<(), String> {
-            let repo = gix::open(dir).map_err(|e| chain(&e))?;
+            let repo = open_repo(dir).map_err(|e| chain(&e))?;
             let remote = repo
                 .find_default_remote(gix::remote::Direction::Fetch)
                 .ok_or("the cached clone has no remote")?
                 .map_err(|e| chain(&e))?;
             let mut conn = remote.connect(gix::remote::Direction::Fetch).map_err(|e| chain(&e))?;
-            if let Some(c) = credentials {
-                conn.set_credentials(c.clone().callback());
-            }
+            authenticate(&mut conn, url, credentials);
             // Ask for HEAD too, to learn which branch it names now (see below).
             let head = gix::refspec::parse("HEAD".into(), gix::refspec::parse::Operation::Fetch)
                 .map_err(|e| chain(&e))?
@@ -375,28 +451,42 @@ pub fn fetch(url: &str, dir: &Path, credentials: Option<&Credentials>) -> Result
             // `git clone` sets origin/HEAD once; a remote whose default branch is renamed
             // later would leave it naming a branch that is gone. Follow the remote's HEAD on
             // every fetch instead.
-            let remote_head = outcome.ref_map.remote_refs.iter().find_map(|r| match r {
-                gix::protocol::handshake::Ref::Symbolic { full_ref_name, target, .. } if full_ref_name == "HEAD" => {
-                    target.to_string().strip_prefix("refs/heads/").map(str::to_string)
+            use gix::protocol::handshake::Ref;
+            use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit};
+            let head_ref = outcome.ref_map.remote_refs.iter().find(|r| match r {
+                Ref::Symbolic { full_ref_name, .. }
+                | Ref::Direct { full_ref_name, .. }
+                | Ref::Peeled { full_ref_name, .. }
+                | Ref::Unborn { full_ref_name, .. } => full_ref_name == "HEAD",
+            });
+            let new = match head_ref {
+                Some(Ref::Symbolic { target, .. }) => match target.to_string().strip_prefix("refs/heads/") {
+                    Some(branch) => Some(gix::refs::Target::Symbolic(
+                        format!("refs/remotes/origin/{branch}").try_into().map_err(|e| chain(&e))?,
+                    )),
+                    None => None,
+                },
+                // A detached HEAD on the remote: follow the commit it names.
+                Some(Ref::Direct { object, .. }) | Some(Ref::Peeled { object, .. }) => {
+                    Some(gix::refs::Target::Object(object.to_owned()))
                 }
                 _ => None,
-            });
-            if let Some(branch) = remote_head {
-                use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit};
-                let target: gix::refs::FullName =
-                    format!("refs/remotes/origin/{branch}").try_into().map_err(|e| chain(&e))?;
-                let name: gix::refs::FullName = "refs/remotes/origin/HEAD".try_into().map_err(|e| chain(&e))?;
-                repo.edit_reference(RefEdit {
-                    change: Change::Update {
-                        log: LogChange::default(),
-                        expected: PreviousValue::Any,
-                        new: gix::refs::Target::Symbolic(target),
-                    },
-                    name,
-                    deref: false,
-                })
-                .map_err(|e| chain(&e))?;
+            };
+            let name: gix::refs::FullName = "refs/remotes/origin/HEAD".try_into().map_err(|e| chain(&e))?;
+            match new {
+                Some(new) => {
+                    let change = Change::Update { log: LogChange::default(), expected: PreviousValue::Any, new };
+                    repo.edit_reference(RefEdit { change, name, deref: false }).map_err(|e| chain(&e))?;
+                }
+                // No HEAD the remote can name (unborn, or not sent): keep none, rather than
+                // one that names what the remote no longer has.
+                None => {
+                    if let Ok(r) = repo.find_reference(&name) {
+                        r.delete().map_err(|e| chain(&e))?;
+                    }
+                }
             }
+            drop_local_branches(&repo)?;
             Ok(())
         };
         return Ok(match refetch() {
@@ -409,24 +499,39 @@ pub fn fetch(url: &str, dir: &Path, credentials: Option<&Credentials>) -> Result
     let parent = dir.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(|e| failed(&e))?;
     let tmp = tempfile::Builder::new().prefix(".clone-").tempdir_in(parent).map_err(|e| failed(&e))?;
-    let creds = credentials.cloned();
+    let (creds, remote_url) = (credentials.cloned(), url.to_string());
     gix::prepare_clone(url, tmp.path())
-        .map(|p| match creds {
-            Some(c) => p.configure_connection(move |conn| {
-                conn.set_credentials(c.clone().callback());
+        .map(|p| {
+            p.configure_connection(move |conn| {
+                authenticate(conn, &remote_url, creds.as_ref());
                 Ok(())
-            }),
-            None => p,
+            })
         })
         .map_err(|e| chain(&e))
         .and_then(|mut p| p.fetch_only(gix::progress::Discard, &stop).map(|_| ()).map_err(|e| chain(&e)))
         .map_err(|e| failed(&e.replace(url, &shown)))?;
+    let fresh =
+        open_repo(tmp.path()).map_err(|e| failed(&e)).and_then(|r| drop_local_branches(&r).map_err(|e| failed(&e)));
+    fresh?;
     let staged = tmp.keep();
     if std::fs::rename(&staged, dir).is_err() {
         // Another run got there first: use its clone.
         let _ = std::fs::remove_dir_all(&staged);
     }
     Ok(Fetched::Fresh)
+}
+
+/// Removes the local branches of a cached clone (the clone makes one for the default branch).
+/// Only `refs/remotes/origin/*` say what the remote has; a local branch would be a frozen
+/// copy that `--ref main` could read after the remote deleted `main`.
+fn drop_local_branches(repo: &gix::Repository) -> Result<(), String> {
+    let platform = repo.references().map_err(|e| chain(&e))?;
+    let local: Vec<gix::Reference<'_>> =
+        platform.local_branches().map_err(|e| chain(&e))?.filter_map(Result::ok).collect();
+    for r in local {
+        r.delete().map_err(|e| chain(&e))?;
+    }
+    Ok(())
 }
 
 /// A revision as the user names it, resolved in a clone: a remote branch first
@@ -445,6 +550,51 @@ mod tests {
         assert_eq!(redact("file:///srv/dns.git"), "file:///srv/dns.git");
         assert_eq!(redact("https://u:pa/ss@word@git.example/dns.git"), "https://***@git.example/dns.git");
         assert!(!cache_dir(Path::new("/c"), "https://u:p@h/x.git").to_string_lossy().contains("p@"));
+    }
+
+    #[test]
+    fn a_secret_goes_over_plain_http_only_to_this_machine() {
+        let token = Credentials::new("x-access-token", "t0ken");
+        let t = Some(&token);
+        for ok in [
+            "https://git.example/dns.git",
+            "http://127.0.0.1:8080/dns.git",
+            "http://localhost/dns.git",
+            "HTTP://LOCALHOST:3000/dns.git",
+            "http://[::1]:8080/dns.git",
+            "http://127.0.0.2/dns.git",
+            "ssh://git@git.example/dns.git",
+        ] {
+            assert!(check_plain_http(ok, t).is_ok(), "{ok}");
+        }
+        for refused in [
+            "http://git.example/dns.git",
+            "HTTP://git.example/dns.git",
+            "http://git.example:80/dns.git",
+            "http://user@git.example/dns.git",
+            "http://localhost.git.example/dns.git",
+            "http://evil.example?x@127.0.0.1/dns.git",
+            "http://evil.example#@127.0.0.1/dns.git",
+        ] {
+            assert!(check_plain_http(refused, t).is_err(), "{refused}");
+        }
+        // without a token, plain http is fine, unless the URL carries a password itself
+        assert!(check_plain_http("http://git.example/dns.git", None).is_ok());
+        assert!(check_plain_http("http://u:secret@git.example/dns.git", None).is_err());
+        let Err(e) = check_plain_http("http://u:secret@git.example/dns.git", None) else { unreachable!() };
+        assert!(!e.to_string().contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn every_revision_has_its_own_last_good_ref() {
+        let revs = ["main", "feat+x", "feat@x", "feat_x", "a/.b", "a", "a/b", "release", "release/2025", "HEAD"];
+        let refs: std::collections::BTreeSet<String> = revs.iter().map(|r| last_good_ref(r)).collect();
+        assert_eq!(refs.len(), revs.len(), "{refs:?}");
+        for r in &refs {
+            let leaf = r.strip_prefix("refs/zonekeeper/last-good/").unwrap();
+            assert!(!leaf.contains('/') && !leaf.is_empty(), "{r}");
+            assert!(gix::refs::FullName::try_from(r.as_str()).is_ok(), "{r}");
+        }
     }
 
     #[test]
@@ -492,7 +642,11 @@ pub fn commit_files(dir: &Path, own_clone: bool, c: &CommitSpec<'_>) -> Result<O
         commit: branch.to_string(),
         detail: e.to_string(),
     };
-    let repo = gix::open(dir).map_err(|e| GitError::Open { dir: shown.clone(), detail: e.to_string() })?;
+    // The desired state may be a folder of a larger repository: commit-back goes under that
+    // folder too.
+    let (repo, folder) = repository_of(dir)?
+        .ok_or_else(|| GitError::Open { dir: shown.clone(), detail: "no .git here or in any parent folder".into() })?;
+    let within = |rel: &str| if folder.is_empty() { rel.to_string() } else { format!("{folder}/{rel}") };
     let parent_commit = match parent {
         Some(p) => Some(
             repo.rev_parse_single(p)
@@ -510,10 +664,10 @@ pub fn commit_files(dir: &Path, own_clone: bool, c: &CommitSpec<'_>) -> Result<O
     };
     let mut editor = base_tree.edit().map_err(|e| fail("the tree", &e))?;
     // Start the prefix afresh, so observations that went away go away.
-    editor.remove(prefix).map_err(|e| fail(prefix, &e))?;
+    editor.remove(within(prefix)).map_err(|e| fail(prefix, &e))?;
     for (path, text) in files {
         let blob = repo.write_blob(text.as_bytes()).map_err(|e| fail(path, &e))?;
-        editor.upsert(path.as_str(), EntryKind::Blob, blob).map_err(|e| fail(path, &e))?;
+        editor.upsert(within(path), EntryKind::Blob, blob).map_err(|e| fail(path, &e))?;
     }
     let tree = editor.write().map_err(|e| fail("the tree", &e))?;
     if tree == base_tree.id {
@@ -562,15 +716,38 @@ pub enum Pushed {
 
 /// Pushes `commit` to `branch` of `origin` with the git binary (gix cannot push yet), never
 /// forcing.
-pub fn push(dir: &Path, commit: &str, branch: &str, credentials: Option<&Credentials>) -> Result<Pushed, GitError> {
+pub fn push(
+    dir: &Path,
+    url: &str,
+    commit: &str,
+    branch: &str,
+    credentials: Option<&Credentials>,
+) -> Result<Pushed, GitError> {
     let mut git = std::process::Command::new("git");
-    git.arg("-C").arg(dir);
+    git.arg("-C").arg(dir).env_remove("ZONEKEEPER_GIT_TOKEN");
     if let Some(c) = credentials {
         // The token reaches git through this child's environment and an inline credential
-        // helper that prints it: never on a command line (visible in `ps`), never on disk.
+        // helper that prints it, only for the remote's own scheme, host and port: never on a
+        // command line (visible in `ps`), never on disk, never to a redirect elsewhere.
+        let at = gix::url::parse(gix::bstr::BStr::new(url))
+            .ok()
+            .and_then(|u| {
+                let host = u.host()?.to_string();
+                let host = if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host };
+                Some(match u.port {
+                    Some(port) => format!("{}://{host}:{port}", u.scheme.as_str()),
+                    None => format!("{}://{host}", u.scheme.as_str()),
+                })
+            })
+            .unwrap_or_default();
+        const HELPER: &str = "credential.helper=!f() { test \"$1\" = get || return 0; h=; p=; \
+            while read -r l; do case \"$l\" in host=*) h=\"${l#host=}\";; protocol=*) p=\"${l#protocol=}\";; esac; done; \
+            test \"$p://$h\" = \"$ZONEKEEPER_PUSH_AT\" && \
+            printf 'username=%s\\npassword=%s\\n' \"$ZONEKEEPER_PUSH_USER\" \"$ZONEKEEPER_PUSH_TOKEN\"; }; f";
         git.args(["-c", "credential.helper="])
-            .args(["-c", "credential.helper=!f() { test \"$1\" = get && printf 'username=%s\\npassword=%s\\n' \"$ZONEKEEPER_PUSH_USER\" \"$ZONEKEEPER_PUSH_TOKEN\"; }; f"])
-            .env("ZONEKEEPER_PUSH_USER", &c.user)
+            .args(["-c", HELPER])
+            .env("ZONEKEEPER_PUSH_AT", at)
+            .env("ZONEKEEPER_PUSH_USER", url_user(url).unwrap_or_else(|| c.user.clone()))
             .env("ZONEKEEPER_PUSH_TOKEN", &c.token);
     }
     let out = git
@@ -607,21 +784,23 @@ pub fn push(dir: &Path, commit: &str, branch: &str, credentials: Option<&Credent
 
 /// The commit `rev` names in the repository at `dir`, if it names one.
 pub fn resolve(dir: &Path, rev: &str) -> Option<String> {
-    let repo = gix::open(dir).ok()?;
+    let (repo, _) = repository_of(dir).ok()??;
     repo.rev_parse_single(rev).ok().map(|id| id.to_string())
 }
 
 /// Where `branch` is checked out, in the repository at `dir` or any of its linked worktrees
 /// (`git worktree add`): committing to it there would leave that working tree behind its branch.
-pub fn checked_out_in(dir: &Path, branch: &str) -> Option<std::path::PathBuf> {
-    let repo = gix::open(dir).ok()?;
+pub fn checked_out_in(dir: &Path, branch: &str) -> Result<Option<std::path::PathBuf>, GitError> {
+    let open_error =
+        |e: &dyn std::fmt::Display| GitError::Open { dir: dir.display().to_string(), detail: e.to_string() };
+    let Some((repo, _)) = repository_of(dir)? else { return Err(open_error(&"no .git here or in any parent folder")) };
     let wanted = format!("refs/heads/{branch}");
-    let all = repo.worktrees_including_main().ok()?;
+    let all = repo.worktrees_including_main().map_err(|e| open_error(&e))?;
     for wt in all.filter_map(Result::ok) {
         let Ok(Some(head)) = wt.head_name() else { continue };
         if head.as_bstr() == wanted.as_str() {
-            return Some(wt.workdir().map(Path::to_path_buf).unwrap_or_else(|| wt.git_dir().to_path_buf()));
+            return Ok(Some(wt.workdir().map(Path::to_path_buf).unwrap_or_else(|| wt.git_dir().to_path_buf())));
         }
     }
-    None
+    Ok(None)
 }

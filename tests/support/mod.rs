@@ -63,6 +63,9 @@ impl Repo {
             .args(args)
             .env("NO_COLOR", "1")
             .env("ZONEKEEPER_LOG", "warn")
+            // like a container: no git identity or credential helper of the machine's user
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
             .output()
             .expect("run");
         Run(out)
