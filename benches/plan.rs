@@ -5,6 +5,8 @@
 //! `cargo bench --bench plan` runs 1k, 10k, 100k and 1M; pass sizes to pick others:
 //! `cargo bench --bench plan -- 100000`. Each measurement runs in a fresh child process so
 //! that its peak resident memory (VmHWM) is its own; the best of 5 runs is shown (1 at 1M).
+//! `--fixture N DIR` writes one input to DIR and `--measure DIR` runs one measurement, for
+//! profiling by hand.
 
 use std::path::Path;
 use std::process::Command;
@@ -34,7 +36,12 @@ fn ip(i: usize, salt: usize) -> String {
 /// Writes the repository and the zone file for `n` records; returns the repo dir.
 fn setup(n: usize) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
-    let root = dir.path();
+    write_fixture(n, dir.path());
+    dir
+}
+
+/// Writes the repository and the zone file for `n` records into `root`.
+fn write_fixture(n: usize, root: &Path) {
     std::fs::write(
         root.join("zonekeeper.yaml"),
         "apiVersion: zonekeeper.dev/v1alpha1\nkind: Settings\nowner: bench\npolicy: sync\n\
@@ -82,7 +89,6 @@ fn setup(n: usize) -> tempfile::TempDir {
     let refs: Vec<&RecordSet> = observed.iter().collect();
     let text = render_zone(&zone, "bench", &SoaDecl::default(), 2026010100, &refs);
     std::fs::write(root.join("zones/db.bench.example"), text).expect("write zone");
-    dir
 }
 
 /// One measured run in this process: load → plan → rendered text. Prints one line.
@@ -105,6 +111,14 @@ fn main() {
     if let [flag, dir] = &args[..] {
         if flag == "--measure" {
             measure(Path::new(dir));
+            return;
+        }
+    }
+    // For profiling one run by hand: `--fixture N DIR` writes the input, then
+    // `valgrind --tool=massif target/release/deps/plan-… --measure DIR`.
+    if let [flag, n, dir] = &args[..] {
+        if flag == "--fixture" {
+            write_fixture(n.parse().expect("a record count"), Path::new(dir));
             return;
         }
     }
