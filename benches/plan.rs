@@ -6,7 +6,8 @@
 //! `cargo bench --bench plan -- 100000`. Each measurement runs in a fresh child process so
 //! that its peak resident memory (VmHWM) is its own; the best of 5 runs is shown (1 at 1M).
 //! `--fixture N DIR` writes one input to DIR and `--measure DIR` runs one measurement, for
-//! profiling by hand.
+//! profiling by hand; with `RSS=1` set, the measurement also prints resident memory after the
+//! load and after the plan.
 
 use std::path::Path;
 use std::process::Command;
@@ -96,8 +97,22 @@ fn measure(dir: &Path) {
     let t0 = Instant::now();
     let state = zonekeeper::desired::load(dir).expect("valid bench input");
     let t1 = Instant::now();
+    let rss = |k: &str| {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with(k))
+            .unwrap_or("")
+            .to_string()
+    };
+    if std::env::var_os("RSS").is_some() {
+        eprintln!("after load: {} {}", rss("VmRSS"), rss("VmHWM"));
+    }
     let planned = zonekeeper::reconcile::plan(&state, "bench", None).expect("plan");
     let t2 = Instant::now();
+    if std::env::var_os("RSS").is_some() {
+        eprintln!("after plan: {} {}", rss("VmRSS"), rss("VmHWM"));
+    }
     let text = render::text(&planned.plan, false, true);
     let t3 = Instant::now();
     std::hint::black_box(&text);

@@ -37,7 +37,7 @@ pub fn records_yaml(zone: &Name, sets: &[RecordSet], schema_path: &str) -> Strin
 
 /// The observed state of one target and zone as YAML: every record set with who owns it,
 /// whether it matches what git wants, and where the wanted one was written.
-pub fn observed_yaml(z: &crate::reconcile::ObservedZone, owner: &str) -> String {
+pub fn observed_yaml(z: &crate::reconcile::ObservedZone<'_>, owner: &str) -> String {
     use crate::model::Ownership;
     let mut out = String::with_capacity(256 + z.sets.len() * 96);
     out.push_str(&format!(

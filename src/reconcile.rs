@@ -148,31 +148,23 @@ pub fn apply(state: &DesiredState, plan: &Plan, force: bool) -> Result<Vec<Appli
 
 /// What one target holds for one zone, each set with the wanted set of the same name and
 /// type (if any): the observed state that commit-back writes.
-pub struct ObservedZone {
+pub struct ObservedZone<'a> {
     pub target: String,
     pub kind: &'static str,
     pub view: String,
     pub zone: Name,
-    pub sets: Vec<(crate::model::Observed, Option<crate::model::Wanted<'static>>)>,
+    pub sets: Vec<(crate::model::Observed, Option<crate::model::Wanted<'a>>)>,
 }
 
 /// Observes every zone on every target (never writes). Targets that fail are listed.
-pub fn observe(state: &DesiredState) -> (Vec<ObservedZone>, Vec<TargetFailure>) {
+pub fn observe(state: &DesiredState) -> (Vec<ObservedZone<'_>>, Vec<TargetFailure>) {
     let s = &state.settings;
     let mut out = Vec::new();
     let mut failures = Vec::new();
     for ts in &s.targets {
         let target = build_target(state, ts);
         for zone in s.zones.iter().filter(|z| z.targets.contains(&ts.name)) {
-            let wanted: Vec<crate::model::Wanted<'static>> = target
-                .prepare(&zone.name, state.wanted(&zone.name, &ts.view))
-                .into_iter()
-                .map(|w| crate::model::Wanted {
-                    set: std::borrow::Cow::Owned(w.set.into_owned()),
-                    provenance: w.provenance,
-                    internal: w.internal,
-                })
-                .collect();
+            let wanted = target.prepare(&zone.name, state.wanted(&zone.name, &ts.view));
             match target.observe(&zone.name) {
                 Ok(o) => {
                     let sets = o

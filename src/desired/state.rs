@@ -20,7 +20,7 @@ pub struct DesiredRecord {
     /// The set for every view without its own; `None` when the entry only has per-view values.
     pub default: Option<RecordSet>,
     /// Sets for named views; one with no values means "no record in that view".
-    pub per_view: Vec<(String, RecordSet)>,
+    pub per_view: Box<[(String, RecordSet)]>,
     pub internal: bool,
     pub allow_public: bool,
     pub provenance: Provenance,
@@ -79,16 +79,15 @@ impl DesiredState {
         let Some(records) = self.records.get(zone) else {
             return Vec::new();
         };
-        records
-            .iter()
-            .filter_map(|r| {
-                Some(Wanted {
-                    set: std::borrow::Cow::Borrowed(r.set_in(view)?),
-                    provenance: r.provenance.clone(),
-                    internal: r.internal && !r.allow_public,
-                })
+        let mut out = Vec::with_capacity(records.len());
+        out.extend(records.iter().filter_map(|r| {
+            Some(Wanted {
+                set: std::borrow::Cow::Borrowed(r.set_in(view)?),
+                provenance: &r.provenance,
+                internal: r.internal && !r.allow_public,
             })
-            .collect()
+        }));
+        out
     }
 }
 
@@ -175,6 +174,10 @@ pub fn load_from(root: &Path, files: &dyn Files) -> Result<DesiredState, Invalid
         }
     }
 
+    let entries: usize = records.values().map(Vec::len).sum();
+    if entries >= 10_000 {
+        release_scratch_memory();
+    }
     match settings {
         Some(settings) if diags.is_empty() => {
             Ok(DesiredState { root: root.to_path_buf(), settings, records, resolver_sets })
@@ -184,6 +187,18 @@ pub fn load_from(root: &Path, files: &dyn Files) -> Result<DesiredState, Invalid
             diags.dedup();
             Err(Invalid(diags))
         }
+    }
+}
+
+/// Hands the memory that parsing large files used and freed back to the system. glibc keeps
+/// freed memory in each parsing thread's arena, where the rest of the run (planning happens on
+/// the main thread) cannot reuse it: at 100,000 records that is about 12 MB of resident
+/// memory for some 2 ms. Elsewhere there is nothing to do.
+fn release_scratch_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory to the system; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

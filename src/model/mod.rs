@@ -68,7 +68,8 @@ pub enum Policy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wanted<'a> {
     pub set: std::borrow::Cow<'a, RecordSet>,
-    pub provenance: Provenance,
+    /// Borrowed from the desired state: a plan of 100,000 sets need not copy 100,000 of them.
+    pub provenance: &'a Provenance,
     /// Must never reach a public view.
     pub internal: bool,
 }
@@ -80,12 +81,12 @@ pub enum Ownership {
     /// Carries our owner id.
     Ours,
     /// Carries another zonekeeper owner id: never touched.
-    Other(String),
+    Other(Box<str>),
     /// Carries no owner marker: left alone unless adopt is set.
     Unowned,
     /// Holds records nobody may change through us, not even by adoption (disabled records,
     /// values we cannot read); the reason says which.
-    Protected(String),
+    Protected(Box<str>),
 }
 
 /// A record set as a target holds it now.

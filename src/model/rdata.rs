@@ -78,7 +78,7 @@ pub enum RData {
         exchange: Name,
     },
     /// The text as the user means it; split into 255-octet strings only when written.
-    Txt(String),
+    Txt(Box<str>),
     Srv {
         priority: u16,
         weight: u16,
@@ -199,7 +199,7 @@ impl RData {
             }
             RecordType::Txt => {
                 check_text(value)?;
-                RData::Txt(value.to_string())
+                RData::Txt(value.into())
             }
             RecordType::Srv => {
                 const SHAPE: &str = "PRIORITY WEIGHT PORT TARGET., e.g. `10 5 443 host.example.org.`";
@@ -239,7 +239,7 @@ impl RData {
     /// The value as a records file writes it; `RData::parse` reads it back unchanged.
     pub fn to_value(&self) -> String {
         match self {
-            RData::Txt(t) => t.clone(),
+            RData::Txt(t) => t.to_string(),
             other => other.to_presentation(),
         }
     }
@@ -362,7 +362,7 @@ pub fn parse_presentation(rtype: RecordType, s: &str) -> Result<RData, RDataErro
             let text =
                 parse_txt_presentation(s).ok_or(RDataError::Shape(s.to_string(), "one or more quoted strings"))?;
             check_text(&text)?;
-            Ok(RData::Txt(text))
+            Ok(RData::Txt(text.into()))
         }
         RecordType::Caa => {
             // the quoted value may hold \DDD escapes; decode them through the TXT reader
@@ -411,7 +411,7 @@ mod tests {
     #[test]
     fn long_txt_is_split_and_read_back() {
         let long = "x".repeat(600);
-        let p = RData::Txt(long.clone()).to_presentation();
+        let p = RData::Txt(long.clone().into()).to_presentation();
         assert_eq!(p.matches('"').count(), 6);
         assert_eq!(parse_txt_presentation(&p).unwrap(), long);
     }

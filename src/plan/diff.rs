@@ -225,12 +225,12 @@ fn diff(
                     drift.push(Drift::Unowned { observed: o.set.clone(), wanted: Some(w.set.clone().into_owned()) })
                 }
                 Ownership::Protected(reason) => drift.push(Drift::Protected {
-                    reason: reason.clone(),
+                    reason: reason.to_string(),
                     observed: o.set.clone(),
                     wanted: w.set.clone().into_owned(),
                 }),
                 Ownership::Other(owner) => drift.push(Drift::OtherOwner {
-                    owner: owner.clone(),
+                    owner: owner.to_string(),
                     observed: o.set.clone(),
                     wanted: w.set.clone().into_owned(),
                 }),

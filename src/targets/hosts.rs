@@ -174,7 +174,7 @@ impl Target for HostsTarget {
                         if let Some(values) = addrs.get(&(target.clone(), t)) {
                             out.push(Wanted {
                                 set: std::borrow::Cow::Owned(RecordSet::new(w.set.name.clone(), t, 0, values.clone())),
-                                provenance: w.provenance.clone(),
+                                provenance: w.provenance,
                                 internal: w.internal,
                             });
                         }

@@ -27,7 +27,7 @@ fn a(name: &str, ips: &[u8]) -> RecordSet {
 fn want(set: RecordSet) -> Wanted<'static> {
     Wanted {
         set: std::borrow::Cow::Owned(set),
-        provenance: Provenance::File { path: "records/x.yaml".into(), line: 1 },
+        provenance: Box::leak(Box::new(Provenance::File { path: "records/x.yaml".into(), line: 1 })),
         internal: false,
     }
 }

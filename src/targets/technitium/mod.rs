@@ -345,8 +345,8 @@ fn update_params(old: &RData, new: &RData) -> Option<Vec<(&'static str, String)>
         (RData::A(a), RData::A(b)) => Some(vec![("ipAddress", a.to_string()), ("newIpAddress", b.to_string())]),
         (RData::Aaaa(a), RData::Aaaa(b)) => Some(vec![("ipAddress", a.to_string()), ("newIpAddress", b.to_string())]),
         (RData::Txt(a), RData::Txt(b)) => Some(vec![
-            ("text", a.clone()),
-            ("newText", b.clone()),
+            ("text", a.to_string()),
+            ("newText", b.to_string()),
             ("splitText", "false".into()),
             ("newSplitText", "false".into()),
         ]),
@@ -364,7 +364,7 @@ fn value_params(v: &RData) -> Vec<(&'static str, String)> {
         RData::Mx { preference, exchange } => {
             vec![("preference", preference.to_string()), ("exchange", exchange.to_string())]
         }
-        RData::Txt(t) => vec![("text", t.clone()), ("splitText", "false".into())],
+        RData::Txt(t) => vec![("text", t.to_string()), ("splitText", "false".into())],
         RData::Srv { priority, weight, port, target } => vec![
             ("priority", priority.to_string()),
             ("weight", weight.to_string()),
@@ -464,7 +464,7 @@ fn group(zone: &Name, records: &[Value], marker: &str) -> Vec<Observed> {
             } else if owners.iter().all(|o| o.as_deref() == Some(ours)) {
                 Ownership::Ours
             } else if let Some(Some(other)) = owners.iter().find(|o| o.as_deref().is_some_and(|o| o != ours)) {
-                Ownership::Other(other.clone())
+                Ownership::Other(other.as_str().into())
             } else {
                 Ownership::Unowned
             };
