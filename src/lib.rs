@@ -3,6 +3,7 @@
 
 pub mod desired;
 pub mod export;
+pub mod memory;
 pub mod model;
 pub mod plan;
 pub mod reconcile;

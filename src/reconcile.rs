@@ -62,6 +62,7 @@ pub fn plan(state: &DesiredState, source: &str, only: Option<&str>) -> Result<Pl
     };
     let mut out = Plan { source: source.to_string(), owner: s.owner.clone(), targets: Vec::new() };
     let mut failures = Vec::new();
+    let mut large = false;
     for ts in s.targets.iter().filter(|t| only.is_none_or(|o| o == t.name)) {
         let target = build_target(state, ts);
         let view = s.view(&ts.view).cloned();
@@ -96,9 +97,15 @@ pub fn plan(state: &DesiredState, source: &str, only: Option<&str>) -> Result<Pl
             let tref =
                 TargetRef { name: ts.name.clone(), kind: target.kind().to_string(), view: ts.view.clone(), public };
             let mut tp = plan_target(tref, zone, &wanted, &observation.sets, s.policy, limits, target.adopt());
+            large |= wanted.len().max(observation.sets.len()) >= crate::memory::LARGE;
+            drop(wanted);
             tp.native = target.render(zone, observation, &tp);
             out.targets.push(tp);
         }
+    }
+    if large {
+        // The wanted and observed sets are gone; only the plan stays for rendering.
+        crate::memory::give_back_freed();
     }
     Ok(Planned { plan: out, failures })
 }

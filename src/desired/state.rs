@@ -175,8 +175,9 @@ pub fn load_from(root: &Path, files: &dyn Files) -> Result<DesiredState, Invalid
     }
 
     let entries: usize = records.values().map(Vec::len).sum();
-    if entries >= 10_000 {
-        release_scratch_memory();
+    if entries >= crate::memory::LARGE {
+        // The parsing threads' scratch: about 12 MB at 100,000 records.
+        crate::memory::give_back_freed();
     }
     match settings {
         Some(settings) if diags.is_empty() => {
@@ -187,18 +188,6 @@ pub fn load_from(root: &Path, files: &dyn Files) -> Result<DesiredState, Invalid
             diags.dedup();
             Err(Invalid(diags))
         }
-    }
-}
-
-/// Hands the memory that parsing large files used and freed back to the system. glibc keeps
-/// freed memory in each parsing thread's arena, where the rest of the run (planning happens on
-/// the main thread) cannot reuse it: at 100,000 records that is about 12 MB of resident
-/// memory for some 2 ms. Elsewhere there is nothing to do.
-fn release_scratch_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free memory to the system; it has no preconditions.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 
