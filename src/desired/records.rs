@@ -244,9 +244,10 @@ fn scalar(s: &str) -> Option<(Scalar<'_>, &str)> {
         if let Some(rest) = s.strip_prefix(q) {
             let end = rest.find(q)?;
             let (text, after) = (&rest[..end], &rest[end + 1..]);
-            // Escapes (`\` in double quotes, `''` in single quotes) and control characters are
-            // libyaml's business.
-            if after.starts_with(q) || text.contains('\\') || text.chars().any(char::is_control) {
+            // Escapes (`\` in double quotes, `''` in single quotes) and anything but printable
+            // ASCII are libyaml's business: it folds spaces around U+2028/U+2029 and refuses
+            // U+FFFE/U+FFFF, for instance.
+            if after.starts_with(q) || text.contains('\\') || !text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
                 return None;
             }
             return Some((Scalar::Quoted(text), after));
@@ -429,6 +430,9 @@ mod tests {
             Just("'x y'".to_string()),
             Just("\"a\\\"b\"".to_string()),
             Just("'it''s'".to_string()),
+            Just("\"a \u{2028} b\"".to_string()),
+            Just("'x\u{FFFF}'".to_string()),
+            Just("\"caf\u{e9}\"".to_string()),
             "(null|Null|~|true|False|yes|No|on|OFF|y|\\.inf|\\.NaN|0x1F|0o17|1e5|1_000|1:20|\\+5|-3|1\\.5|\\.5)",
             "[a-z]{1,3}[:#&*!%|>?,\\[\\]{}][a-z ]{0,3}",
             "[a-z]{1,3}  [a-z]{1,3}",
