@@ -452,3 +452,35 @@ fn tls_settings_are_checked_and_skipping_verification_is_warned_about() {
     let out = run(&repo, TOKEN, &["plan"]).expect_code(1);
     assert!(out.stderr().contains("cannot read caFile"), "{}", out.stderr());
 }
+
+#[test]
+fn a_ttl_above_the_soa_expire_is_refused_by_the_server_and_reported() {
+    let (dns, repo) = setup(1);
+    repo.write(
+        "records/home.example.yaml",
+        &RECORDS.replace(
+            "{name: mail, type: A, value: 192.0.2.25}",
+            "{name: mail, type: A, ttl: 700000, value: 192.0.2.25}",
+        ),
+    );
+    let out = run(&repo, TOKEN, &["apply"]).expect_code(1);
+    assert!(
+        out.stdout().contains("failed  create mail.home.example A")
+            && out.stdout().contains("TTL cannot be greater than SOA EXPIRE"),
+        "{}",
+        out.all()
+    );
+    // the rest of the zone is applied; the refused record is not there
+    let recs = dns.records("home.example");
+    assert!(recs.iter().any(|r| r.name == "multi.home.example"), "{:?}", dns.writes());
+    assert!(!recs.iter().any(|r| r.name == "mail.home.example"));
+}
+
+#[test]
+fn an_internal_zone_is_never_changed() {
+    let (dns, repo) = setup(1);
+    dns.mark_internal("home.example");
+    let out = run(&repo, TOKEN, &["apply"]).expect_code(1);
+    assert!(out.all().contains("Access was denied to manage internal DNS Server zone."), "{}", out.all());
+    assert!(dns.records("home.example").iter().all(|r| r.rtype == "SOA" || r.rtype == "NS"));
+}

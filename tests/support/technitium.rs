@@ -4,8 +4,9 @@
 //! `Authorization: Bearer` or a `token` parameter, every error as HTTP 200 with
 //! `"status": "error"` (or `"invalid-token"`), an add of an existing record is an error, a
 //! delete of a missing one is an error, one TTL per RRset (a TTL change rewrites the siblings
-//! and drops their comments), CNAME exclusivity, comments of at most 255 characters, and an
-//! unknown `/api` path is HTTP 404 with an empty body. Every call is logged (without the
+//! and drops their comments), CNAME exclusivity, comments of at most 255 characters, no TTL
+//! above the zone's SOA EXPIRE (add, set, update and import, each with the server's words), no
+//! change at all to an internal zone, and an unknown `/api` path is HTTP 404 with an empty body. Every call is logged (without the
 //! token) so a test can state exactly the calls it expects.
 #![allow(dead_code)]
 // An error here *is* the HTTP answer the double sends back; boxing it would only add noise.
@@ -82,6 +83,8 @@ pub struct State {
     pub fail_write_at: Option<usize>,
     /// Do the n-th (0-based) write call, then answer HTTP 500 as if the answer was lost.
     pub lose_answer_at: Option<usize>,
+    /// Zones the server marks `internal` (its built-in ones): listed, read, never changed.
+    pub internal: std::collections::BTreeSet<String>,
     writes_seen: usize,
 }
 
@@ -96,6 +99,19 @@ fn ok(response: Value) -> Response {
 
 fn error(message: &str) -> Response {
     axum::Json(json!({"server": "double", "status": "error", "errorMessage": message})).into_response()
+}
+
+/// The zone's SOA EXPIRE: no record may have a larger TTL (api-facts §1.8 #9).
+fn soa_expire(recs: &[Rec]) -> u64 {
+    recs.iter().find(|r| r.rtype == "SOA").and_then(|r| r.rdata.get("expire")).and_then(Value::as_u64).unwrap_or(604800)
+}
+
+/// Writes to an internal zone are refused (api-facts §1.8 #10; WebServiceZonesApi).
+fn writable(st: &State, zone: &str) -> Result<(), Response> {
+    if st.internal.contains(zone) {
+        return Err(error("Access was denied to manage internal DNS Server zone."));
+    }
+    Ok(())
 }
 
 fn norm(name: &str) -> String {
@@ -141,6 +157,11 @@ impl Technitium {
 
     pub fn records(&self, zone: &str) -> Vec<Rec> {
         self.state.lock().unwrap().zones.get(zone).cloned().unwrap_or_default()
+    }
+
+    /// Marks `zone` internal, as the server's built-in zones are.
+    pub fn mark_internal(&self, zone: &str) {
+        self.state.lock().unwrap().internal.insert(zone.to_string());
     }
 
     pub fn insert(&self, zone: &str, rec: Rec) {
@@ -311,7 +332,7 @@ fn route(st: &mut State, endpoint: &str, p: &Params) -> Result<Response, Respons
             let zones: Vec<Value> = st
                 .zones
                 .keys()
-                .map(|z| json!({"name": z, "type": "Primary", "internal": false, "disabled": false, "dnssecStatus": "Unsigned", "soaSerial": 1}))
+                .map(|z| json!({"name": z, "type": "Primary", "internal": st.internal.contains(z), "disabled": false, "dnssecStatus": "Unsigned", "soaSerial": 1}))
                 .collect();
             Ok(ok(json!({"zones": zones})))
         }
@@ -344,7 +365,15 @@ fn route(st: &mut State, endpoint: &str, p: &Params) -> Result<Response, Respons
             }
             let rdata = rdata_of(&t, p)?;
             let overwrite = p.flag("overwrite");
+            writable(st, &zone)?;
             let recs = st.zones.get_mut(&zone).ok_or_else(|| error(&format!("No such zone was found: {domain}")))?;
+            if ttl > soa_expire(recs) {
+                return Err(error(if overwrite {
+                    "Cannot set records: TTL cannot be greater than SOA EXPIRE."
+                } else {
+                    "Cannot add record: TTL cannot be greater than SOA EXPIRE."
+                }));
+            }
             if t == "CNAME" && domain == zone {
                 return Err(error("Cannot add CNAME record to zone apex."));
             }
@@ -399,14 +428,19 @@ fn route(st: &mut State, endpoint: &str, p: &Params) -> Result<Response, Respons
                 },
                 other => return Err(error(&format!("Updating {other} is not supported by this double"))),
             };
+            writable(st, &zone)?;
             let recs = st.zones.get_mut(&zone).ok_or_else(|| error(&format!("No such zone was found: {domain}")))?;
+            let ttl = p.get("ttl").and_then(|v| v.parse().ok()).unwrap_or(3600);
+            if ttl > soa_expire(recs) {
+                return Err(error("Cannot update record: TTL cannot be greater than SOA EXPIRE."));
+            }
             let rec = recs
                 .iter_mut()
                 .find(|r| r.name == domain && r.rtype == t && same(&t, &r.rdata, &old))
-                .ok_or_else(|| error("Cannot update record: no such record exists."))?;
+                .ok_or_else(|| error("Cannot update record: the record does not exists to be updated."))?;
             // Omitted fields are reset, as the server does (api-facts §1.8 #6).
             rec.rdata = new;
-            rec.ttl = p.get("ttl").and_then(|v| v.parse().ok()).unwrap_or(3600);
+            rec.ttl = ttl;
             rec.comments = p.get("comments").map(|c| c.to_string());
             rec.disabled = p.flag("disable");
             let updated = rec_json(rec);
@@ -417,6 +451,7 @@ fn route(st: &mut State, endpoint: &str, p: &Params) -> Result<Response, Respons
             let zone = closest(st, &p.get("zone").map(norm).unwrap_or_else(|| domain.clone()))
                 .ok_or_else(|| error(&format!("No such zone was found: {domain}")))?;
             let t = p.req("type")?.to_ascii_uppercase();
+            writable(st, &zone)?;
             let recs = st.zones.get_mut(&zone).ok_or_else(|| error(&format!("No such zone was found: {domain}")))?;
             let before = recs.len();
             if t == "CNAME" {
@@ -483,7 +518,12 @@ fn route(st: &mut State, endpoint: &str, p: &Params) -> Result<Response, Respons
                 };
                 imported.push(Rec { name, rtype: t, ttl, disabled: false, comments: comment, rdata });
             }
+            writable(st, &zone)?;
             let recs = st.zones.get_mut(&zone).ok_or_else(|| error(&format!("No such zone was found: {zone}")))?;
+            // Checked for every record before any is added: the double changes nothing then.
+            if imported.iter().any(|r| r.ttl > soa_expire(recs)) {
+                return Err(error("Cannot add record: TTL cannot be greater than SOA EXPIRE."));
+            }
             if overwrite {
                 let keys: Vec<(String, String)> = imported.iter().map(|r| (r.name.clone(), r.rtype.clone())).collect();
                 recs.retain(|r| !keys.contains(&(r.name.clone(), r.rtype.clone())));

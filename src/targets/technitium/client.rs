@@ -168,7 +168,7 @@ impl Client {
         &self,
         endpoint: &str,
         params: &[(&str, String)],
-        done_if: Option<&str>,
+        done_if: &[&str],
     ) -> Result<serde_json::Value, ApiError> {
         self.call_with(endpoint, params, None, done_if).await
     }
@@ -180,7 +180,7 @@ impl Client {
         params: &[(&str, String)],
         text: &str,
     ) -> Result<serde_json::Value, ApiError> {
-        self.call_with(endpoint, params, Some(text), None).await
+        self.call_with(endpoint, params, Some(text), &[]).await
     }
 
     async fn call_with(
@@ -188,12 +188,12 @@ impl Client {
         endpoint: &str,
         params: &[(&str, String)],
         text: Option<&str>,
-        done_if: Option<&str>,
+        done_if: &[&str],
     ) -> Result<serde_json::Value, ApiError> {
         let mut attempt = 1;
         loop {
             match self.once(endpoint, params, text).await {
-                Err(e) if attempt > 1 && done_if.is_some_and(|m| e.api_message().is_some_and(|x| x.contains(m))) => {
+                Err(e) if attempt > 1 && e.api_message().is_some_and(|x| done_if.iter().any(|m| x.contains(m))) => {
                     return Ok(serde_json::Value::Null);
                 }
                 Err(e) if e.transient() && attempt < self.policy.attempts => {

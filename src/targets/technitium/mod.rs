@@ -104,7 +104,7 @@ impl TechnitiumTarget {
     /// checked: records of a parent zone are never taken for this one's.
     async fn read_zone(&self, client: &Client, zone: &Name) -> Result<Option<Vec<Value>>, ApiError> {
         let params = [("domain", zone.to_string()), ("zone", zone.to_string()), ("listZone", "true".to_string())];
-        let resp = match client.call("/api/zones/records/get", &params, None).await {
+        let resp = match client.call("/api/zones/records/get", &params, &[]).await {
             Err(e) if e.api_message().is_some_and(|m| m.starts_with("No such zone was found")) => return Ok(None),
             other => other?,
         };
@@ -139,7 +139,7 @@ impl TechnitiumTarget {
                 Ok(Some(_)) => {}
                 Ok(None) => {
                     let create = [("zone", zone.to_string()), ("type", "Primary".into())];
-                    if let Err(e) = client.call("/api/zones/create", &create, Some("already exists")).await {
+                    if let Err(e) = client.call("/api/zones/create", &create, &["already exists"]).await {
                         failed.push(format!("create zone {zone}: {e}"));
                         return (applied, failed);
                     }
@@ -219,7 +219,7 @@ impl TechnitiumTarget {
             p.push(("overwrite", "true".into()));
         }
         p.extend(value_params(v));
-        client.call("/api/zones/records/add", &p, Some("already exists")).await.map(|_| ())
+        client.call("/api/zones/records/add", &p, &["already exists"]).await.map(|_| ())
     }
 
     /// What every write of a record we own carries: where it goes, its TTL and our marker.
@@ -245,8 +245,11 @@ impl TechnitiumTarget {
     ) -> Result<(), ApiError> {
         let mut p = self.owned_params(zone, set);
         p.extend(update_params(old, new).unwrap_or_default());
-        // On a retry, "no such record" means the first try had landed (the old value is gone).
-        client.call("/api/zones/records/update", &p, Some("no such record")).await.map(|_| ())
+        // On a retry, "the record does not exist" means the first try had landed (the old value
+        // is gone). The server words it "the record does not exists to be updated" (zone code)
+        // or "no such record exists" (as for delete); either is taken.
+        let gone = ["does not exists to be updated", "no such record"];
+        client.call("/api/zones/records/update", &p, &gone).await.map(|_| ())
     }
 
     async fn delete(&self, client: &Client, zone: &Name, set: &RecordSet, v: &RData) -> Result<(), ApiError> {
@@ -254,7 +257,7 @@ impl TechnitiumTarget {
         p.extend(value_params(v));
         // "no such record" is taken as done only on a retry (the first try had landed); on a
         // first try it means the server holds the value differently than we read it.
-        client.call("/api/zones/records/delete", &p, Some("no such record")).await.map(|_| ())
+        client.call("/api/zones/records/delete", &p, &["no such record"]).await.map(|_| ())
     }
 
     async fn apply_change(&self, client: &Client, zone: &Name, change: &Change) -> Result<(), ApiError> {
