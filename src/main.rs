@@ -286,6 +286,10 @@ impl Origin {
             return Ok(Loaded { state, source, held_back: None });
         };
         let dir = git::cache_dir(&cache_root()?, &url);
+        if !dir.join(".git").exists() {
+            // The first clone of a large repository takes a while: say what is going on.
+            eprintln!("cloning {} into {}", git::redact(&url), dir.display());
+        }
         if let git::Fetched::Stale(why) = git::fetch(&url, &dir, self.credentials.as_ref())? {
             let why = git::with_token_hint(why, self.credentials.is_some());
             eprintln!("warning: fetching {} failed ({why}); reading the last fetched commits", git::redact(&url));

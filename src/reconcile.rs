@@ -3,9 +3,9 @@
 //! command line and a reconcile in the cluster can never compute different things.
 
 use crate::desired::{DesiredState, TargetSettings};
-use crate::model::Name;
+use crate::model::{Name, Wanted};
 use crate::plan::{Plan, SafetyLimits, TargetPlan, TargetRef, plan_target};
-use crate::targets::{self, Target, TargetError};
+use crate::targets::{self, Observation, Target, TargetError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
@@ -51,6 +51,60 @@ pub fn build_target(state: &DesiredState, settings: &TargetSettings) -> Box<dyn 
     targets::build(settings, &state.settings.owner, &zones)
 }
 
+/// One zone of one target, as `walk` hands it over: the sets the target should hold (none
+/// for an orphaned zone) and what it holds now.
+struct Visit<'a, 't> {
+    settings: &'a TargetSettings,
+    target: &'t dyn Target,
+    zone: &'t Name,
+    wanted: Vec<Wanted<'a>>,
+    observation: Observation,
+}
+
+/// The one walk over targets and zones that `plan` and `observe` share: every zone each
+/// target (or only `only`) serves, and with `orphans` the zones it still holds for us but no
+/// longer serves. A target or zone that cannot be read is added to `failures` and skipped.
+fn walk<'a>(
+    state: &'a DesiredState,
+    only: Option<&str>,
+    orphans: bool,
+    failures: &mut Vec<TargetFailure>,
+    mut visit: impl FnMut(Visit<'a, '_>),
+) {
+    let s = &state.settings;
+    for ts in s.targets.iter().filter(|t| only.is_none_or(|o| o == t.name)) {
+        let target = build_target(state, ts);
+        let served: Vec<Name> =
+            s.zones.iter().filter(|z| z.targets.contains(&ts.name)).map(|z| z.name.clone()).collect();
+        let orphaned = if orphans {
+            target.orphan_zones(&served).unwrap_or_else(|e| {
+                failures.push(TargetFailure {
+                    target: ts.name.clone(),
+                    zone: None,
+                    reason: e.label(),
+                    error: e.to_string(),
+                });
+                Vec::new()
+            })
+        } else {
+            Vec::new()
+        };
+        for zone in served.iter().chain(&orphaned) {
+            let wanted =
+                if served.contains(zone) { target.prepare(zone, state.wanted(zone, &ts.view)) } else { Vec::new() };
+            match target.observe(zone) {
+                Ok(observation) => visit(Visit { settings: ts, target: target.as_ref(), zone, wanted, observation }),
+                Err(e) => failures.push(TargetFailure {
+                    target: ts.name.clone(),
+                    zone: Some(zone.clone()),
+                    reason: e.label(),
+                    error: e.to_string(),
+                }),
+            }
+        }
+    }
+}
+
 /// Plans every zone on every target it lists (or only on `only`). Never writes.
 pub fn plan(state: &DesiredState, source: &str, only: Option<&str>) -> Result<Planned, ReconcileError> {
     check_target(state, only)?;
@@ -63,46 +117,17 @@ pub fn plan(state: &DesiredState, source: &str, only: Option<&str>) -> Result<Pl
     let mut out = Plan { source: source.to_string(), owner: s.owner.clone(), targets: Vec::new() };
     let mut failures = Vec::new();
     let mut large = false;
-    for ts in s.targets.iter().filter(|t| only.is_none_or(|o| o == t.name)) {
-        let target = build_target(state, ts);
-        let view = s.view(&ts.view).cloned();
-        let public = view.as_ref().is_some_and(|v| v.public);
-        let served: Vec<Name> =
-            s.zones.iter().filter(|z| z.targets.contains(&ts.name)).map(|z| z.name.clone()).collect();
-        // Zones the target still holds for us but no longer serves: nothing is wanted there.
-        let orphans = target.orphan_zones(&served).unwrap_or_else(|e| {
-            failures.push(TargetFailure {
-                target: ts.name.clone(),
-                zone: None,
-                reason: e.label(),
-                error: e.to_string(),
-            });
-            Vec::new()
-        });
-        for zone in served.iter().chain(&orphans) {
-            let wanted =
-                if served.contains(zone) { target.prepare(zone, state.wanted(zone, &ts.view)) } else { Vec::new() };
-            let observation = match target.observe(zone) {
-                Ok(o) => o,
-                Err(e) => {
-                    failures.push(TargetFailure {
-                        target: ts.name.clone(),
-                        zone: Some(zone.clone()),
-                        reason: e.label(),
-                        error: e.to_string(),
-                    });
-                    continue;
-                }
-            };
-            let tref =
-                TargetRef { name: ts.name.clone(), kind: target.kind().to_string(), view: ts.view.clone(), public };
-            let mut tp = plan_target(tref, zone, &wanted, &observation.sets, s.policy, limits, target.adopt());
-            large |= wanted.len().max(observation.sets.len()) >= crate::memory::LARGE;
-            drop(wanted);
-            tp.native = target.render(zone, observation, &tp);
-            out.targets.push(tp);
-        }
-    }
+    walk(state, only, true, &mut failures, |v| {
+        let ts = v.settings;
+        let public = s.view(&ts.view).is_some_and(|view| view.public);
+        let tref =
+            TargetRef { name: ts.name.clone(), kind: v.target.kind().to_string(), view: ts.view.clone(), public };
+        let mut tp = plan_target(tref, v.zone, &v.wanted, &v.observation.sets, s.policy, limits, v.target.adopt());
+        large |= v.wanted.len().max(v.observation.sets.len()) >= crate::memory::LARGE;
+        drop(v.wanted);
+        tp.native = v.target.render(v.zone, v.observation, &tp);
+        out.targets.push(tp);
+    });
     if large {
         // The wanted and observed sets are gone; only the plan stays for rendering.
         crate::memory::give_back_freed();
@@ -160,44 +185,31 @@ pub struct ObservedZone<'a> {
     pub kind: &'static str,
     pub view: String,
     pub zone: Name,
-    pub sets: Vec<(crate::model::Observed, Option<crate::model::Wanted<'a>>)>,
+    pub sets: Vec<(crate::model::Observed, Option<Wanted<'a>>)>,
 }
 
 /// Observes every zone on every target (never writes). Targets that fail are listed.
 pub fn observe(state: &DesiredState) -> (Vec<ObservedZone<'_>>, Vec<TargetFailure>) {
-    let s = &state.settings;
     let mut out = Vec::new();
     let mut failures = Vec::new();
-    for ts in &s.targets {
-        let target = build_target(state, ts);
-        for zone in s.zones.iter().filter(|z| z.targets.contains(&ts.name)) {
-            let wanted = target.prepare(&zone.name, state.wanted(&zone.name, &ts.view));
-            match target.observe(&zone.name) {
-                Ok(o) => {
-                    let sets = o
-                        .sets
-                        .into_iter()
-                        .map(|obs| {
-                            let w = wanted.iter().find(|w| w.set.key() == obs.set.key()).cloned();
-                            (obs, w)
-                        })
-                        .collect();
-                    out.push(ObservedZone {
-                        target: ts.name.clone(),
-                        kind: target.kind(),
-                        view: ts.view.clone(),
-                        zone: zone.name.clone(),
-                        sets,
-                    });
-                }
-                Err(e) => failures.push(TargetFailure {
-                    target: ts.name.clone(),
-                    zone: Some(zone.name.clone()),
-                    reason: e.label(),
-                    error: e.to_string(),
-                }),
-            }
-        }
-    }
+    walk(state, None, false, &mut failures, |v| {
+        let by_key: foldhash::HashMap<_, _> = v.wanted.iter().map(|w| (w.set.key(), w)).collect();
+        let sets = v
+            .observation
+            .sets
+            .into_iter()
+            .map(|obs| {
+                let w = by_key.get(&obs.set.key()).map(|w| (*w).clone());
+                (obs, w)
+            })
+            .collect();
+        out.push(ObservedZone {
+            target: v.settings.name.clone(),
+            kind: v.target.kind(),
+            view: v.settings.view.clone(),
+            zone: v.zone.clone(),
+            sets,
+        });
+    });
     (out, failures)
 }
