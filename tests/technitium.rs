@@ -484,3 +484,23 @@ fn an_internal_zone_is_never_changed() {
     assert!(out.all().contains("Access was denied to manage internal DNS Server zone."), "{}", out.all());
     assert!(dns.records("home.example").iter().all(|r| r.rtype == "SOA" || r.rtype == "NS"));
 }
+
+#[test]
+fn an_import_refused_part_way_keeps_what_went_in_and_the_next_plan_shows_the_rest() {
+    let (dns, repo) = setup(1);
+    let mut records = String::from(RECORDS);
+    for i in 0..60 {
+        records.push_str(&format!("  - {{name: host{i:02}, type: A, value: 192.0.2.{}}}\n", i + 100));
+    }
+    // one set in the middle of the import asks for a TTL the zone's SOA EXPIRE does not allow
+    let records = records.replace("{name: host30, type: A,", "{name: host30, type: A, ttl: 700000,");
+    repo.write("records/home.example.yaml", &records);
+    let out = run(&repo, TOKEN, &["apply"]).expect_code(1);
+    assert!(out.all().contains("stopped part-way") && out.all().contains("Cannot set records: TTL"), "{}", out.all());
+    let held: Vec<String> = dns.records("home.example").iter().map(|r| r.name.clone()).collect();
+    assert!(held.contains(&"host00.home.example".to_string()), "sets before the refused one are in");
+    assert!(!held.contains(&"host30.home.example".to_string()));
+    // the next plan shows what is still missing, the refused set among it
+    let plan = run(&repo, TOKEN, &["plan"]).expect_code(0).stdout();
+    assert!(plan.contains("+ host30.home.example") && !plan.contains("+ host00.home.example"), "{plan}");
+}

@@ -357,6 +357,7 @@ fn route(st: &mut State, endpoint: &str, p: &Params) -> Result<Response, Respons
             let domain = norm(p.req("domain")?);
             let zone = closest(st, &p.get("zone").map(norm).unwrap_or_else(|| domain.clone()))
                 .ok_or_else(|| error(&format!("No such zone was found: {domain}")))?;
+            writable(st, &zone)?;
             let t = p.req("type")?.to_ascii_uppercase();
             let ttl: u64 = p.get("ttl").map(|v| v.parse().unwrap_or(3600)).unwrap_or(3600);
             let comments = p.get("comments").map(|c| c.to_string());
@@ -365,7 +366,6 @@ fn route(st: &mut State, endpoint: &str, p: &Params) -> Result<Response, Respons
             }
             let rdata = rdata_of(&t, p)?;
             let overwrite = p.flag("overwrite");
-            writable(st, &zone)?;
             let recs = st.zones.get_mut(&zone).ok_or_else(|| error(&format!("No such zone was found: {domain}")))?;
             if ttl > soa_expire(recs) {
                 return Err(error(if overwrite {
@@ -413,6 +413,7 @@ fn route(st: &mut State, endpoint: &str, p: &Params) -> Result<Response, Respons
             let domain = norm(p.req("domain")?);
             let zone = closest(st, &p.get("zone").map(norm).unwrap_or_else(|| domain.clone()))
                 .ok_or_else(|| error(&format!("No such zone was found: {domain}")))?;
+            writable(st, &zone)?;
             let t = p.req("type")?.to_ascii_uppercase();
             let old = rdata_of(&t, p)?;
             let new = match t.as_str() {
@@ -428,7 +429,6 @@ fn route(st: &mut State, endpoint: &str, p: &Params) -> Result<Response, Respons
                 },
                 other => return Err(error(&format!("Updating {other} is not supported by this double"))),
             };
-            writable(st, &zone)?;
             let recs = st.zones.get_mut(&zone).ok_or_else(|| error(&format!("No such zone was found: {domain}")))?;
             let ttl = p.get("ttl").and_then(|v| v.parse().ok()).unwrap_or(3600);
             if ttl > soa_expire(recs) {
@@ -450,8 +450,8 @@ fn route(st: &mut State, endpoint: &str, p: &Params) -> Result<Response, Respons
             let domain = norm(p.req("domain")?);
             let zone = closest(st, &p.get("zone").map(norm).unwrap_or_else(|| domain.clone()))
                 .ok_or_else(|| error(&format!("No such zone was found: {domain}")))?;
-            let t = p.req("type")?.to_ascii_uppercase();
             writable(st, &zone)?;
+            let t = p.req("type")?.to_ascii_uppercase();
             let recs = st.zones.get_mut(&zone).ok_or_else(|| error(&format!("No such zone was found: {domain}")))?;
             let before = recs.len();
             if t == "CNAME" {
@@ -467,6 +467,7 @@ fn route(st: &mut State, endpoint: &str, p: &Params) -> Result<Response, Respons
         }
         "/api/zones/import" => {
             let zone = norm(p.req("zone")?);
+            writable(st, &zone)?;
             // The server compares the content type exactly (api-facts §1.8 #18).
             let text = p.text.as_deref().ok_or_else(|| error("The zone file to import is missing."))?;
             let overwrite = p.get("overwrite").is_none_or(|v| v.eq_ignore_ascii_case("true"));
@@ -518,23 +519,38 @@ fn route(st: &mut State, endpoint: &str, p: &Params) -> Result<Response, Respons
                 };
                 imported.push(Rec { name, rtype: t, ttl, disabled: false, comments: comment, rdata });
             }
-            writable(st, &zone)?;
             let recs = st.zones.get_mut(&zone).ok_or_else(|| error(&format!("No such zone was found: {zone}")))?;
-            // Checked for every record before any is added: the double changes nothing then.
-            if imported.iter().any(|r| r.ttl > soa_expire(recs)) {
-                return Err(error("Cannot add record: TTL cannot be greater than SOA EXPIRE."));
+            let expire = soa_expire(recs);
+            // Not atomic (api-facts §1.8 #19): each record set is written on its own, in file
+            // order, so a refused one leaves the ones before it applied. With overwrite the
+            // server sets each record set, else it adds each record.
+            let mut sets: Vec<((String, String), Vec<Rec>)> = Vec::new();
+            for r in imported {
+                let key = (r.name.clone(), r.rtype.clone());
+                match sets.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, v)) => v.push(r),
+                    None => sets.push((key, vec![r])),
+                }
             }
-            if overwrite {
-                let keys: Vec<(String, String)> = imported.iter().map(|r| (r.name.clone(), r.rtype.clone())).collect();
-                recs.retain(|r| !keys.contains(&(r.name.clone(), r.rtype.clone())));
-                recs.extend(imported);
-            } else {
-                for r in imported {
-                    if !recs
-                        .iter()
-                        .any(|x| x.name == r.name && x.rtype == r.rtype && same(&r.rtype, &x.rdata, &r.rdata))
-                    {
-                        recs.push(r);
+            for ((name, rtype), set) in sets {
+                if set.iter().any(|r| r.ttl > expire) {
+                    return Err(error(if overwrite {
+                        "Cannot set records: TTL cannot be greater than SOA EXPIRE."
+                    } else {
+                        "Cannot add record: TTL cannot be greater than SOA EXPIRE."
+                    }));
+                }
+                if overwrite {
+                    recs.retain(|x| !(x.name == name && x.rtype == rtype));
+                    recs.extend(set);
+                } else {
+                    for r in set {
+                        if !recs
+                            .iter()
+                            .any(|x| x.name == r.name && x.rtype == r.rtype && same(&r.rtype, &x.rdata, &r.rdata))
+                        {
+                            recs.push(r);
+                        }
                     }
                 }
             }

@@ -167,7 +167,12 @@ impl TechnitiumTarget {
                 .await
             {
                 Ok(_) => applied += bulk.len(),
-                Err(e) => failed.push(format!("import of {} new record set(s): {e}", bulk.len())),
+                // The import is not atomic (api-facts §1.8 #19): the sets before the refused one
+                // are in; the next plan shows which are still missing.
+                Err(e) => failed.push(format!(
+                    "import of {} new record set(s) stopped part-way (the next plan shows what is missing): {e}",
+                    bulk.len()
+                )),
             }
             single
         } else {
@@ -246,8 +251,10 @@ impl TechnitiumTarget {
         let mut p = self.owned_params(zone, set);
         p.extend(update_params(old, new).unwrap_or_default());
         // On a retry, "the record does not exist" means the first try had landed (the old value
-        // is gone). The server words it "the record does not exists to be updated" (zone code)
-        // or "no such record exists" (as for delete); either is taken.
+        // is gone). The server words it "the record does not exists to be updated"; "no such
+        // record" is taken too, as for delete, in case another version words it so. (Should
+        // someone else delete the old value between a first try that did not land and the
+        // retry, this reports the update as applied; the next plan shows the missing value.)
         let gone = ["does not exists to be updated", "no such record"];
         client.call("/api/zones/records/update", &p, &gone).await.map(|_| ())
     }
