@@ -155,6 +155,10 @@ fn a_large_first_sync_is_one_import_and_then_in_sync() {
     run(&repo, TOKEN, &["apply"]).expect_code(0);
     // the TXT with quotes cannot survive an import unchanged, so it goes on its own
     assert_eq!(dns.writes(), ["import home.example", "add TXT quoted.home.example say \"hi\""]);
+    // the import adds, never replaces: a set someone added since our read would be kept
+    let import_overwrite =
+        dns.state.lock().unwrap().calls.iter().find(|c| c.is_write()).and_then(|c| c.params.get("overwrite").cloned());
+    assert_eq!(import_overwrite.as_deref(), Some("false"));
     let recs = dns.records("home.example");
     assert_eq!(recs.iter().filter(|r| r.comments.as_deref() == Some("zonekeeper:owner=example-home")).count(), 70);
     dns.clear_calls();
@@ -496,7 +500,7 @@ fn an_import_refused_part_way_keeps_what_went_in_and_the_next_plan_shows_the_res
     let records = records.replace("{name: host30, type: A,", "{name: host30, type: A, ttl: 700000,");
     repo.write("records/home.example.yaml", &records);
     let out = run(&repo, TOKEN, &["apply"]).expect_code(1);
-    assert!(out.all().contains("stopped part-way") && out.all().contains("Cannot set records: TTL"), "{}", out.all());
+    assert!(out.all().contains("stopped part-way") && out.all().contains("Cannot add record: TTL"), "{}", out.all());
     let held: Vec<String> = dns.records("home.example").iter().map(|r| r.name.clone()).collect();
     assert!(held.contains(&"host00.home.example".to_string()), "sets before the refused one are in");
     assert!(!held.contains(&"host30.home.example".to_string()));

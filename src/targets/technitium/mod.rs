@@ -163,7 +163,9 @@ impl TechnitiumTarget {
         let single = if bulk_values >= BULK_MIN {
             let text = import_text(zone, bulk.iter().map(|c| c.set()), &self.marker());
             match client
-                .call_text("/api/zones/import", &[("zone", zone.to_string()), ("overwrite", "true".into())], &text)
+                // overwrite=false: a set someone added since our read is kept, not replaced
+                // (we never touch what we do not own), and a retried import adds nothing twice.
+                .call_text("/api/zones/import", &[("zone", zone.to_string()), ("overwrite", "false".into())], &text)
                 .await
             {
                 Ok(_) => applied += bulk.len(),
