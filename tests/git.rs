@@ -18,12 +18,21 @@ fn git(repo: &Repo, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-fn committed_example() -> Repo {
-    let repo = Repo::example();
+/// `repo` made a git repository on `main` with everything in it as one commit.
+fn committed(repo: Repo, message: &str) -> Repo {
     git(&repo, &["init", "-q", "-b", "main"]);
     git(&repo, &["add", "."]);
-    git(&repo, &["commit", "-q", "-m", "The example zone"]);
+    git(&repo, &["commit", "-q", "-m", message]);
     repo
+}
+
+fn committed_example() -> Repo {
+    committed(Repo::example(), "The example zone")
+}
+
+/// The example with commit-back enabled, committed.
+fn committed_with_commit_back() -> Repo {
+    committed(Repo::example().with_settings(&format!("{}{COMMIT_BACK}", support::SETTINGS)), "The example zone")
 }
 
 #[test]
@@ -244,10 +253,7 @@ fn commit_count(repo_dir: &std::path::Path, branch: &str) -> usize {
 
 #[test]
 fn commit_back_makes_one_commit_per_change_and_none_without_one() {
-    let repo = Repo::example().with_settings(&format!("{}{COMMIT_BACK}", support::SETTINGS));
-    git(&repo, &["init", "-q", "-b", "main"]);
-    git(&repo, &["add", "."]);
-    git(&repo, &["commit", "-q", "-m", "The example zone"]);
+    let repo = committed_with_commit_back();
     repo.run(&["apply"]).expect_code(0);
 
     let out = repo.run(&["observe", "--commit"]).expect_code(0).stdout();
@@ -381,10 +387,7 @@ fn commit_back_may_not_overwrite_the_desired_state() {
     let settings = format!("{}commitBack: {{path: records}}\n", support::SETTINGS);
     let out = Repo::example().with_settings(&settings).run(&["validate"]).expect_code(1).stdout();
     assert!(out.contains("commitBack.path: `records` must be a relative folder"), "{out}");
-    let repo = Repo::example().with_settings(&format!("{}{COMMIT_BACK}", support::SETTINGS));
-    git(&repo, &["init", "-q", "-b", "main"]);
-    git(&repo, &["add", "."]);
-    git(&repo, &["commit", "-q", "-m", "x"]);
+    let repo = committed_with_commit_back();
     git(&repo, &["branch", "zonekeeper-observed"]);
     let out = repo.run(&["observe", "--commit", "--ref", "zonekeeper-observed"]).expect_code(1);
     assert!(out.stderr().contains("is the branch the desired state is read from"), "{}", out.stderr());
@@ -562,10 +565,7 @@ fn a_renamed_default_branch_is_followed() {
 
 #[test]
 fn commit_back_refuses_a_branch_checked_out_in_any_worktree() {
-    let repo = Repo::example().with_settings(&format!("{}{COMMIT_BACK}", support::SETTINGS));
-    git(&repo, &["init", "-q", "-b", "main"]);
-    git(&repo, &["add", "."]);
-    git(&repo, &["commit", "-q", "-m", "x"]);
+    let repo = committed_with_commit_back();
     repo.run(&["apply"]).expect_code(0);
 
     git(&repo, &["checkout", "-q", "-b", "zonekeeper-observed"]);
