@@ -216,20 +216,21 @@ struct Loaded {
     held_back: Option<(String, Invalid)>,
 }
 
-impl Loaded {
-    /// The state in force. A held-back commit is reported on stderr, and `true` is returned
-    /// with the state so the caller exits non-zero after doing its work on the last good one.
-    fn in_force(self) -> Result<(DesiredState, String, bool)> {
-        if let Some((bad, invalid)) = &self.held_back {
-            eprintln!("error: in the {bad}: {invalid}");
-            eprintln!("the last good {} stays in force until a newer commit loads cleanly", self.source);
-        }
-        let state = self.state.with_context(|| format!("in the {}", self.source))?;
-        Ok((state, self.source, self.held_back.is_some()))
-    }
-}
-
 impl Origin {
+    /// Runs `work` on the state in force and what was read. A newer commit held back is
+    /// reported on stderr first, and the run then exits 1 whatever `work` returns, so a cron
+    /// job or CI notices while the last good commit keeps being applied.
+    fn with_state_in_force(&self, work: impl FnOnce(&DesiredState, &str) -> Result<ExitCode>) -> Result<ExitCode> {
+        let Loaded { state, source, held_back } = self.load(true)?;
+        if let Some((bad, invalid)) = &held_back {
+            eprintln!("error: in the {bad}: {invalid}");
+            eprintln!("the last good {source} stays in force until a newer commit loads cleanly");
+        }
+        let state = state.with_context(|| format!("in the {source}"))?;
+        let code = work(&state, &source)?;
+        Ok(if held_back.is_some() { ExitCode::from(1) } else { code })
+    }
+
     fn from_cli(cli: &Cli) -> Result<Origin> {
         let remote = zonekeeper::sources::git::is_url(&cli.repo.to_string_lossy());
         if remote && cli.worktree {
@@ -372,31 +373,34 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Validate { format } => validate(&origin, format),
         Command::Plan { format, detailed_exitcode, target, color, no_diff } => {
-            let (state, source, held_back) = origin.load(true)?.in_force()?;
-            let planned = reconcile::plan(&state, &source, target.as_deref())?;
-            let out = match format {
-                PlanFormat::Text => render::text(&planned.plan, color.enabled(), !no_diff),
-                PlanFormat::Markdown => render::markdown(&planned.plan),
-                PlanFormat::Json => render::json(&planned.plan),
-            };
-            print!("{out}");
-            if report_failures(&planned.failures) || planned.plan.has_hard_refusal() || held_back {
-                return Ok(ExitCode::from(1));
-            }
-            Ok(match (detailed_exitcode, planned.plan.change_count()) {
-                (true, n) if n > 0 => ExitCode::from(2),
-                _ => ExitCode::SUCCESS,
+            origin.with_state_in_force(|state, source| {
+                let planned = reconcile::plan(state, source, target.as_deref())?;
+                let out = match format {
+                    PlanFormat::Text => render::text(&planned.plan, color.enabled(), !no_diff),
+                    PlanFormat::Markdown => render::markdown(&planned.plan),
+                    PlanFormat::Json => render::json(&planned.plan),
+                };
+                print!("{out}");
+                if report_failures(&planned.failures) || planned.plan.has_hard_refusal() {
+                    return Ok(ExitCode::from(1));
+                }
+                Ok(match (detailed_exitcode, planned.plan.change_count()) {
+                    (true, n) if n > 0 => ExitCode::from(2),
+                    _ => ExitCode::SUCCESS,
+                })
             })
         }
         Command::Apply { target, force, color } => {
-            let (state, source, held_back) = origin.load(true)?.in_force()?;
-            let code = apply(&state, &source, target.as_deref(), force, color.enabled())?;
-            Ok(if held_back { ExitCode::from(1) } else { code })
+            origin.with_state_in_force(|state, source| apply(state, source, target.as_deref(), force, color.enabled()))
         }
         Command::Preview { hosts, watch, view } => preview(&cli.repo, &hosts, watch, view.as_deref()),
-        Command::Export { target, zone, corefile } => export(&origin, &target, zone.as_deref(), corefile),
+        Command::Export { target, zone, corefile } => {
+            origin.with_state_in_force(|state, _| export(state, &target, zone.as_deref(), corefile))
+        }
         Command::Schema { check, dir } => schema(&dir, check),
-        Command::Observe { commit } => observe(&origin, commit),
+        Command::Observe { commit } => {
+            origin.with_state_in_force(|state, source| observe(&origin, state, source, commit))
+        }
     }
 }
 
@@ -604,13 +608,7 @@ fn preview(repo: &Path, hosts: &Path, watch: bool, view: Option<&str>) -> Result
     Ok(ExitCode::SUCCESS)
 }
 
-fn export(origin: &Origin, target: &str, zone: Option<&str>, corefile: bool) -> Result<ExitCode> {
-    let (state, _, held_back) = origin.load(true)?.in_force()?;
-    let code = export_state(&state, target, zone, corefile)?;
-    Ok(if held_back { ExitCode::from(1) } else { code })
-}
-
-fn export_state(state: &DesiredState, target: &str, zone: Option<&str>, corefile: bool) -> Result<ExitCode> {
+fn export(state: &DesiredState, target: &str, zone: Option<&str>, corefile: bool) -> Result<ExitCode> {
     let ts = state.settings.target(target).with_context(|| format!("no target named `{target}` in zonekeeper.yaml"))?;
     let zones: Vec<Name> =
         state.settings.zones.iter().filter(|z| z.targets.contains(&ts.name)).map(|z| z.name.clone()).collect();
@@ -637,13 +635,7 @@ fn export_state(state: &DesiredState, target: &str, zone: Option<&str>, corefile
     Ok(ExitCode::SUCCESS)
 }
 
-fn observe(origin: &Origin, commit: bool) -> Result<ExitCode> {
-    let (state, source, held_back) = origin.load(true)?.in_force()?;
-    let code = observe_state(origin, &state, &source, commit)?;
-    Ok(if held_back { ExitCode::from(1) } else { code })
-}
-
-fn observe_state(origin: &Origin, state: &DesiredState, source: &str, commit: bool) -> Result<ExitCode> {
+fn observe(origin: &Origin, state: &DesiredState, source: &str, commit: bool) -> Result<ExitCode> {
     use zonekeeper::sources::git;
     let (repo, rev) = (origin.repo.as_path(), origin.rev.as_deref());
     let repo_str = repo.to_string_lossy().to_string();
