@@ -123,6 +123,7 @@ pub fn plan(state: &DesiredState, source: &str, only: Option<&str>) -> Result<Pl
         let tref =
             TargetRef { name: ts.name.clone(), kind: v.target.kind().to_string(), view: ts.view.clone(), public };
         let mut tp = plan_target(tref, v.zone, &v.wanted, &v.observation.sets, s.policy, limits, v.target.adopt());
+        tp.refusals.extend(crate::plan::check_ttl_max(&tp.changes, v.observation.ttl_max));
         large |= v.wanted.len().max(v.observation.sets.len()) >= crate::memory::LARGE;
         drop(v.wanted);
         tp.native = v.target.render(v.zone, v.observation, &tp);

@@ -458,7 +458,7 @@ fn tls_settings_are_checked_and_skipping_verification_is_warned_about() {
 }
 
 #[test]
-fn a_ttl_above_the_soa_expire_is_refused_by_the_server_and_reported() {
+fn a_ttl_above_the_soa_expire_is_refused_by_the_plan_before_anything_is_sent() {
     let (dns, repo) = setup(1);
     repo.write(
         "records/home.example.yaml",
@@ -467,17 +467,21 @@ fn a_ttl_above_the_soa_expire_is_refused_by_the_server_and_reported() {
             "{name: mail, type: A, ttl: 700000, value: 192.0.2.25}",
         ),
     );
-    let out = run(&repo, TOKEN, &["apply"]).expect_code(1);
+    let plan = run(&repo, TOKEN, &["plan"]).expect_code(1);
     assert!(
-        out.stdout().contains("failed  create mail.home.example A")
-            && out.stdout().contains("TTL cannot be greater than SOA EXPIRE"),
+        plan.stdout().contains("mail.home.example A (TTL 700000): TTL above 604800, the largest this target takes"),
         "{}",
-        out.all()
+        plan.all()
     );
-    // the rest of the zone is applied; the refused record is not there
-    let recs = dns.records("home.example");
-    assert!(recs.iter().any(|r| r.name == "multi.home.example"), "{:?}", dns.writes());
-    assert!(!recs.iter().any(|r| r.name == "mail.home.example"));
+    let out = run(&repo, TOKEN, &["apply", "--force"]).expect_code(1);
+    assert!(out.stderr().contains("--force cannot override it"), "{}", out.all());
+    assert!(dns.writes().is_empty(), "{:?}", dns.writes());
+    // a TTL at the limit is fine
+    repo.write(
+        "records/home.example.yaml",
+        &RECORDS.replace("{name: mail, type: A,", "{name: mail, type: A, ttl: 604800,"),
+    );
+    run(&repo, TOKEN, &["apply"]).expect_code(0);
 }
 
 #[test]
@@ -496,15 +500,19 @@ fn an_import_refused_part_way_keeps_what_went_in_and_the_next_plan_shows_the_res
     for i in 0..60 {
         records.push_str(&format!("  - {{name: host{i:02}, type: A, value: 192.0.2.{}}}\n", i + 100));
     }
-    // one set in the middle of the import asks for a TTL the zone's SOA EXPIRE does not allow
-    let records = records.replace("{name: host30, type: A,", "{name: host30, type: A, ttl: 700000,");
+    // one set in the middle of the import has a TTL of a day, and between zonekeeper's read
+    // and its import an administrator lowers the zone's SOA EXPIRE below that
+    let records = records.replace("{name: host30, type: A,", "{name: host30, type: A, ttl: 90000,");
     repo.write("records/home.example.yaml", &records);
+    dns.state.lock().unwrap().before_first_write =
+        Some(Box::new(|st| Technitium::set_soa_expire(st, "home.example", 86400)));
     let out = run(&repo, TOKEN, &["apply"]).expect_code(1);
     assert!(out.all().contains("stopped part-way") && out.all().contains("Cannot add record: TTL"), "{}", out.all());
     let held: Vec<String> = dns.records("home.example").iter().map(|r| r.name.clone()).collect();
     assert!(held.contains(&"host00.home.example".to_string()), "sets before the refused one are in");
     assert!(!held.contains(&"host30.home.example".to_string()));
-    // the next plan shows what is still missing, the refused set among it
-    let plan = run(&repo, TOKEN, &["plan"]).expect_code(0).stdout();
+    // the next plan shows what is still missing, the refused set among it, and now knows why
+    let plan = run(&repo, TOKEN, &["plan"]).expect_code(1).stdout();
     assert!(plan.contains("+ host30.home.example") && !plan.contains("+ host00.home.example"), "{plan}");
+    assert!(plan.contains("host30.home.example A (TTL 90000): TTL above 86400"), "{plan}");
 }

@@ -102,11 +102,14 @@ pub enum Refusal {
     Limit { op: Op, count: usize, owned: usize, max_share: f64 },
     /// The zone's own NS records would change.
     RootNs,
+    /// Sets with a TTL above the largest the target takes (Technitium: the SOA EXPIRE), which
+    /// it would refuse. Not overridable: the target refuses them whatever we do.
+    TtlAboveMax { sets: Vec<(Name, RecordType, u32)>, max: u32 },
 }
 
 impl Refusal {
     pub fn overridable(&self) -> bool {
-        !matches!(self, Refusal::InternalOnPublic { .. })
+        !matches!(self, Refusal::InternalOnPublic { .. } | Refusal::TtlAboveMax { .. })
     }
     pub fn message(&self) -> String {
         match self {
@@ -125,6 +128,15 @@ impl Refusal {
                 100.0 * max_share
             ),
             Refusal::RootNs => "changes the zone's own NS records; pass --force if this is intended".to_string(),
+            Refusal::TtlAboveMax { sets, max } => {
+                let shown: Vec<String> =
+                    sets.iter().take(5).map(|(n, t, ttl)| format!("{n} {t} (TTL {ttl})")).collect();
+                let more = if sets.len() > 5 { format!(" and {} more", sets.len() - 5) } else { String::new() };
+                format!(
+                    "{}{more}: TTL above {max}, the largest this target takes (the zone's SOA EXPIRE); lower the TTL",
+                    shown.join(", ")
+                )
+            }
         }
     }
 }
@@ -186,6 +198,17 @@ pub fn plan_target(
         unowned_elsewhere,
         native: None,
     }
+}
+
+/// Sets that a create or update would give a TTL above `max`, the largest the target takes.
+pub fn check_ttl_max(changes: &[Change], max: Option<u32>) -> Option<Refusal> {
+    let max = max?;
+    let sets: Vec<(Name, RecordType, u32)> = changes
+        .iter()
+        .filter(|c| c.op() != Op::Delete && c.set().ttl > max)
+        .map(|c| (c.set().name.clone(), c.set().rtype, c.set().ttl))
+        .collect();
+    (!sets.is_empty()).then_some(Refusal::TtlAboveMax { sets, max })
 }
 
 /// Step 1: observed sets by (name, type), borrowing rather than copying the names.

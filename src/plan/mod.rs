@@ -8,7 +8,9 @@
 mod diff;
 pub mod render;
 
-pub use diff::{Change, Drift, Op, Refusal, SafetyLimits, TargetPlan, TargetRef, apply_changes, merged, plan_target};
+pub use diff::{
+    Change, Drift, Op, Refusal, SafetyLimits, TargetPlan, TargetRef, apply_changes, check_ttl_max, merged, plan_target,
+};
 
 use crate::model::Name;
 

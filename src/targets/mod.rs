@@ -46,6 +46,9 @@ pub struct Observation {
     pub sets: Vec<Observed>,
     /// The target's own text as read (zone file, whole hosts file); `None` when absent.
     pub text: Option<String>,
+    /// The largest TTL the target takes for this zone, when it has one (Technitium: the
+    /// zone's SOA EXPIRE): a plan with a larger one is refused before anything is sent.
+    pub ttl_max: Option<u32>,
 }
 
 pub trait Target {

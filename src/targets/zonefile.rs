@@ -113,7 +113,7 @@ impl Target for ZoneFileTarget {
         let parsed = parse_zone(&text, zone, &shown)?;
         // The file is written whole, so everything in it is ours once we own (or adopt) it.
         let sets = parsed.sets.into_iter().map(|set| Observed { set, ownership: Ownership::Ours }).collect();
-        Ok(Observation { sets, text: Some(text) })
+        Ok(Observation { sets, text: Some(text), ttl_max: None })
     }
 
     fn render(&self, zone: &Name, observation: Observation, plan: &TargetPlan) -> Option<NativeText> {

@@ -72,6 +72,9 @@ impl Call {
     }
 }
 
+/// A change someone else makes to the server's state.
+pub type ServerChange = Box<dyn FnOnce(&mut State) + Send>;
+
 #[derive(Default)]
 pub struct State {
     pub token: String,
@@ -85,6 +88,9 @@ pub struct State {
     pub lose_answer_at: Option<usize>,
     /// Zones the server marks `internal` (its built-in ones): listed, read, never changed.
     pub internal: std::collections::BTreeSet<String>,
+    /// Someone else's change to the server, made just before the first write arrives: what
+    /// happens between zonekeeper's read and its writes.
+    pub before_first_write: Option<ServerChange>,
     writes_seen: usize,
 }
 
@@ -157,6 +163,13 @@ impl Technitium {
 
     pub fn records(&self, zone: &str) -> Vec<Rec> {
         self.state.lock().unwrap().zones.get(zone).cloned().unwrap_or_default()
+    }
+
+    /// Sets the EXPIRE of `zone`'s SOA, as an administrator would.
+    pub fn set_soa_expire(st: &mut State, zone: &str, expire: u64) {
+        for r in st.zones.get_mut(zone).into_iter().flatten().filter(|r| r.rtype == "SOA") {
+            r.rdata["expire"] = json!(expire);
+        }
     }
 
     /// Marks `zone` internal, as the server's built-in zones are.
@@ -306,6 +319,9 @@ async fn handle(
             | "/api/zones/import"
     );
     if write {
+        if let Some(change) = st.before_first_write.take() {
+            change(&mut st);
+        }
         let n = st.writes_seen;
         st.writes_seen += 1;
         if st.fail_write_at == Some(n) {

@@ -224,3 +224,23 @@ proptest! {
         prop_assert_eq!(refused, over);
     }
 }
+
+#[test]
+fn a_ttl_above_the_target_maximum_is_refused_for_creates_and_updates_only() {
+    let prov = Provenance::File { path: "records/x.yaml".into(), line: 1 };
+    let with_ttl = |name: &str, ttl: u32| RecordSet { ttl, ..a(name, &[1]) };
+    let changes = vec![
+        Change::Create { set: with_ttl("big", 700_000), provenance: prov.clone() },
+        Change::Create { set: with_ttl("edge", 604_800), provenance: prov.clone() },
+        Change::Update { from: with_ttl("up", 300), to: with_ttl("up", 900_000), provenance: prov, adopt: false },
+        Change::Delete { set: with_ttl("gone", 900_000) },
+    ];
+    let Some(Refusal::TtlAboveMax { sets, max }) = check_ttl_max(&changes, Some(604_800)) else {
+        panic!("expected a refusal");
+    };
+    assert_eq!(max, 604_800);
+    let names: Vec<String> = sets.iter().map(|(n, _, _)| n.to_string()).collect();
+    assert_eq!(names, ["big.home.example", "up.home.example"]);
+    assert!(!Refusal::TtlAboveMax { sets, max }.overridable());
+    assert_eq!(check_ttl_max(&changes, None), None, "a target without a maximum refuses nothing");
+}

@@ -119,10 +119,12 @@ impl TechnitiumTarget {
 
     /// Never writes: a missing zone is an error that names it, or (with `createZones`) an
     /// empty zone that `apply` will create.
-    async fn observe_async(&self, client: &Client, zone: &Name) -> Result<Vec<Observed>, ApiError> {
+    /// The zone's sets, and its SOA EXPIRE (the largest TTL the server takes in it).
+    async fn observe_async(&self, client: &Client, zone: &Name) -> Result<(Vec<Observed>, Option<u32>), ApiError> {
         match self.read_zone(client, zone).await? {
-            Some(records) => Ok(group(zone, &records, &self.marker())),
-            None if self.settings.create_zones => Ok(Vec::new()),
+            Some(records) => Ok((group(zone, &records, &self.marker()), soa_expire(zone, &records))),
+            // A zone still to be created gets the server's default SOA (EXPIRE one week).
+            None if self.settings.create_zones => Ok((Vec::new(), Some(DEFAULT_SOA_EXPIRE))),
             None => Err(ApiError::Api {
                 endpoint: "/api/zones/records/get".into(),
                 message: format!("zone {zone} does not exist on the server (set createZones: true to create it)"),
@@ -423,6 +425,20 @@ fn rdata(rtype: RecordType, r: &Value) -> Option<RData> {
     })
 }
 
+/// The SOA EXPIRE of a new zone on Technitium (its default SOA: 604800 s).
+const DEFAULT_SOA_EXPIRE: u32 = 604_800;
+
+/// The EXPIRE of the zone's SOA, as `records/get` gives it: the server refuses any record
+/// with a larger TTL (api-facts §1.8 #9).
+fn soa_expire(zone: &Name, records: &[Value]) -> Option<u32> {
+    records
+        .iter()
+        .filter(|r| r.get("type").and_then(|v| v.as_str()) == Some("SOA"))
+        .filter(|r| r.get("name").and_then(|v| v.as_str()).and_then(|n| Name::parse(n).ok()).as_ref() == Some(zone))
+        .find_map(|r| r.get("rData")?.get("expire")?.as_u64())
+        .map(|e| e.min(u32::MAX as u64) as u32)
+}
+
 /// Groups the zone's records into sets with their ownership.
 fn group(zone: &Name, records: &[Value], marker: &str) -> Vec<Observed> {
     use std::collections::BTreeMap;
@@ -503,8 +519,8 @@ impl Target for TechnitiumTarget {
 
     fn observe(&self, zone: &Name) -> Result<Observation, TargetError> {
         let (rt, client) = self.connection()?;
-        let sets = rt.block_on(self.observe_async(client, zone)).map_err(|e| api(&self.name, e))?;
-        Ok(Observation { sets, text: None })
+        let (sets, ttl_max) = rt.block_on(self.observe_async(client, zone)).map_err(|e| api(&self.name, e))?;
+        Ok(Observation { sets, text: None, ttl_max })
     }
 
     fn render(&self, _zone: &Name, _observation: Observation, _plan: &TargetPlan) -> Option<NativeText> {
