@@ -1,5 +1,5 @@
-//! A git server over HTTP as forges run one: the real `git http-backend` (smart HTTP, fetch and
-//! push) behind HTTP basic auth. Every request without the right user and token is answered
+//! A git server over HTTP or HTTPS as forges run one: the real `git http-backend` (smart HTTP,
+//! fetch and push) behind HTTP basic auth. Every request without the right user and token is answered
 //! `401` with a `WWW-Authenticate` challenge, as GitHub, GitLab and Gitea do for a private
 //! repository; the backend only ever sees authenticated requests.
 
@@ -28,6 +28,7 @@ struct Shared {
     user: String,
     token: String,
     seen: Vec<Seen>,
+    tls: bool,
 }
 
 pub struct GitHttp {
@@ -47,6 +48,7 @@ impl GitHttp {
             user: user.to_string(),
             token: token.to_string(),
             seen: Vec::new(),
+            tls: false,
         }));
         let state = shared.clone();
         std::thread::spawn(move || {
@@ -63,9 +65,58 @@ impl GitHttp {
         GitHttp { addr, shared }
     }
 
+    /// The same server over TLS, with the certificate and key in PEM (the certificate must
+    /// name 127.0.0.1). Clients trust it through `SSL_CERT_FILE` / `GIT_SSL_CAINFO`.
+    pub fn start_tls(root: &std::path::Path, user: &str, token: &str, cert_pem: &[u8], key_pem: &[u8]) -> GitHttp {
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(cert_pem).collect::<Result<_, _>>().expect("certificate PEM");
+        let key = PrivateKeyDer::from_pem_slice(key_pem).expect("key PEM");
+        let config = tokio_rustls::rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("server certificate");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let shared = Arc::new(Mutex::new(Shared {
+            root: root.to_path_buf(),
+            user: user.to_string(),
+            token: token.to_string(),
+            seen: Vec::new(),
+            tls: true,
+        }));
+        let state = shared.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                let app = axum::Router::new()
+                    .fallback(handle)
+                    .layer(axum::extract::DefaultBodyLimit::disable())
+                    .with_state(state);
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else { continue };
+                    let (acceptor, app) = (acceptor.clone(), app.clone());
+                    tokio::spawn(async move {
+                        // A client that does not trust the certificate hangs up here.
+                        let Ok(tls) = acceptor.accept(stream).await else { return };
+                        let io = hyper_util::rt::TokioIo::new(tls);
+                        let service = hyper_util::service::TowerToHyperService::new(app);
+                        let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+                    });
+                }
+            });
+        });
+        GitHttp { addr, shared }
+    }
+
     /// The URL of the repository `name` (e.g. `dns.git`).
     pub fn url(&self, name: &str) -> String {
-        format!("http://{}/{name}", self.addr)
+        let scheme = if self.shared.lock().unwrap().tls { "https" } else { "http" };
+        format!("{scheme}://{}/{name}", self.addr)
     }
 
     pub fn seen(&self) -> Vec<Seen> {
