@@ -117,9 +117,9 @@ impl TechnitiumTarget {
         Ok(Some(records))
     }
 
-    /// Never writes: a missing zone is an error that names it, or (with `createZones`) an
-    /// empty zone that `apply` will create.
-    /// The zone's sets, and its SOA EXPIRE (the largest TTL the server takes in it).
+    /// The zone's sets, and its SOA EXPIRE (the largest TTL the server takes in it). Never
+    /// writes: a missing zone is an error that names it, or (with `createZones`) an empty zone
+    /// that `apply` will create.
     async fn observe_async(&self, client: &Client, zone: &Name) -> Result<(Vec<Observed>, Option<u32>), ApiError> {
         match self.read_zone(client, zone).await? {
             Some(records) => Ok((group(zone, &records, &self.marker()), soa_expire(zone, &records))),
