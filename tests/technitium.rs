@@ -516,3 +516,40 @@ fn an_import_refused_part_way_keeps_what_went_in_and_the_next_plan_shows_the_res
     assert!(plan.contains("+ host30.home.example") && !plan.contains("+ host00.home.example"), "{plan}");
     assert!(plan.contains("host30.home.example A (TTL 90000): TTL above 86400"), "{plan}");
 }
+
+#[test]
+fn clean_orphans_deletes_only_our_records_in_a_zone_no_longer_served() {
+    let (dns, repo) = setup(1);
+    run(&repo, TOKEN, &["apply"]).expect_code(0);
+    // a zone that was once ours: one record of ours, one of someone else's
+    let marker = Some("zonekeeper:owner=example-home");
+    dns.add_zone("old.example");
+    let ours = Rec::new("www.old.example", "A", serde_json::json!({"ipAddress": "192.0.2.9"}), marker);
+    let theirs = Rec::new("mail.old.example", "A", serde_json::json!({"ipAddress": "192.0.2.8"}), None);
+    dns.insert("old.example", ours.clone());
+    dns.insert("old.example", theirs.clone());
+    // and the server's own internal zone, which is never touched even with our marker in it
+    dns.add_zone("localhost");
+    dns.mark_internal("localhost");
+    let internal = Rec::new("x.localhost", "A", serde_json::json!({"ipAddress": "127.0.0.2"}), marker);
+    dns.insert("localhost", internal.clone());
+
+    // off by default: unserved zones are not even read
+    dns.clear_calls();
+    let plan = run(&repo, TOKEN, &["plan", "--detailed-exitcode"]).expect_code(0).stdout();
+    assert!(!plan.contains("old.example"), "{plan}");
+    assert!(dns.state.lock().unwrap().calls.iter().all(|c| c.endpoint != "/api/zones/list"));
+
+    let repo = repo.with_settings(
+        &settings(&dns.url(), 1).replace("timeoutSeconds: 5}", "timeoutSeconds: 5, cleanOrphans: true}"),
+    );
+    let plan = run(&repo, TOKEN, &["plan"]).expect_code(0).stdout();
+    assert!(plan.contains("old.example on tdns") && plan.contains("- www.old.example"), "{plan}");
+    assert!(!plan.contains("mail.old.example") && !plan.contains("localhost"), "{plan}");
+    run(&repo, TOKEN, &["apply"]).expect_code(0);
+    let left = dns.records("old.example");
+    assert!(!left.contains(&ours) && left.contains(&theirs), "{left:?}");
+    assert!(dns.records("localhost").contains(&internal));
+    // nothing of ours is left there: the zone is no longer read as an orphan
+    run(&repo, TOKEN, &["plan", "--detailed-exitcode"]).expect_code(0);
+}

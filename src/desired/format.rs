@@ -236,6 +236,11 @@ pub enum TargetDecl {
         /// Take over records at wanted names that carry no owner marker.
         #[serde(default)]
         adopt: bool,
+        /// Also plan the deletion of our records in zones on the server that this target no
+        /// longer serves (a zone taken out of zonekeeper.yaml). Costs a zone list and one read
+        /// per unserved zone on every plan; needs an owner id no other config uses.
+        #[serde(default)]
+        clean_orphans: bool,
     },
 }
 

@@ -50,6 +50,7 @@ pub struct TechnitiumSettings {
     pub concurrency: u32,
     pub create_zones: bool,
     pub adopt: bool,
+    pub clean_orphans: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -211,6 +212,7 @@ pub(super) fn load_settings(root: &Path, text: &str, diags: &mut Vec<Diagnostic>
                 concurrency,
                 create_zones,
                 adopt,
+                clean_orphans,
                 ..
             } => {
                 let mut bad = |field: &str, msg: String| {
@@ -251,6 +253,7 @@ pub(super) fn load_settings(root: &Path, text: &str, diags: &mut Vec<Diagnostic>
                     concurrency: *concurrency,
                     create_zones: *create_zones,
                     adopt: *adopt,
+                    clean_orphans: *clean_orphans,
                 })
             }
         };

@@ -172,6 +172,11 @@ impl Technitium {
         }
     }
 
+    /// Adds a Primary zone with its SOA and NS, as `zones/create` would.
+    pub fn add_zone(&self, zone: &str) {
+        self.state.lock().unwrap().zones.insert(zone.to_string(), apex(zone));
+    }
+
     /// Marks `zone` internal, as the server's built-in zones are.
     pub fn mark_internal(&self, zone: &str) {
         self.state.lock().unwrap().internal.insert(zone.to_string());

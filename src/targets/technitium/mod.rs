@@ -132,6 +132,35 @@ impl TechnitiumTarget {
         }
     }
 
+    /// With `cleanOrphans`: Primary zones on the server that we do not serve but that still
+    /// hold records of ours (a zone taken out of zonekeeper.yaml, or moved to another target).
+    /// One list call, then one read per unserved zone. Internal and disabled zones are left
+    /// out; the zone itself is never deleted, only our records in it.
+    async fn orphans_async(&self, client: &Client, served: &[Name]) -> Result<Vec<Name>, ApiError> {
+        let listed = client.call("/api/zones/list", &[], &[]).await?;
+        let candidates: Vec<Name> = listed
+            .get("zones")
+            .and_then(|z| z.as_array())
+            .into_iter()
+            .flatten()
+            .filter(|z| z.get("type").and_then(|t| t.as_str()) == Some("Primary"))
+            .filter(|z| !z.get("internal").and_then(|v| v.as_bool()).unwrap_or(false))
+            .filter(|z| !z.get("disabled").and_then(|v| v.as_bool()).unwrap_or(false))
+            .filter_map(|z| z.get("name").and_then(|n| n.as_str()).and_then(|n| Name::parse(n).ok()))
+            .filter(|name| !served.contains(name))
+            .collect();
+        let marker = self.marker();
+        let mut out = Vec::new();
+        for zone in candidates {
+            if let Some(records) = self.read_zone(client, &zone).await? {
+                if group(&zone, &records, &marker).iter().any(|o| o.ownership == Ownership::Ours) {
+                    out.push(zone);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     async fn apply_async(&self, client: &Client, zone: &Name, plan: &TargetPlan) -> (usize, Vec<String>) {
         let mut applied = 0;
         let mut failed = Vec::new();
@@ -515,6 +544,14 @@ impl Target for TechnitiumTarget {
     /// The server keeps its zone's own SOA and NS: we never plan them.
     fn prepare<'a>(&self, zone: &Name, wanted: Vec<Wanted<'a>>) -> Vec<Wanted<'a>> {
         wanted.into_iter().filter(|w| !(w.set.rtype == RecordType::NS && w.set.name == *zone)).collect()
+    }
+
+    fn orphan_zones(&self, served: &[Name]) -> Result<Vec<Name>, TargetError> {
+        if !self.settings.clean_orphans {
+            return Ok(Vec::new());
+        }
+        let (rt, client) = self.connection()?;
+        rt.block_on(self.orphans_async(client, served)).map_err(|e| api(&self.name, e))
     }
 
     fn observe(&self, zone: &Name) -> Result<Observation, TargetError> {
