@@ -393,7 +393,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Apply { target, force, color } => {
             origin.with_state_in_force(|state, source| apply(state, source, target.as_deref(), force, color.enabled()))
         }
-        Command::Preview { hosts, watch, view } => preview(&cli.repo, &hosts, watch, view.as_deref()),
+        Command::Preview { hosts, watch, view } => {
+            // preview is the local-editing command: it reads (and watches) the files on disk.
+            if origin.remote().is_some() || origin.rev.is_some() {
+                bail!(
+                    "preview reads the files on disk of a local --repo DIR; --ref and git URLs are for plan and apply"
+                );
+            }
+            preview(&cli.repo, &hosts, watch, view.as_deref())
+        }
         Command::Export { target, zone, corefile } => {
             origin.with_state_in_force(|state, _| export(state, &target, zone.as_deref(), corefile))
         }

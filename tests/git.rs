@@ -730,3 +730,16 @@ fn an_https_remote_is_fetched_and_pushed_over_verified_tls() {
     let pushed = server.seen().into_iter().find(|s| s.method == "POST" && s.path.ends_with("/git-receive-pack"));
     assert_eq!(pushed.map(|s| s.status), Some(200));
 }
+
+#[test]
+fn preview_reads_the_disk_and_says_so_when_given_a_ref_or_a_url() {
+    let repo = committed_example();
+    let hosts = repo.path().join("hosts");
+    let out = repo.run(&["preview", "--hosts", hosts.to_str().unwrap(), "--ref", "HEAD"]).expect_code(1);
+    assert!(out.stderr().contains("preview reads the files on disk"), "{}", out.all());
+    assert!(!hosts.exists());
+    let cache = tempfile::tempdir().unwrap();
+    let out = zk_remote("file:///nonexistent/dns.git", cache.path(), cache.path(), &["preview", "--hosts", "h"])
+        .expect_code(1);
+    assert!(out.stderr().contains("preview reads the files on disk"), "{}", out.all());
+}
