@@ -149,7 +149,7 @@ pub fn check_refusals(plan: &Plan, force: bool) -> Result<(), ReconcileError> {
     let describe = |tp: &TargetPlan, hard: bool| {
         tp.refusals
             .iter()
-            .filter(|r| r.overridable() != hard)
+            .filter(|r| r.overridable() != hard && !r.zone_only())
             .map(|r| format!("{} on {}: {}", tp.zone, tp.target.name, r.message()))
             .collect::<Vec<_>>()
     };
@@ -173,6 +173,13 @@ pub fn apply(state: &DesiredState, plan: &Plan, force: bool) -> Result<Vec<Appli
         let Some(ts) = state.settings.target(&tp.target.name) else {
             continue;
         };
+        // A refusal that holds back only this zone on this target: nothing is sent here, the
+        // rest of the plan goes ahead, and the run reports it as failed.
+        if let Some(r) = tp.refusals.iter().find(|r| r.zone_only()) {
+            let refused = TargetError::Refused { path: format!("target {}", tp.target.name), message: r.message() };
+            out.push(Applied { target: tp.target.name.clone(), zone: tp.zone.clone(), result: Err(refused) });
+            continue;
+        }
         let target = build_target(state, ts);
         out.push(Applied { target: tp.target.name.clone(), zone: tp.zone.clone(), result: target.apply(&tp.zone, tp) });
     }

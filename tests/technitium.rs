@@ -458,30 +458,51 @@ fn tls_settings_are_checked_and_skipping_verification_is_warned_about() {
 }
 
 #[test]
-fn a_ttl_above_the_soa_expire_is_refused_by_the_plan_before_anything_is_sent() {
-    let (dns, repo) = setup(1);
-    repo.write(
-        "records/home.example.yaml",
-        &RECORDS.replace(
-            "{name: mail, type: A, value: 192.0.2.25}",
-            "{name: mail, type: A, ttl: 700000, value: 192.0.2.25}",
-        ),
-    );
+fn a_ttl_above_the_soa_expire_holds_back_its_zone_on_that_target_only() {
+    let dns = Technitium::start(TOKEN, "home.example");
+    // the same zone also goes to zone files, which take any TTL
+    let both = settings(&dns.url(), 1).replace("targets: [tdns]", "targets: [tdns, files]")
+        + "  files: {type: zonefile, directory: zones}\n";
+    let records = RECORDS
+        .replace("{name: mail, type: A, value: 192.0.2.25}", "{name: mail, type: A, ttl: 700000, value: 192.0.2.25}");
+    let repo = Repo::empty().with_settings(&both).with_records("home.example", &records);
     let plan = run(&repo, TOKEN, &["plan"]).expect_code(1);
     assert!(
         plan.stdout().contains("mail.home.example A (TTL 700000): TTL above 604800, the largest this target takes"),
         "{}",
         plan.all()
     );
+    let json = run(&repo, TOKEN, &["plan", "--format", "json"]).expect_code(1).stdout();
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let refusal =
+        &json["targets"].as_array().unwrap().iter().find(|t| t["target"]["name"] == "tdns").unwrap()["refusals"][0];
+    assert_eq!(refusal["kind"], "ttl_above_max");
+    assert_eq!(refusal["sets"][0], serde_json::json!({"name": "mail.home.example", "type": "A", "ttl": 700000}));
+    // --force cannot help; the zone files are written, Technitium gets nothing, the run fails
     let out = run(&repo, TOKEN, &["apply", "--force"]).expect_code(1);
-    assert!(out.stderr().contains("--force cannot override it"), "{}", out.all());
+    assert!(out.stderr().contains("home.example on tdns: target tdns: "), "{}", out.all());
     assert!(dns.writes().is_empty(), "{:?}", dns.writes());
-    // a TTL at the limit is fine
-    repo.write(
-        "records/home.example.yaml",
-        &RECORDS.replace("{name: mail, type: A,", "{name: mail, type: A, ttl: 604800,"),
-    );
+    assert!(repo.read("zones/db.home.example").is_some_and(|z| z.contains("700000")), "{}", out.all());
+    // a TTL at the limit goes through as it is
+    let at_limit = RECORDS.replace("{name: mail, type: A,", "{name: mail, type: A, ttl: 604800,");
+    let repo = repo.with_records("home.example", &at_limit);
     run(&repo, TOKEN, &["apply"]).expect_code(0);
+    let mail = dns.records("home.example").into_iter().find(|r| r.name == "mail.home.example");
+    assert_eq!(mail.map(|r| r.ttl), Some(604800));
+}
+
+#[test]
+fn a_zone_still_to_be_created_is_held_to_the_default_soa_expire() {
+    let dns = Technitium::start(TOKEN, "other.example");
+    let records = RECORDS
+        .replace("{name: mail, type: A, value: 192.0.2.25}", "{name: mail, type: A, ttl: 700000, value: 192.0.2.25}");
+    let repo = Repo::empty()
+        .with_settings(&settings(&dns.url(), 1).replace("timeoutSeconds: 5}", "timeoutSeconds: 5, createZones: true}"))
+        .with_records("home.example", &records);
+    let plan = run(&repo, TOKEN, &["plan"]).expect_code(1).stdout();
+    assert!(plan.contains("TTL above 604800"), "{plan}");
+    run(&repo, TOKEN, &["apply"]).expect_code(1);
+    assert!(dns.writes().is_empty(), "not even the zone is created: {:?}", dns.writes());
 }
 
 #[test]
@@ -533,6 +554,11 @@ fn clean_orphans_deletes_only_our_records_in_a_zone_no_longer_served() {
     dns.mark_internal("localhost");
     let internal = Rec::new("x.localhost", "A", serde_json::json!({"ipAddress": "127.0.0.2"}), marker);
     dns.insert("localhost", internal.clone());
+    // and a zone an administrator disabled: left as it is
+    dns.add_zone("paused.example");
+    dns.state.lock().unwrap().disabled_zones.insert("paused.example".into());
+    let paused = Rec::new("www.paused.example", "A", serde_json::json!({"ipAddress": "192.0.2.7"}), marker);
+    dns.insert("paused.example", paused.clone());
 
     // off by default: unserved zones are not even read
     dns.clear_calls();
@@ -550,6 +576,7 @@ fn clean_orphans_deletes_only_our_records_in_a_zone_no_longer_served() {
     let left = dns.records("old.example");
     assert!(!left.contains(&ours) && left.contains(&theirs), "{left:?}");
     assert!(dns.records("localhost").contains(&internal));
+    assert!(dns.records("paused.example").contains(&paused));
     // nothing of ours is left there: the zone is no longer read as an orphan
     run(&repo, TOKEN, &["plan", "--detailed-exitcode"]).expect_code(0);
 }

@@ -103,13 +103,27 @@ pub enum Refusal {
     /// The zone's own NS records would change.
     RootNs,
     /// Sets with a TTL above the largest the target takes (Technitium: the SOA EXPIRE), which
-    /// it would refuse. Not overridable: the target refuses them whatever we do.
-    TtlAboveMax { sets: Vec<(Name, RecordType, u32)>, max: u32 },
+    /// it would refuse. Not overridable: the target refuses them whatever we do. It holds back
+    /// this zone on this target only; the rest of the plan is applied.
+    TtlAboveMax { sets: Vec<TtlTooHigh>, max: u32 },
+}
+
+/// One set whose TTL a target would refuse.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TtlTooHigh {
+    pub name: Name,
+    #[serde(rename = "type")]
+    pub rtype: RecordType,
+    pub ttl: u32,
 }
 
 impl Refusal {
     pub fn overridable(&self) -> bool {
         !matches!(self, Refusal::InternalOnPublic { .. } | Refusal::TtlAboveMax { .. })
+    }
+    /// True when the refusal holds back only its own zone on its own target, not the plan.
+    pub fn zone_only(&self) -> bool {
+        matches!(self, Refusal::TtlAboveMax { .. })
     }
     pub fn message(&self) -> String {
         match self {
@@ -130,7 +144,7 @@ impl Refusal {
             Refusal::RootNs => "changes the zone's own NS records; pass --force if this is intended".to_string(),
             Refusal::TtlAboveMax { sets, max } => {
                 let shown: Vec<String> =
-                    sets.iter().take(5).map(|(n, t, ttl)| format!("{n} {t} (TTL {ttl})")).collect();
+                    sets.iter().take(5).map(|s| format!("{} {} (TTL {})", s.name, s.rtype, s.ttl)).collect();
                 let more = if sets.len() > 5 { format!(" and {} more", sets.len() - 5) } else { String::new() };
                 format!(
                     "{}{more}: TTL above {max}, the largest this target takes (the zone's SOA EXPIRE); lower the TTL",
@@ -203,10 +217,10 @@ pub fn plan_target(
 /// Sets that a create or update would give a TTL above `max`, the largest the target takes.
 pub fn check_ttl_max(changes: &[Change], max: Option<u32>) -> Option<Refusal> {
     let max = max?;
-    let sets: Vec<(Name, RecordType, u32)> = changes
+    let sets: Vec<TtlTooHigh> = changes
         .iter()
         .filter(|c| c.op() != Op::Delete && c.set().ttl > max)
-        .map(|c| (c.set().name.clone(), c.set().rtype, c.set().ttl))
+        .map(|c| TtlTooHigh { name: c.set().name.clone(), rtype: c.set().rtype, ttl: c.set().ttl })
         .collect();
     (!sets.is_empty()).then_some(Refusal::TtlAboveMax { sets, max })
 }

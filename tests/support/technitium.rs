@@ -88,6 +88,8 @@ pub struct State {
     pub lose_answer_at: Option<usize>,
     /// Zones the server marks `internal` (its built-in ones): listed, read, never changed.
     pub internal: std::collections::BTreeSet<String>,
+    /// Zones an administrator disabled: listed with `disabled: true`, still read and written.
+    pub disabled_zones: std::collections::BTreeSet<String>,
     /// Someone else's change to the server, made just before the first write arrives: what
     /// happens between zonekeeper's read and its writes.
     pub before_first_write: Option<ServerChange>,
@@ -353,7 +355,7 @@ fn route(st: &mut State, endpoint: &str, p: &Params) -> Result<Response, Respons
             let zones: Vec<Value> = st
                 .zones
                 .keys()
-                .map(|z| json!({"name": z, "type": "Primary", "internal": st.internal.contains(z), "disabled": false, "dnssecStatus": "Unsigned", "soaSerial": 1}))
+                .map(|z| json!({"name": z, "type": "Primary", "internal": st.internal.contains(z), "disabled": st.disabled_zones.contains(z), "dnssecStatus": "Unsigned", "soaSerial": 1}))
                 .collect();
             Ok(ok(json!({"zones": zones})))
         }

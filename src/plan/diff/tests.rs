@@ -239,7 +239,7 @@ fn a_ttl_above_the_target_maximum_is_refused_for_creates_and_updates_only() {
         panic!("expected a refusal");
     };
     assert_eq!(max, 604_800);
-    let names: Vec<String> = sets.iter().map(|(n, _, _)| n.to_string()).collect();
+    let names: Vec<String> = sets.iter().map(|s| s.name.to_string()).collect();
     assert_eq!(names, ["big.home.example", "up.home.example"]);
     assert!(!Refusal::TtlAboveMax { sets, max }.overridable());
     assert_eq!(check_ttl_max(&changes, None), None, "a target without a maximum refuses nothing");
