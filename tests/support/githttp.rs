@@ -28,11 +28,11 @@ struct Shared {
     user: String,
     token: String,
     seen: Vec<Seen>,
-    tls: bool,
 }
 
 pub struct GitHttp {
     pub addr: std::net::SocketAddr,
+    scheme: &'static str,
     shared: Arc<Mutex<Shared>>,
 }
 
@@ -40,29 +40,7 @@ impl GitHttp {
     /// Serves the bare repositories under `root` on a free port of 127.0.0.1, to `user` with
     /// `token` only.
     pub fn start(root: &std::path::Path, user: &str, token: &str) -> GitHttp {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let shared = Arc::new(Mutex::new(Shared {
-            root: root.to_path_buf(),
-            user: user.to_string(),
-            token: token.to_string(),
-            seen: Vec::new(),
-            tls: false,
-        }));
-        let state = shared.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                let app = axum::Router::new()
-                    .fallback(handle)
-                    .layer(axum::extract::DefaultBodyLimit::disable())
-                    .with_state(state);
-                let _ = axum::serve(listener, app).await;
-            });
-        });
-        GitHttp { addr, shared }
+        GitHttp::serve(root, user, token, None)
     }
 
     /// The same server over TLS, with the certificate and key in PEM (the certificate must
@@ -77,7 +55,10 @@ impl GitHttp {
             .with_no_client_auth()
             .with_single_cert(certs, key)
             .expect("server certificate");
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        GitHttp::serve(root, user, token, Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
+    }
+
+    fn serve(root: &std::path::Path, user: &str, token: &str, tls: Option<tokio_rustls::TlsAcceptor>) -> GitHttp {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         listener.set_nonblocking(true).expect("nonblocking");
@@ -86,17 +67,20 @@ impl GitHttp {
             user: user.to_string(),
             token: token.to_string(),
             seen: Vec::new(),
-            tls: true,
         }));
-        let state = shared.clone();
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let app = axum::Router::new()
+            .fallback(handle)
+            .layer(axum::extract::DefaultBodyLimit::disable())
+            .with_state(shared.clone());
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                let app = axum::Router::new()
-                    .fallback(handle)
-                    .layer(axum::extract::DefaultBodyLimit::disable())
-                    .with_state(state);
+                let Some(acceptor) = tls else {
+                    let _ = axum::serve(listener, app).await;
+                    return;
+                };
                 loop {
                     let Ok((stream, _)) = listener.accept().await else { continue };
                     let (acceptor, app) = (acceptor.clone(), app.clone());
@@ -110,13 +94,12 @@ impl GitHttp {
                 }
             });
         });
-        GitHttp { addr, shared }
+        GitHttp { addr, scheme, shared }
     }
 
     /// The URL of the repository `name` (e.g. `dns.git`).
     pub fn url(&self, name: &str) -> String {
-        let scheme = if self.shared.lock().unwrap().tls { "https" } else { "http" };
-        format!("{scheme}://{}/{name}", self.addr)
+        format!("{}://{}/{name}", self.scheme, self.addr)
     }
 
     pub fn seen(&self) -> Vec<Seen> {
