@@ -142,6 +142,11 @@ fn zk_remote_env(
 
 /// A bare repository holding the example, made with the git binary, and the work repo that
 /// pushes to it.
+/// The `file://` URL of the bare repository `bare_remote` made.
+fn file_url(remotes: &tempfile::TempDir) -> String {
+    format!("file://{}", remotes.path().join("dns.git").display())
+}
+
 fn bare_remote() -> (Repo, tempfile::TempDir) {
     let work = committed_example();
     let remotes = tempfile::tempdir().unwrap();
@@ -154,7 +159,7 @@ fn bare_remote() -> (Repo, tempfile::TempDir) {
 #[test]
 fn a_file_url_is_fetched_read_at_a_ref_and_kept_when_the_remote_goes_away() {
     let (work, remotes) = bare_remote();
-    let url = format!("file://{}", remotes.path().join("dns.git").display());
+    let url = file_url(&remotes);
     let (cache_dir, cwd_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (cache, cwd) = (cache_dir.path(), cwd_dir.path());
 
@@ -318,7 +323,7 @@ impl CommitBackRemote {
         self.remotes.path().join("dns.git")
     }
     fn url(&self) -> String {
-        format!("file://{}", self.bare().display())
+        file_url(&self.remotes)
     }
 }
 
@@ -467,7 +472,7 @@ fn a_token_is_never_sent_over_plain_http_to_another_host() {
 #[test]
 fn a_bad_commit_on_a_followed_branch_keeps_the_last_good_one_in_force() {
     let (work, remotes) = bare_remote();
-    let url = format!("file://{}", remotes.path().join("dns.git").display());
+    let url = file_url(&remotes);
     let (cache_dir, cwd_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (cache, cwd) = (cache_dir.path(), cwd_dir.path());
     let good = git(&work, &["rev-parse", "--short=12", "HEAD"]);
@@ -515,7 +520,7 @@ fn a_bad_branch_with_no_good_commit_yet_is_an_error_and_writes_nothing() {
     work.write("records/home.example.yaml", &support::RECORDS.replace("value: 192.0.2.25}", "value: 192.0.2.300}"));
     git(&work, &["commit", "-q", "-am", "Typo"]);
     git(&work, &["push", "-q", "origin", "main"]);
-    let url = format!("file://{}", remotes.path().join("dns.git").display());
+    let url = file_url(&remotes);
     let (cache, cwd) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let out = zk_remote(&url, cache.path(), cwd.path(), &["apply"]).expect_code(1);
     assert!(out.stderr().contains("(Typo)") && !out.all().contains("stays in force"), "{}", out.all());
