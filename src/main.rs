@@ -255,48 +255,59 @@ impl Origin {
     /// is held back and the last good one read instead when `hold_back` is set (a failing
     /// source never reads as "no records"); `validate` reports the commit it was asked for.
     fn load(&self, hold_back: bool) -> Result<Loaded> {
+        match self.remote() {
+            Some(url) => self.load_remote(&url, hold_back),
+            None => self.load_local(),
+        }
+    }
+
+    /// A local directory: HEAD of its repository, `--ref`, or (`--worktree`, or no
+    /// repository) the files on disk.
+    fn load_local(&self) -> Result<Loaded> {
         use zonekeeper::sources::git;
-        let rev = self.rev.as_deref();
-        let Some(url) = self.remote() else {
-            let repo = &self.repo;
-            let on_disk = || (desired::load(repo), WorkTree(repo.to_path_buf()).describe());
-            let (state, source) = match rev {
-                None if self.worktree => on_disk(),
-                None => match git::read_head(repo)? {
-                    // Not in a git repository: the files on disk are all there is.
-                    None => on_disk(),
-                    Some((files, in_worktree)) => {
-                        let uncommitted =
-                            if in_worktree { desired::files::uncommitted(&files, repo) } else { Vec::new() };
-                        if !uncommitted.is_empty() {
-                            eprintln!(
-                                "note: not reading uncommitted changes to {} (this reads HEAD; pass --worktree for the files on disk)",
-                                uncommitted.join(", ")
-                            );
-                        }
-                        let source = files.describe();
-                        (desired::load_from(repo, &files), source)
+        let repo = &self.repo;
+        let on_disk = || (desired::load(repo), WorkTree(repo.to_path_buf()).describe());
+        let (state, source) = match self.rev.as_deref() {
+            Some(rev) => {
+                let files = git::read_commit(repo, rev)?;
+                let source = files.describe();
+                (desired::load_from(repo, &files), source)
+            }
+            None if self.worktree => on_disk(),
+            None => match git::read_head(repo)? {
+                // Not in a git repository: the files on disk are all there is.
+                None => on_disk(),
+                Some((files, in_worktree)) => {
+                    let uncommitted = if in_worktree { desired::files::uncommitted(&files, repo) } else { Vec::new() };
+                    if !uncommitted.is_empty() {
+                        eprintln!(
+                            "note: not reading uncommitted changes to {} (this reads HEAD; pass --worktree for the files on disk)",
+                            uncommitted.join(", ")
+                        );
                     }
-                },
-                Some(rev) => {
-                    let files = git::read_commit(repo, rev)?;
                     let source = files.describe();
                     (desired::load_from(repo, &files), source)
                 }
-            };
-            return Ok(Loaded { state, source, held_back: None });
+            },
         };
-        let dir = git::cache_dir(&cache_root()?, &url);
+        Ok(Loaded { state, source, held_back: None })
+    }
+
+    /// A remote: fetched into the cache and read at `--ref`, with the last-good rule for a
+    /// followed branch.
+    fn load_remote(&self, url: &str, hold_back: bool) -> Result<Loaded> {
+        use zonekeeper::sources::git;
+        let dir = git::cache_dir(&cache_root()?, url);
         if !dir.join(".git").exists() {
             // The first clone of a large repository takes a while: say what is going on.
-            eprintln!("cloning {} into {}", git::redact(&url), dir.display());
+            eprintln!("cloning {} into {}", git::redact(url), dir.display());
         }
-        if let git::Fetched::Stale(why) = git::fetch(&url, &dir, self.credentials.as_ref())? {
+        if let git::Fetched::Stale(why) = git::fetch(url, &dir, self.credentials.as_ref())? {
             let why = git::with_token_hint(why, self.credentials.is_some());
-            eprintln!("warning: fetching {} failed ({why}); reading the last fetched commits", git::redact(&url));
+            eprintln!("warning: fetching {} failed ({why}); reading the last fetched commits", git::redact(url));
         }
-        let rev = rev.unwrap_or("HEAD");
-        let read = git::read_clone(&dir, rev, &url)?;
+        let rev = self.rev.as_deref().unwrap_or("HEAD");
+        let read = git::read_clone(&dir, rev, url)?;
         // A remote has no working tree here: the targets' relative paths are relative to the
         // current directory.
         let here = Path::new(".");
@@ -317,7 +328,7 @@ impl Origin {
                 let last = git::last_good(&dir, rev).filter(|c| *c != read.commit);
                 match last {
                     Some(last) if hold_back && read.follows_branch => {
-                        let files = git::read_clone_commit(&dir, &last, &url)?;
+                        let files = git::read_clone_commit(&dir, &last, url)?;
                         let good_source = files.describe();
                         Ok(Loaded {
                             state: desired::load_from(here, &files),
