@@ -111,7 +111,8 @@ fn measure(dir: &Path) {
     }
     // The plan is timed from here, so reading /proc above counts in neither phase.
     let t1 = Instant::now();
-    let planned = zonekeeper::reconcile::plan(&state, "bench", None).expect("plan");
+    let planned =
+        zonekeeper::reconcile::plan(&state, &zonekeeper::secrets::Secrets::none(), "bench", None).expect("plan");
     let plan_done = Instant::now();
     if std::env::var_os("RSS").is_some() {
         eprintln!("after plan: {} {}", rss("VmRSS"), rss("VmHWM"));

@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use zonekeeper::desired;
 use zonekeeper::reconcile;
+use zonekeeper::secrets::Secrets;
 
 const TOKEN: &str = "bench-token";
 
@@ -28,13 +29,13 @@ fn records(n: usize, salt: usize) -> String {
     y
 }
 
-fn pass(dir: &std::path::Path) -> (usize, f64) {
+fn pass(dir: &std::path::Path, secrets: &Secrets) -> (usize, f64) {
     let t = Instant::now();
     let state = desired::load(dir).expect("valid");
-    let planned = reconcile::plan(&state, "bench", None).expect("plan");
+    let planned = reconcile::plan(&state, secrets, "bench", None).expect("plan");
     assert!(planned.failures.is_empty(), "{:?}", planned.failures);
     let changes = planned.plan.change_count();
-    for a in reconcile::apply(&state, &planned.plan, true).expect("apply") {
+    for a in reconcile::apply(&state, secrets, &planned.plan, true).expect("apply") {
         a.result.expect("applied");
     }
     (changes, t.elapsed().as_secs_f64() * 1e3)
@@ -50,14 +51,14 @@ fn main() {
     for n in sizes {
         let dns = double::Technitium::start(TOKEN, "bench.example");
         let dir = tempfile::tempdir().expect("dir");
-        std::fs::write(dir.path().join("token"), TOKEN).expect("token");
+        let secrets = Secrets::of(&[(&dns.url(), TOKEN)]);
         std::fs::write(
             dir.path().join("zonekeeper.yaml"),
             format!(
                 "apiVersion: zonekeeper.dev/v1alpha1\nkind: Settings\nowner: bench\npolicy: sync\n\
                  safety: {{maxUpdateShare: 1, maxDeleteShare: 1}}\n\
                  zones: [{{name: bench.example, targets: [t]}}]\n\
-                 targets: {{t: {{type: technitium, url: \"{}\", tokenFile: token, rateLimit: 1000000}}}}\n",
+                 targets: {{t: {{type: technitium, url: \"{}\", rateLimit: 1000000}}}}\n",
                 dns.url()
             ),
         )
@@ -66,7 +67,7 @@ fn main() {
         for (label, salt) in [("first sync", 0), ("no-op", 0), ("1% changed", 7)] {
             std::fs::write(dir.path().join("records/bench.example.yaml"), records(n, salt)).expect("records");
             dns.clear_calls();
-            let (changes, ms) = pass(dir.path());
+            let (changes, ms) = pass(dir.path(), &secrets);
             let calls = dns.state.lock().expect("state").calls.clone();
             let writes = calls.iter().filter(|c| c.is_write()).count();
             println!(

@@ -7,5 +7,6 @@ pub mod memory;
 pub mod model;
 pub mod plan;
 pub mod reconcile;
+pub mod secrets;
 pub mod sources;
 pub mod targets;

@@ -15,6 +15,7 @@ use zonekeeper::desired::{self, DesiredState, Invalid, TargetKind, TargetSetting
 use zonekeeper::model::Name;
 use zonekeeper::plan::render;
 use zonekeeper::reconcile;
+use zonekeeper::secrets::Secrets;
 use zonekeeper::targets::TargetError;
 use zonekeeper::targets::zonefile::ZoneFileTarget;
 
@@ -48,6 +49,12 @@ struct Cli {
     /// the password of HTTP basic auth). The token may instead be in ZONEKEEPER_GIT_TOKEN.
     #[arg(long, global = true, env = "ZONEKEEPER_GIT_TOKEN_FILE", value_name = "PATH")]
     git_token_file: Option<PathBuf>,
+    /// The operator's credentials file: which API token may be sent to which origin (default
+    /// $XDG_CONFIG_HOME/zonekeeper/credentials.yaml, else ~/.config/zonekeeper/credentials.yaml).
+    /// Keep it outside the repository: a repository never says where a token is read from or
+    /// sent to.
+    #[arg(long, global = true, env = "ZONEKEEPER_CREDENTIALS", value_name = "PATH")]
+    credentials: Option<PathBuf>,
     /// The user name sent with the git token when the URL names none.
     #[arg(long, global = true, env = "ZONEKEEPER_GIT_USER", default_value = "x-access-token")]
     git_user: String,
@@ -205,6 +212,8 @@ struct Origin {
     rev: Option<String>,
     worktree: bool,
     credentials: Option<zonekeeper::sources::git::Credentials>,
+    /// The operator's API tokens, each bound to an origin.
+    secrets: Secrets,
 }
 
 /// The desired state as read, and what was read.
@@ -242,6 +251,7 @@ impl Origin {
             worktree: cli.worktree,
             // Only a remote needs the token: a bad token file must not stop local work.
             credentials: if remote { git_credentials(cli)? } else { None },
+            secrets: load_secrets(cli, remote)?,
         })
     }
 
@@ -366,6 +376,36 @@ fn git_credentials(cli: &Cli) -> Result<Option<zonekeeper::sources::git::Credent
     Ok(Some(Credentials::new(cli.git_user.clone(), token)))
 }
 
+/// The operator's credentials file, read with every token it names. A token's environment
+/// variable is then removed, so that no child process (git, ssh) inherits it.
+fn load_secrets(cli: &Cli, remote: bool) -> Result<Secrets> {
+    let (path, required) = match &cli.credentials {
+        Some(p) => (p.clone(), true),
+        None => match zonekeeper::secrets::default_path() {
+            Some(p) => (p, false),
+            None => return Ok(Secrets::none()),
+        },
+    };
+    if !remote {
+        // A credentials file inside the repository would be the repository's to change.
+        if let (Ok(file), Ok(repo)) = (std::fs::canonicalize(&path), std::fs::canonicalize(&cli.repo)) {
+            if file.starts_with(&repo) {
+                bail!(
+                    "the credentials file {} is inside the repository {}: keep it outside, where a pull request cannot change it",
+                    path.display(),
+                    cli.repo.display()
+                );
+            }
+        }
+    }
+    let secrets = Secrets::load(&path, required)?;
+    for var in secrets.env_vars().map(str::to_string).collect::<Vec<_>>() {
+        // SAFETY: called from `run` before any thread is started (as for the git token above).
+        unsafe { std::env::remove_var(var) };
+    }
+    Ok(secrets)
+}
+
 /// Where remote repositories are cached: `ZONEKEEPER_CACHE`, else the XDG cache directory.
 fn cache_root() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("ZONEKEEPER_CACHE") {
@@ -385,7 +425,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Validate { format } => validate(&origin, format),
         Command::Plan { format, detailed_exitcode, target, color, no_diff } => {
             origin.with_state_in_force(|state, source| {
-                let planned = reconcile::plan(state, source, target.as_deref())?;
+                let planned = reconcile::plan(state, &origin.secrets, source, target.as_deref())?;
                 let out = match format {
                     PlanFormat::Text => render::text(&planned.plan, color.enabled(), !no_diff),
                     PlanFormat::Markdown => render::markdown(&planned.plan),
@@ -401,9 +441,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 })
             })
         }
-        Command::Apply { target, force, color } => {
-            origin.with_state_in_force(|state, source| apply(state, source, target.as_deref(), force, color.enabled()))
-        }
+        Command::Apply { target, force, color } => origin.with_state_in_force(|state, source| {
+            apply(state, &origin.secrets, source, target.as_deref(), force, color.enabled())
+        }),
         Command::Preview { hosts, watch, view } => {
             // preview is the local-editing command: it reads (and watches) the files on disk.
             if origin.remote().is_some() || origin.rev.is_some() {
@@ -414,7 +454,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             preview(&cli.repo, &hosts, watch, view.as_deref())
         }
         Command::Export { target, zone, corefile } => {
-            origin.with_state_in_force(|state, _| export(state, &target, zone.as_deref(), corefile))
+            origin.with_state_in_force(|state, _| export(state, &origin.secrets, &target, zone.as_deref(), corefile))
         }
         Command::Schema { check, dir } => schema(&dir, check),
         Command::Observe { commit } => {
@@ -489,14 +529,21 @@ fn validate(origin: &Origin, format: ValidateFormat) -> Result<ExitCode> {
     Ok(ExitCode::from(1))
 }
 
-fn apply(state: &DesiredState, source: &str, target: Option<&str>, force: bool, color: bool) -> Result<ExitCode> {
-    let planned = reconcile::plan(state, source, target)?;
+fn apply(
+    state: &DesiredState,
+    secrets: &Secrets,
+    source: &str,
+    target: Option<&str>,
+    force: bool,
+    color: bool,
+) -> Result<ExitCode> {
+    let planned = reconcile::plan(state, secrets, source, target)?;
     print!("{}", render::text(&planned.plan, color, true));
     let mut failed = report_failures(&planned.failures);
     if planned.plan.change_count() == 0 {
         return Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS });
     }
-    for a in reconcile::apply(state, &planned.plan, force)? {
+    for a in reconcile::apply(state, secrets, &planned.plan, force)? {
         // Every change with its result: a target that writes one file succeeds or fails as a
         // whole; an API target says which changes failed.
         if let Some(tp) = planned.plan.find(&a.target, &a.zone) {
@@ -556,13 +603,14 @@ fn preview_state(mut state: DesiredState, hosts: &Path, view: Option<&str>) -> R
 /// One render of the preview block: prints a short line, returns whether it worked.
 fn preview_once(repo: &Path, hosts: &Path, view: Option<&str>) -> Result<()> {
     let state = preview_state(desired::load(repo)?, hosts, view)?;
-    let planned = reconcile::plan(&state, &WorkTree(repo.to_path_buf()).describe(), None)?;
+    // A hosts file needs no token.
+    let planned = reconcile::plan(&state, &Secrets::none(), &WorkTree(repo.to_path_buf()).describe(), None)?;
     if let Some(f) = planned.failures.first() {
         bail!("{}: {}", f.target, f.error);
     }
     let s = render::summary(&planned.plan);
     // A local preview may rewrite its own block freely: safety limits are for shared targets.
-    for a in reconcile::apply(&state, &planned.plan, true)? {
+    for a in reconcile::apply(&state, &Secrets::none(), &planned.plan, true)? {
         a.result.with_context(|| format!("cannot update {}", hosts.display()))?;
     }
     println!("preview: {} updated ({} added, {} changed, {} removed)", hosts.display(), s.create, s.update, s.delete);
@@ -627,7 +675,13 @@ fn preview(repo: &Path, hosts: &Path, watch: bool, view: Option<&str>) -> Result
     Ok(ExitCode::SUCCESS)
 }
 
-fn export(state: &DesiredState, target: &str, zone: Option<&str>, corefile: bool) -> Result<ExitCode> {
+fn export(
+    state: &DesiredState,
+    secrets: &Secrets,
+    target: &str,
+    zone: Option<&str>,
+    corefile: bool,
+) -> Result<ExitCode> {
     let ts = state.settings.target(target).with_context(|| format!("no target named `{target}` in zonekeeper.yaml"))?;
     let zones: Vec<Name> =
         state.settings.zones.iter().filter(|z| z.targets.contains(&ts.name)).map(|z| z.name.clone()).collect();
@@ -647,7 +701,7 @@ fn export(state: &DesiredState, target: &str, zone: Option<&str>, corefile: bool
     }
     let zone_arg = zone.context("--zone is required")?;
     let zone = Name::parse(zone_arg).with_context(|| format!("`{zone_arg}` is not a valid zone name"))?;
-    let t = reconcile::build_target(state, ts);
+    let t = reconcile::build_target(state, secrets, ts);
     let observed = t.observe(&zone)?;
     let sets: Vec<_> = observed.sets.into_iter().map(|o| o.set).collect();
     print!("{}", zonekeeper::export::records_yaml(&zone, &sets, "../schema/records.json"));
@@ -659,7 +713,7 @@ fn observe(origin: &Origin, state: &DesiredState, source: &str, commit: bool) ->
     let (repo, rev) = (origin.repo.as_path(), origin.rev.as_deref());
     let repo_str = repo.to_string_lossy().to_string();
     let remote = origin.remote().is_some();
-    let (zones, failures) = reconcile::observe(state);
+    let (zones, failures) = reconcile::observe(state, &origin.secrets);
     let failed = report_failures(&failures);
     let prefix = state.settings.commit_back.as_ref().map(|c| c.path.clone()).unwrap_or_else(|| "observed".into());
     let docs: std::collections::BTreeMap<String, String> = zones

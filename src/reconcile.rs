@@ -5,6 +5,7 @@
 use crate::desired::{DesiredState, TargetSettings};
 use crate::model::{Name, Wanted};
 use crate::plan::{Plan, SafetyLimits, TargetPlan, TargetRef, plan_target};
+use crate::secrets::Secrets;
 use crate::targets::{self, Observation, Target, TargetError};
 
 #[derive(Debug, thiserror::Error)]
@@ -45,10 +46,10 @@ fn check_target(state: &DesiredState, only: Option<&str>) -> Result<(), Reconcil
 }
 
 /// Builds the target named in `settings`, with the zones it serves.
-pub fn build_target(state: &DesiredState, settings: &TargetSettings) -> Box<dyn Target> {
+pub fn build_target(state: &DesiredState, secrets: &Secrets, settings: &TargetSettings) -> Box<dyn Target> {
     let zones: Vec<Name> =
         state.settings.zones.iter().filter(|z| z.targets.contains(&settings.name)).map(|z| z.name.clone()).collect();
-    targets::build(settings, &state.settings.owner, &zones)
+    targets::build(settings, &state.settings.owner, &zones, secrets)
 }
 
 /// One zone of one target, as `walk` hands it over: the sets the target should hold (none
@@ -66,6 +67,7 @@ struct Visit<'a, 't> {
 /// longer serves. A target or zone that cannot be read is added to `failures` and skipped.
 fn walk<'a>(
     state: &'a DesiredState,
+    secrets: &Secrets,
     only: Option<&str>,
     orphans: bool,
     failures: &mut Vec<TargetFailure>,
@@ -73,7 +75,7 @@ fn walk<'a>(
 ) {
     let s = &state.settings;
     for ts in s.targets.iter().filter(|t| only.is_none_or(|o| o == t.name)) {
-        let target = build_target(state, ts);
+        let target = build_target(state, secrets, ts);
         let served: Vec<Name> =
             s.zones.iter().filter(|z| z.targets.contains(&ts.name)).map(|z| z.name.clone()).collect();
         let orphaned = if orphans {
@@ -106,7 +108,12 @@ fn walk<'a>(
 }
 
 /// Plans every zone on every target it lists (or only on `only`). Never writes.
-pub fn plan(state: &DesiredState, source: &str, only: Option<&str>) -> Result<Planned, ReconcileError> {
+pub fn plan(
+    state: &DesiredState,
+    secrets: &Secrets,
+    source: &str,
+    only: Option<&str>,
+) -> Result<Planned, ReconcileError> {
     check_target(state, only)?;
     let s = &state.settings;
     let limits = SafetyLimits {
@@ -117,7 +124,7 @@ pub fn plan(state: &DesiredState, source: &str, only: Option<&str>) -> Result<Pl
     let mut out = Plan { source: source.to_string(), owner: s.owner.clone(), targets: Vec::new() };
     let mut failures = Vec::new();
     let mut large = false;
-    walk(state, only, true, &mut failures, |v| {
+    walk(state, secrets, only, true, &mut failures, |v| {
         let ts = v.settings;
         let public = s.view(&ts.view).is_some_and(|view| view.public);
         let tref =
@@ -166,7 +173,12 @@ pub fn check_refusals(plan: &Plan, force: bool) -> Result<(), ReconcileError> {
 
 /// Applies a plan made by `plan` from the same state. Each target and zone is applied on its
 /// own; one failure leaves the others' results standing.
-pub fn apply(state: &DesiredState, plan: &Plan, force: bool) -> Result<Vec<Applied>, ReconcileError> {
+pub fn apply(
+    state: &DesiredState,
+    secrets: &Secrets,
+    plan: &Plan,
+    force: bool,
+) -> Result<Vec<Applied>, ReconcileError> {
     check_refusals(plan, force)?;
     let mut out = Vec::new();
     for tp in plan.targets.iter().filter(|t| !t.changes.is_empty()) {
@@ -180,7 +192,7 @@ pub fn apply(state: &DesiredState, plan: &Plan, force: bool) -> Result<Vec<Appli
             out.push(Applied { target: tp.target.name.clone(), zone: tp.zone.clone(), result: Err(refused) });
             continue;
         }
-        let target = build_target(state, ts);
+        let target = build_target(state, secrets, ts);
         out.push(Applied { target: tp.target.name.clone(), zone: tp.zone.clone(), result: target.apply(&tp.zone, tp) });
     }
     Ok(out)
@@ -197,10 +209,10 @@ pub struct ObservedZone<'a> {
 }
 
 /// Observes every zone on every target (never writes). Targets that fail are listed.
-pub fn observe(state: &DesiredState) -> (Vec<ObservedZone<'_>>, Vec<TargetFailure>) {
+pub fn observe<'a>(state: &'a DesiredState, secrets: &Secrets) -> (Vec<ObservedZone<'a>>, Vec<TargetFailure>) {
     let mut out = Vec::new();
     let mut failures = Vec::new();
-    walk(state, None, false, &mut failures, |v| {
+    walk(state, secrets, None, false, &mut failures, |v| {
         let by_key: foldhash::HashMap<_, _> = v.wanted.iter().map(|w| (w.set.key(), w)).collect();
         let sets = v
             .observation

@@ -6,25 +6,7 @@ mod support;
 
 use support::Repo;
 
-fn git(repo: &Repo, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(repo.path())
-        .args(["-c", "user.name=Test", "-c", "user.email=test@example.org", "-c", "commit.gpgsign=false"])
-        .args(args)
-        .output()
-        .expect("git must be installed");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// `repo` made a git repository on `main` with everything in it as one commit.
-fn committed(repo: Repo, message: &str) -> Repo {
-    git(&repo, &["init", "-q", "-b", "main"]);
-    git(&repo, &["add", "."]);
-    git(&repo, &["commit", "-q", "-m", message]);
-    repo
-}
+use support::{committed, git};
 
 fn committed_example() -> Repo {
     committed(Repo::example(), "The example zone")

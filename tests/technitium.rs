@@ -12,7 +12,7 @@ fn settings(url: &str, attempts: u32) -> String {
     format!(
         "apiVersion: zonekeeper.dev/v1alpha1\nkind: Settings\nowner: example-home\npolicy: sync\n\
          zones:\n  - name: home.example\n    targets: [tdns]\n\
-         targets:\n  tdns: {{type: technitium, url: \"{url}\", tokenEnv: ZK_TEST_TOKEN, rateLimit: 1000, attempts: {attempts}, timeoutSeconds: 5}}\n"
+         targets:\n  tdns: {{type: technitium, url: \"{url}\", rateLimit: 1000, attempts: {attempts}, timeoutSeconds: 5}}\n"
     )
 }
 
@@ -31,12 +31,30 @@ records:
   - {name: "@", type: CAA, value: 0 issue "letsencrypt.org"}
 "#;
 
+/// The operator's credentials as a user of one server has them: the token in ZK_TEST_TOKEN,
+/// bound to the origin of every Technitium URL the repository's settings name.
+fn bound_to_settings(repo: &Repo) -> String {
+    let settings = repo.read("zonekeeper.yaml").unwrap_or_default();
+    let mut yaml = String::from("credentials:\n");
+    for url in settings.split("url: \"").skip(1).filter_map(|rest| rest.split('"').next()) {
+        yaml.push_str(&format!("  - {{origin: \"{url}\", tokenEnv: ZK_TEST_TOKEN}}\n"));
+    }
+    yaml
+}
+
 fn run(repo: &Repo, token: &str, args: &[&str]) -> support::Run {
+    run_with(repo, token, &bound_to_settings(repo), args)
+}
+
+/// Runs with `credentials` as the operator's credentials file (outside the repository).
+fn run_with(repo: &Repo, token: &str, credentials: &str, args: &[&str]) -> support::Run {
+    let creds = support::Credentials::new(credentials);
     let out = assert_cmd::Command::cargo_bin("zonekeeper")
         .unwrap()
         .arg("--repo")
         .arg(repo.path())
         .args(args)
+        .env("ZONEKEEPER_CREDENTIALS", creds.path())
         .env("ZK_TEST_TOKEN", token)
         .env("NO_COLOR", "1")
         .output()
@@ -326,11 +344,13 @@ fn a_wrong_token_is_a_clear_error_and_writes_nothing() {
 #[test]
 fn a_missing_token_variable_names_the_variable() {
     let (_dns, repo) = setup(3);
+    let creds = support::Credentials::new(&bound_to_settings(&repo));
     let out = assert_cmd::Command::cargo_bin("zonekeeper")
         .unwrap()
         .arg("--repo")
         .arg(repo.path())
         .args(["plan"])
+        .env("ZONEKEEPER_CREDENTIALS", creds.path())
         .env_remove("ZK_TEST_TOKEN")
         .output()
         .unwrap();
@@ -380,10 +400,12 @@ fn the_server_down_then_up_is_waited_for() {
         std::thread::sleep(std::time::Duration::from_millis(1500));
         Technitium::start_on(std::net::TcpListener::bind(addr).unwrap(), TOKEN, "home.example")
     });
+    let creds = support::Credentials::new(&bound_to_settings(&repo));
     let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("zonekeeper"))
         .arg("--repo")
         .arg(repo.path())
         .args(["plan", "--detailed-exitcode"])
+        .env("ZONEKEEPER_CREDENTIALS", creds.path())
         .env("ZK_TEST_TOKEN", TOKEN)
         .output()
         .unwrap();
@@ -444,16 +466,26 @@ fn tls_settings_are_checked_and_skipping_verification_is_warned_about() {
     let insecure =
         settings(&dns.url(), 3).replace("timeoutSeconds: 5}", "timeoutSeconds: 5, insecureSkipTlsVerify: true}");
     let repo = repo.with_settings(&insecure);
-    let out = run(&repo, TOKEN, &["plan"]).expect_code(0);
+    // The repository alone cannot turn the checks off for a token...
+    let out = run(&repo, TOKEN, &["plan"]).expect_code(1);
+    assert!(out.stderr().contains("insecureSkipTlsVerify is not honoured for a token"), "{}", out.stderr());
+    assert!(dns.state.lock().unwrap().calls.is_empty(), "nothing is sent");
+    // ...the operator's credential can.
+    let lax = bound_to_settings(&repo)
+        .replace("tokenEnv: ZK_TEST_TOKEN}", "tokenEnv: ZK_TEST_TOKEN, insecureSkipTlsVerify: true}");
+    let out = run_with(&repo, TOKEN, &lax, &["plan"]).expect_code(0);
     assert!(out.stderr().contains("TLS certificate checks are off for this target"), "{}", out.stderr());
 
-    let with_ca = settings(&dns.url(), 3).replace("timeoutSeconds: 5}", "timeoutSeconds: 5, caFile: ca.pem}");
-    let repo = repo.with_settings(&with_ca);
-    repo.write("ca.pem", "not a certificate\n");
-    let out = run(&repo, TOKEN, &["plan"]).expect_code(1);
-    assert!(out.stderr().contains("ca.pem"), "{}", out.stderr());
-    std::fs::remove_file(repo.path().join("ca.pem")).unwrap();
-    let out = run(&repo, TOKEN, &["plan"]).expect_code(1);
+    let repo = repo.with_settings(&settings(&dns.url(), 3));
+    let ca = tempfile::tempdir().unwrap();
+    let pem = ca.path().join("ca.pem");
+    std::fs::write(&pem, "not a certificate\n").unwrap();
+    let with_ca = bound_to_settings(&repo)
+        .replace("tokenEnv: ZK_TEST_TOKEN}", &format!("tokenEnv: ZK_TEST_TOKEN, caFile: \"{}\"}}", pem.display()));
+    let out = run_with(&repo, TOKEN, &with_ca, &["plan"]).expect_code(1);
+    assert!(out.stderr().contains("ca.pem holds no PEM certificate"), "{}", out.stderr());
+    std::fs::remove_file(&pem).unwrap();
+    let out = run_with(&repo, TOKEN, &with_ca, &["plan"]).expect_code(1);
     assert!(out.stderr().contains("cannot read caFile"), "{}", out.stderr());
 }
 

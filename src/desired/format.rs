@@ -207,16 +207,24 @@ pub enum TargetDecl {
         url: String,
         #[serde(default)]
         view: Option<String>,
-        /// Environment variable that holds the API token (never the token itself).
+        /// The name of the operator's credential for this target, when several are bound to
+        /// the URL's origin. The token itself, and where it is read from, are in the operator's
+        /// credentials file outside the repository, bound to an origin: a token goes only there.
+        #[serde(default)]
+        credential: Option<String>,
+        /// Kept from the format before credentials were bound: it must name the same variable
+        /// as the operator's credential for this origin, or no token is sent. Better left out.
         #[serde(default)]
         token_env: Option<String>,
-        /// File that holds the API token.
+        /// Kept like tokenEnv: it must name the credential's own file, or no token is sent.
         #[serde(default)]
         token_file: Option<String>,
-        /// PEM file of an extra CA to trust (a homelab's own CA).
+        /// Kept like tokenEnv: TLS trust for a token is the credential's `caFile`; this must
+        /// name the same file.
         #[serde(default)]
         ca_file: Option<String>,
-        /// Accept any TLS certificate (self-signed homelab servers). Warned about on every run.
+        /// Kept like tokenEnv: honoured only when the credential allows it too. Warned about on
+        /// every run.
         #[serde(default)]
         insecure_skip_tls_verify: bool,
         #[serde(default = "default_timeout")]

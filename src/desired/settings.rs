@@ -41,7 +41,12 @@ pub enum SecretSource {
 #[derive(Debug, Clone)]
 pub struct TechnitiumSettings {
     pub url: String,
-    pub token: SecretSource,
+    /// The credential the target names (`credential:`), picked among those the operator bound
+    /// to the URL's origin.
+    pub credential: Option<String>,
+    /// `tokenEnv`/`tokenFile` as the repository states them: they may only repeat what the
+    /// operator's credential says (crate::secrets), never choose where a token is read from.
+    pub token: Option<SecretSource>,
     pub ca_file: Option<PathBuf>,
     pub insecure_skip_tls_verify: bool,
     pub timeout_seconds: u32,
@@ -202,6 +207,7 @@ pub(super) fn load_settings(root: &Path, text: &str, diags: &mut Vec<Diagnostic>
             TargetDecl::Hosts { path: p, .. } => TargetKind::Hosts { path: root.join(p) },
             TargetDecl::Technitium {
                 url,
+                credential,
                 token_env,
                 token_file,
                 ca_file,
@@ -235,15 +241,20 @@ pub(super) fn load_settings(root: &Path, text: &str, diags: &mut Vec<Diagnostic>
                     bad("attempts", "attempts, timeoutSeconds and concurrency must be at least 1".into());
                 }
                 let token = match (token_env, token_file) {
-                    (Some(e), None) => SecretSource::Env(e.clone()),
-                    (None, Some(f)) => SecretSource::File(root.join(f)),
-                    _ => {
-                        bad("tokenEnv", "give exactly one of tokenEnv (an environment variable) or tokenFile (a file) for the API token".into());
+                    (Some(e), None) => Some(SecretSource::Env(e.clone())),
+                    (None, Some(f)) => Some(SecretSource::File(root.join(f))),
+                    (None, None) => None,
+                    (Some(_), Some(_)) => {
+                        bad("tokenEnv", "give at most one of tokenEnv or tokenFile (and better neither: the credentials file says where the token is)".into());
                         continue;
                     }
                 };
+                if credential.as_deref().is_some_and(|c| !valid_view_name(c)) {
+                    bad("credential", "must be a credential name (letters, digits, `-`, `_`)".into());
+                }
                 TargetKind::Technitium(TechnitiumSettings {
                     url: url.trim_end_matches('/').to_string(),
+                    credential: credential.clone(),
                     token,
                     ca_file: ca_file.as_ref().map(|f| root.join(f)),
                     insecure_skip_tls_verify: *insecure_skip_tls_verify,

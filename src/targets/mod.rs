@@ -9,6 +9,7 @@ pub mod zonefile;
 use crate::desired::{TargetKind, TargetSettings};
 use crate::model::{Name, Observed, Wanted};
 use crate::plan::{NativeText, TargetPlan};
+use crate::secrets::Secrets;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
@@ -76,7 +77,7 @@ pub trait Target {
     fn apply(&self, zone: &Name, plan: &TargetPlan) -> Result<usize, TargetError>;
 }
 
-pub fn build(settings: &TargetSettings, owner: &str, zones: &[Name]) -> Box<dyn Target> {
+pub fn build(settings: &TargetSettings, owner: &str, zones: &[Name], secrets: &Secrets) -> Box<dyn Target> {
     match &settings.kind {
         TargetKind::Zonefile { directory, adopt, soa } => Box::new(zonefile::ZoneFileTarget {
             name: settings.name.clone(),
@@ -92,7 +93,7 @@ pub fn build(settings: &TargetSettings, owner: &str, zones: &[Name]) -> Box<dyn 
             zones: zones.to_vec(),
         }),
         TargetKind::Technitium(t) => {
-            Box::new(technitium::TechnitiumTarget::new(settings.name.clone(), t.clone(), owner.to_string()))
+            Box::new(technitium::TechnitiumTarget::new(settings.name.clone(), t.clone(), owner.to_string(), secrets))
         }
     }
 }

@@ -72,6 +72,27 @@ impl Repo {
     }
 }
 
+/// The operator's credentials file, in a directory of its own outside any repository.
+pub struct Credentials {
+    dir: tempfile::TempDir,
+}
+
+impl Credentials {
+    pub fn new(yaml: &str) -> Credentials {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("credentials.yaml"), yaml).expect("write");
+        Credentials { dir }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("credentials.yaml")
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
 pub struct Run(pub Output);
 
 impl Run {
@@ -91,6 +112,58 @@ impl Run {
     pub fn expect_code(self, code: i32) -> Run {
         assert_eq!(self.code(), code, "exit code; output:\n{}", self.all());
         self
+    }
+}
+
+/// Runs the git binary in `repo`, with a fixed identity; panics when git fails.
+pub fn git(repo: &Repo, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo.path())
+        .args(["-c", "user.name=Test", "-c", "user.email=test@example.org", "-c", "commit.gpgsign=false"])
+        .args(args)
+        .output()
+        .expect("git must be installed");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `repo` made a git repository on `main` with everything in it as one commit.
+pub fn committed(repo: Repo, message: &str) -> Repo {
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", message]);
+    repo
+}
+
+/// A TCP listener on 127.0.0.1 that records every request it gets (the raw bytes) and answers
+/// each with an empty 404: where a stolen token would arrive.
+pub struct Recorder {
+    pub url: String,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Recorder {
+    pub fn start() -> Recorder {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                let _ = conn.set_read_timeout(Some(std::time::Duration::from_millis(500)));
+                let mut buf = vec![0u8; 65536];
+                let n = conn.read(&mut buf).unwrap_or(0);
+                seen.lock().expect("lock").push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                let _ = conn.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            }
+        });
+        Recorder { url, requests }
+    }
+
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().expect("lock").clone()
     }
 }
 

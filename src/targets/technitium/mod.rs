@@ -21,6 +21,7 @@ use super::{Observation, Target, TargetError};
 use crate::desired::{SecretSource, TechnitiumSettings};
 use crate::model::{Caa, Name, Observed, Ownership, RData, RecordSet, RecordType, Wanted};
 use crate::plan::{Change, NativeText, TargetPlan};
+use crate::secrets::{Denied, Secrets, TokenSource};
 
 const MARKER: &str = "zonekeeper:owner=";
 
@@ -28,8 +29,38 @@ pub struct TechnitiumTarget {
     name: String,
     settings: TechnitiumSettings,
     owner: String,
+    /// The token and TLS trust the operator bound to the URL's origin, or why none is sent.
+    access: Result<Access, Denied>,
     /// One runtime and client for all the zones this target is asked about.
     conn: std::cell::OnceCell<(tokio::runtime::Runtime, Client)>,
+}
+
+/// What the operator's credential gives this target.
+struct Access {
+    token: Token,
+    ca_file: Option<std::path::PathBuf>,
+    insecure_skip_tls_verify: bool,
+}
+
+impl Access {
+    fn granted(settings: &TechnitiumSettings, secrets: &Secrets) -> Result<Access, Denied> {
+        let source = settings.token.as_ref().map(|t| match t {
+            SecretSource::Env(v) => TokenSource::Env(v.clone()),
+            SecretSource::File(f) => TokenSource::File(f.clone()),
+        });
+        let grant = secrets.grant(&crate::secrets::Request {
+            url: &settings.url,
+            name: settings.credential.as_deref(),
+            source: source.as_ref(),
+            ca_file: settings.ca_file.as_deref(),
+            insecure_skip_tls_verify: settings.insecure_skip_tls_verify,
+        })?;
+        Ok(Access {
+            token: Token::new(grant.token.expose()),
+            ca_file: grant.ca_file.map(|p| p.to_path_buf()),
+            insecure_skip_tls_verify: grant.insecure_skip_tls_verify,
+        })
+    }
 }
 
 fn api(target: &str, e: ApiError) -> TargetError {
@@ -37,8 +68,9 @@ fn api(target: &str, e: ApiError) -> TargetError {
 }
 
 impl TechnitiumTarget {
-    pub fn new(name: String, settings: TechnitiumSettings, owner: String) -> TechnitiumTarget {
-        TechnitiumTarget { name, settings, owner, conn: std::cell::OnceCell::new() }
+    pub fn new(name: String, settings: TechnitiumSettings, owner: String, secrets: &Secrets) -> TechnitiumTarget {
+        let access = Access::granted(&settings, secrets);
+        TechnitiumTarget { name, settings, owner, access, conn: std::cell::OnceCell::new() }
     }
 
     /// The runtime and client, made (and the token read) on first use only.
@@ -54,31 +86,21 @@ impl TechnitiumTarget {
         format!("{MARKER}{}", self.owner)
     }
 
-    fn token(&self) -> Result<Token, TargetError> {
-        let refused = |message: String| TargetError::Refused { path: format!("target {}", self.name), message };
-        match &self.settings.token {
-            SecretSource::Env(var) => std::env::var(var)
-                .ok()
-                .filter(|v| !v.trim().is_empty())
-                .map(|v| Token::new(v.trim()))
-                .ok_or_else(|| refused(format!("the API token's environment variable {var} is not set"))),
-            SecretSource::File(path) => std::fs::read_to_string(path)
-                .map(|v| Token::new(v.trim()))
-                .map_err(|e| refused(format!("cannot read the API token file {}: {e}", path.display()))),
-        }
-    }
-
     /// A client and a runtime to drive it: the CLI is synchronous, the client is not.
     fn connect(&self) -> Result<(tokio::runtime::Runtime, Client), TargetError> {
         let refused = |message: String| TargetError::Refused { path: format!("target {}", self.name), message };
         let s = &self.settings;
-        let mut builder =
-            reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(s.timeout_seconds as u64));
-        if s.insecure_skip_tls_verify {
+        // No request at all without a token the operator bound to this origin.
+        let access = self.access.as_ref().map_err(|e| refused(e.to_string()))?;
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(s.timeout_seconds as u64))
+            // The API never redirects; a redirect is not followed, with the token or without.
+            .redirect(reqwest::redirect::Policy::none());
+        if access.insecure_skip_tls_verify {
             tracing::warn!(target_name = %self.name, "TLS certificate checks are off for this target (insecureSkipTlsVerify)");
             builder = builder.tls_danger_accept_invalid_certs(true);
         }
-        if let Some(ca) = &s.ca_file {
+        if let Some(ca) = &access.ca_file {
             let pem = std::fs::read(ca).map_err(|e| refused(format!("cannot read caFile {}: {e}", ca.display())))?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem)
                 .ok()
@@ -96,7 +118,7 @@ impl TechnitiumTarget {
             rate: s.rate_limit,
             attempts: s.attempts,
         };
-        Ok((rt, Client::new(http, &s.url, self.token()?, policy)))
+        Ok((rt, Client::new(http, &s.url, access.token.clone(), policy)))
     }
 
     /// One read per zone: the whole zone's records, or `None` when the zone does not exist.
