@@ -33,7 +33,7 @@ fn pass(dir: &std::path::Path, secrets: &Secrets) -> (usize, f64) {
     let t = Instant::now();
     let state = desired::load(dir).expect("valid");
     let planned = reconcile::plan(&state, secrets, "bench", None).expect("plan");
-    assert!(planned.failures.is_empty(), "{:?}", planned.failures);
+    assert!(planned.plan.is_complete(), "{:?}", planned.plan.unplanned);
     let changes = planned.plan.change_count();
     for a in reconcile::apply(&state, secrets, &planned.plan, true).expect("apply") {
         a.result.expect("applied");

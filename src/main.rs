@@ -432,7 +432,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     PlanFormat::Json => render::json(&planned.plan),
                 };
                 print!("{out}");
-                if report_failures(&planned.failures) || planned.plan.has_hard_refusal() {
+                if report_failures(&planned.plan.unplanned) || planned.plan.has_hard_refusal() {
                     return Ok(ExitCode::from(1));
                 }
                 Ok(match (detailed_exitcode, planned.plan.change_count()) {
@@ -539,7 +539,7 @@ fn apply(
 ) -> Result<ExitCode> {
     let planned = reconcile::plan(state, secrets, source, target)?;
     print!("{}", render::text(&planned.plan, color, true));
-    let mut failed = report_failures(&planned.failures);
+    let mut failed = report_failures(&planned.plan.unplanned);
     if planned.plan.change_count() == 0 {
         return Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS });
     }
@@ -605,7 +605,7 @@ fn preview_once(repo: &Path, hosts: &Path, view: Option<&str>) -> Result<()> {
     let state = preview_state(desired::load(repo)?, hosts, view)?;
     // A hosts file needs no token.
     let planned = reconcile::plan(&state, &Secrets::none(), &WorkTree(repo.to_path_buf()).describe(), None)?;
-    if let Some(f) = planned.failures.first() {
+    if let Some(f) = planned.plan.unplanned.first() {
         bail!("{}: {}", f.target, f.error);
     }
     let s = render::summary(&planned.plan);

@@ -19,20 +19,12 @@ pub enum ReconcileError {
 }
 
 /// A target that could not be observed; the rest of the plan still stands.
-#[derive(Debug, serde::Serialize)]
-pub struct TargetFailure {
-    pub target: String,
-    /// `None` when the failure is not about one zone (listing the target's zones).
-    pub zone: Option<Name>,
-    pub error: String,
-    pub reason: &'static str,
-}
+pub type TargetFailure = crate::plan::Unplanned;
 
-/// The outcome of `plan`: the plan itself and the targets that failed to answer.
+/// The outcome of `plan`: the plan, with the target zones that failed to answer in it.
 #[derive(Debug)]
 pub struct Planned {
     pub plan: Plan,
-    pub failures: Vec<TargetFailure>,
 }
 
 fn check_target(state: &DesiredState, only: Option<&str>) -> Result<(), ReconcileError> {
@@ -78,9 +70,10 @@ fn walk<'a>(
         let target = build_target(state, secrets, ts);
         let served: Vec<Name> =
             s.zones.iter().filter(|z| z.targets.contains(&ts.name)).map(|z| z.name.clone()).collect();
+        let mut listing_failed = None;
         let orphaned = if orphans {
             target.orphan_zones(&served).unwrap_or_else(|e| {
-                failures.push(TargetFailure {
+                listing_failed = Some(TargetFailure {
                     target: ts.name.clone(),
                     zone: None,
                     reason: e.label(),
@@ -91,6 +84,7 @@ fn walk<'a>(
         } else {
             Vec::new()
         };
+        let before = failures.len();
         for zone in served.iter().chain(&orphaned) {
             let wanted =
                 if served.contains(zone) { target.prepare(zone, state.wanted(zone, &ts.view)) } else { Vec::new() };
@@ -102,6 +96,13 @@ fn walk<'a>(
                     reason: e.label(),
                     error: e.to_string(),
                 }),
+            }
+        }
+        // A target that cannot be read at all fails its listing and every zone alike: name
+        // each zone once, not the target once more.
+        if let Some(f) = listing_failed {
+            if !failures[before..].iter().any(|z| z.error == f.error) {
+                failures.push(f);
             }
         }
     }
@@ -121,7 +122,8 @@ pub fn plan(
         max_delete_share: s.safety.max_delete_share,
         min_owned: s.safety.min_owned_records as usize,
     };
-    let mut out = Plan { source: source.to_string(), owner: s.owner.clone(), targets: Vec::new() };
+    let mut out =
+        Plan { source: source.to_string(), owner: s.owner.clone(), targets: Vec::new(), unplanned: Vec::new() };
     let mut failures = Vec::new();
     let mut large = false;
     walk(state, secrets, only, true, &mut failures, |v| {
@@ -131,6 +133,12 @@ pub fn plan(
             TargetRef { name: ts.name.clone(), kind: v.target.kind().to_string(), view: ts.view.clone(), public };
         let mut tp = plan_target(tref, v.zone, &v.wanted, &v.observation.sets, s.policy, limits, v.target.adopt());
         tp.refusals.extend(crate::plan::check_ttl_max(&tp.changes, v.observation.ttl_max));
+        let on_purpose = state.records.get(v.zone).is_some_and(|r| r.is_empty());
+        if let Some(emptied) = crate::plan::check_emptied(&tp.changes, tp.owned, on_purpose) {
+            // It says more than the delete share would, about the same deletes.
+            tp.refusals.retain(|r| !matches!(r, crate::plan::Refusal::Limit { op: crate::plan::Op::Delete, .. }));
+            tp.refusals.push(emptied);
+        }
         large |= v.wanted.len().max(v.observation.sets.len()) >= crate::memory::LARGE;
         drop(v.wanted);
         tp.native = v.target.render(v.zone, v.observation, &tp);
@@ -140,7 +148,8 @@ pub fn plan(
         // The wanted and observed sets are gone; only the plan stays for rendering.
         crate::memory::give_back_freed();
     }
-    Ok(Planned { plan: out, failures })
+    out.unplanned = failures;
+    Ok(Planned { plan: out })
 }
 
 /// What one target and zone did on apply.

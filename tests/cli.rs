@@ -419,3 +419,90 @@ fn a_zone_removed_from_the_settings_is_cleaned_up() {
     assert!(repo.read(".zonekeeper/zones/db.other.example").is_some());
     repo.run(&["plan", "--detailed-exitcode"]).expect_code(0);
 }
+
+#[test]
+fn a_target_that_cannot_be_read_is_named_in_every_rendering_of_the_plan() {
+    let repo = Repo::example();
+    repo.run(&["apply"]).expect_code(0);
+    // the hosts file became a directory: that target cannot be read
+    std::fs::remove_file(repo.path().join(".zonekeeper/hosts")).unwrap();
+    std::fs::create_dir(repo.path().join(".zonekeeper/hosts")).unwrap();
+
+    let text = repo.run(&["plan"]).expect_code(1).stdout();
+    assert!(!text.contains("Everything is in sync"), "{text}");
+    assert!(text.contains("home.example on hosts: not planned"), "{text}");
+    assert!(
+        text.contains(
+            "Incomplete: 1 target zone(s) could not be read and are not planned: home.example on hosts (read)"
+        ),
+        "{text}"
+    );
+
+    let md = repo.run(&["plan", "--format", "markdown"]).expect_code(1).stdout();
+    assert!(!md.contains("every target is in sync"), "{md}");
+    assert!(md.contains("**incomplete: 1 target zone(s) could not be read"), "{md}");
+    assert!(md.contains("> **Not planned:** home.example on hosts: "), "{md}");
+
+    let json: serde_json::Value =
+        serde_json::from_str(&repo.run(&["plan", "--format", "json"]).expect_code(1).stdout()).unwrap();
+    assert_eq!(json["complete"], false);
+    assert_eq!(json["unplanned"][0]["target"], "hosts");
+    assert_eq!(json["unplanned"][0]["zone"], "home.example");
+    assert_eq!(json["unplanned"][0]["reason"], "read");
+    assert_eq!(json["targets"].as_array().map(Vec::len), Some(1), "the zone-file target is still planned");
+
+    // once it reads again, the plan is complete and in sync again
+    std::fs::remove_dir(repo.path().join(".zonekeeper/hosts")).unwrap();
+    repo.run(&["apply"]).expect_code(0);
+    let text = repo.run(&["plan"]).expect_code(0).stdout();
+    assert!(text.contains("Everything is in sync."), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_str(&repo.run(&["plan", "--format", "json"]).expect_code(0).stdout()).unwrap();
+    assert_eq!(json["complete"], true);
+}
+
+#[test]
+fn a_missing_records_file_is_an_error_and_deleting_a_whole_zone_needs_force_or_an_empty_file() {
+    let repo = Repo::example();
+    repo.run(&["apply"]).expect_code(0);
+    let hosts_before = repo.read(".zonekeeper/hosts").unwrap();
+    let zone_before = std::fs::read(repo.zone_file("home.example")).unwrap();
+
+    // renamed in a pull request: the zone has no records file any more
+    std::fs::rename(repo.path().join("records/home.example.yaml"), repo.path().join("records/home.yaml.bak")).unwrap();
+    for cmd in [&["validate"][..], &["plan"], &["apply"], &["apply", "--force"]] {
+        let out = repo.run(cmd).expect_code(1);
+        assert!(
+            out.all().contains("zonekeeper.yaml:13:")
+                && out.all().contains(
+                    "zones[0].name: zone `home.example` has no records file: expected records/home.example.yaml"
+                ),
+            "{cmd:?}: {}",
+            out.all()
+        );
+    }
+    assert_eq!(repo.read(".zonekeeper/hosts").unwrap(), hosts_before, "nothing written");
+    assert_eq!(std::fs::read(repo.zone_file("home.example")).unwrap(), zone_before);
+
+    // every owned record gone from what a target holds (here: only an NS, which a hosts file
+    // cannot hold): --force, whatever the size
+    let hosts_only = support::SETTINGS.replace("targets: [coredns, hosts]", "targets: [hosts]");
+    let repo = Repo::example().with_settings(&hosts_only);
+    repo.run(&["apply"]).expect_code(0);
+    let hosts_before = repo.read(".zonekeeper/hosts").unwrap();
+    repo.write(
+        "records/home.example.yaml",
+        "apiVersion: zonekeeper.dev/v1alpha1\nkind: Records\nzone: home.example\nrecords:\n  - {name: \"@\", type: NS, value: ns1.home.example.}\n",
+    );
+    let out = repo.run(&["apply"]).expect_code(1);
+    assert!(out.all().contains("would delete all 6 record set(s) we own in this zone"), "{}", out.all());
+    assert_eq!(repo.read(".zonekeeper/hosts").unwrap(), hosts_before, "nothing written without --force");
+
+    // an explicitly empty records file says it on purpose
+    repo.write(
+        "records/home.example.yaml",
+        "apiVersion: zonekeeper.dev/v1alpha1\nkind: Records\nzone: home.example\nrecords: []\n",
+    );
+    let out = repo.run(&["apply"]).expect_code(0);
+    assert!(!repo.read(".zonekeeper/hosts").unwrap().contains("192.0.2."), "{}", out.all());
+}

@@ -604,7 +604,11 @@ fn clean_orphans_deletes_only_our_records_in_a_zone_no_longer_served() {
     let plan = run(&repo, TOKEN, &["plan"]).expect_code(0).stdout();
     assert!(plan.contains("old.example on tdns") && plan.contains("- www.old.example"), "{plan}");
     assert!(!plan.contains("mail.old.example") && !plan.contains("localhost"), "{plan}");
-    run(&repo, TOKEN, &["apply"]).expect_code(0);
+    // emptying a zone of everything we own there is never silent, whatever its size
+    let out = run(&repo, TOKEN, &["apply"]).expect_code(1);
+    assert!(out.stderr().contains("would delete all 1 record set(s) we own in this zone"), "{}", out.all());
+    assert!(dns.records("old.example").contains(&ours), "nothing is deleted without --force");
+    run(&repo, TOKEN, &["apply", "--force"]).expect_code(0);
     let left = dns.records("old.example");
     assert!(!left.contains(&ours) && left.contains(&theirs), "{left:?}");
     assert!(dns.records("localhost").contains(&internal));

@@ -191,13 +191,36 @@ impl EntryCheck<'_> {
 
 /// A zone file without NS records at the apex is refused by every DNS server (and by
 /// `named-checkzone`), so a zone kept in zone files needs them in every view it is written for.
+/// Every zone in zonekeeper.yaml has a records file. A missing one (renamed, deleted in a pull
+/// request, a typo in its name) must not read as "this zone holds nothing", which would plan
+/// the deletion of every record we own there; `records: []` says that on purpose.
+pub(super) fn check_zones_have_records(
+    settings: &Settings,
+    zone_files: &BTreeMap<Name, (String, Pos)>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    for (i, zone) in settings.zones.iter().enumerate() {
+        if !zone_files.contains_key(&zone.name) {
+            diags.push(Diagnostic::at(
+                SETTINGS_FILE,
+                zone.declared,
+                format!("zones[{i}].name"),
+                format!(
+                    "zone `{0}` has no records file: expected records/{0}.yaml with `zone: {0}` (a file with `records: []` says on purpose that it holds nothing)",
+                    zone.name
+                ),
+            ));
+        }
+    }
+}
+
 pub(super) fn check_zone_files_have_ns(
     settings: &Settings,
     records: &BTreeMap<Name, Vec<DesiredRecord>>,
     zone_files: &BTreeMap<Name, (String, Pos)>,
     diags: &mut Vec<Diagnostic>,
 ) {
-    for zone in &settings.zones {
+    for zone in settings.zones.iter().filter(|z| zone_files.contains_key(&z.name)) {
         for t in zone.targets.iter().filter_map(|t| settings.target(t)) {
             if !matches!(t.kind, TargetKind::Zonefile { .. }) {
                 continue;

@@ -22,6 +22,8 @@ pub struct ZoneSettings {
     pub ttl: u32,
     pub targets: Vec<String>,
     pub internal: bool,
+    /// Where the zone is declared in zonekeeper.yaml.
+    pub declared: super::diagnostic::Pos,
 }
 
 #[derive(Debug, Clone)]
@@ -343,6 +345,7 @@ pub(super) fn load_settings(root: &Path, text: &str, diags: &mut Vec<Diagnostic>
             ttl: z.value.ttl,
             targets: z.value.targets.clone(),
             internal: z.value.internal,
+            declared: z.referenced.into(),
         });
     }
 

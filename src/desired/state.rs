@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use super::checks::{check_records, check_technitium_text, check_zone_files_have_ns, check_zone_rules};
+use super::checks::{
+    check_records, check_technitium_text, check_zone_files_have_ns, check_zone_rules, check_zones_have_records,
+};
 use super::diagnostic::{Diagnostic, Invalid, Pos};
 use super::files::{Files, WorkTree};
 use super::format::{Limits, ResolverScope, ResolverSetFile};
@@ -143,6 +145,7 @@ pub fn load_from(root: &Path, files: &dyn Files) -> Result<DesiredState, Invalid
     // Only when every file read cleanly: a zone whose file failed to parse lacks its NS too,
     // and saying so would only bury the real problem.
     if let (Some(s), true) = (&settings, diags.is_empty()) {
+        check_zones_have_records(s, &zone_files, &mut diags);
         check_zone_files_have_ns(s, &records, &zone_files, &mut diags);
         check_technitium_text(s, &records, &mut diags);
     }

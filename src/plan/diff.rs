@@ -106,6 +106,10 @@ pub enum Refusal {
     /// it would refuse. Not overridable: the target refuses them whatever we do. It holds back
     /// this zone on this target only; the rest of the plan is applied.
     TtlAboveMax { sets: Vec<TtlTooHigh>, max: u32 },
+    /// Every record set we own in the zone would be deleted, whatever the zone's size, and no
+    /// records file says so on purpose (`records: []`): a renamed or deleted file, or a zone
+    /// taken out of the settings, needs --force.
+    EmptiesZone { owned: usize },
 }
 
 /// One set whose TTL a target would refuse.
@@ -142,6 +146,9 @@ impl Refusal {
                 100.0 * max_share
             ),
             Refusal::RootNs => "changes the zone's own NS records; pass --force if this is intended".to_string(),
+            Refusal::EmptiesZone { owned } => format!(
+                "would delete all {owned} record set(s) we own in this zone; pass --force if this is intended (or give the zone a records file with `records: []`)"
+            ),
             Refusal::TtlAboveMax { sets, max } => {
                 let shown: Vec<String> =
                     sets.iter().take(5).map(|s| format!("{} {} (TTL {})", s.name, s.rtype, s.ttl)).collect();
@@ -212,6 +219,13 @@ pub fn plan_target(
         unowned_elsewhere,
         native: None,
     }
+}
+
+/// Refuses a plan that deletes every set we own in the zone, unless the desired state says
+/// on purpose that the zone is empty (`on_purpose`: its records file holds no entries).
+pub fn check_emptied(changes: &[Change], owned: usize, on_purpose: bool) -> Option<Refusal> {
+    let deletes = changes.iter().filter(|c| c.op() == Op::Delete).count();
+    (owned > 0 && deletes == owned && !on_purpose).then_some(Refusal::EmptiesZone { owned })
 }
 
 /// Sets that a create or update would give a TTL above `max`, the largest the target takes.

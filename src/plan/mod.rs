@@ -9,7 +9,8 @@ mod diff;
 pub mod render;
 
 pub use diff::{
-    Change, Drift, Op, Refusal, SafetyLimits, TargetPlan, TargetRef, apply_changes, check_ttl_max, merged, plan_target,
+    Change, Drift, Op, Refusal, SafetyLimits, TargetPlan, TargetRef, apply_changes, check_emptied, check_ttl_max,
+    merged, plan_target,
 };
 
 use crate::model::Name;
@@ -31,6 +32,30 @@ pub struct Plan {
     pub source: String,
     pub owner: String,
     pub targets: Vec<TargetPlan>,
+    /// Target zones that could not be read, so are not planned: every renderer says so in its
+    /// summary, so that an incomplete plan never reads as "in sync".
+    pub unplanned: Vec<Unplanned>,
+}
+
+/// A target (or one zone of it) that could not be read; the rest of the plan still stands.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Unplanned {
+    pub target: String,
+    /// `None` when the failure is not about one zone (listing the target's zones).
+    pub zone: Option<Name>,
+    /// A stable, low-cardinality name of the kind of failure.
+    pub reason: &'static str,
+    pub error: String,
+}
+
+impl Unplanned {
+    /// `home.example on tdns`, or `tdns` when no zone is concerned.
+    pub fn place(&self) -> String {
+        match &self.zone {
+            Some(z) => format!("{z} on {}", self.target),
+            None => self.target.clone(),
+        }
+    }
 }
 
 impl Plan {
@@ -42,6 +67,11 @@ impl Plan {
     /// True when some part of the plan may not be applied even with --force.
     pub fn has_hard_refusal(&self) -> bool {
         self.targets.iter().any(|t| t.refusals.iter().any(|r| !r.overridable()))
+    }
+
+    /// True when every target zone could be read.
+    pub fn is_complete(&self) -> bool {
+        self.unplanned.is_empty()
     }
 
     pub fn find(&self, target: &str, zone: &Name) -> Option<&TargetPlan> {

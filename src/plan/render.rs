@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use super::{Change, Drift, NativeText, Plan, TargetPlan};
+use super::{Change, Drift, NativeText, Plan, TargetPlan, Unplanned};
 use crate::model::RecordSet;
 
 /// Totals of a plan by operation.
@@ -130,16 +130,26 @@ pub fn text(plan: &Plan, color: bool, with_diff: bool) -> String {
             }
         }
     }
+    for u in &plan.unplanned {
+        let _ = writeln!(out, "\n{}: {}", p.wrap("1", &u.place()), p.wrap("1;31", "not planned"));
+        for line in u.error.lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
     let s = summary(plan);
-    let _ = writeln!(
-        out,
-        "\nPlan: {} to create, {} to update, {} to delete.{}",
-        s.create,
-        s.update,
-        s.delete,
-        if s.create + s.update + s.delete == 0 { " Everything is in sync." } else { "" }
-    );
+    let tail = match (s.create + s.update + s.delete, plan.unplanned.as_slice()) {
+        (0, []) => " Everything is in sync.".to_string(),
+        (_, []) => String::new(),
+        (_, unplanned) => format!(" Incomplete: {}.", not_planned(unplanned)),
+    };
+    let _ = writeln!(out, "\nPlan: {} to create, {} to update, {} to delete.{tail}", s.create, s.update, s.delete);
     out
+}
+
+/// `2 target zone(s) could not be planned: home.example on tdns (refused), …`
+fn not_planned(unplanned: &[Unplanned]) -> String {
+    let places: Vec<String> = unplanned.iter().map(|u| format!("{} ({})", u.place(), u.reason)).collect();
+    format!("{} target zone(s) could not be read and are not planned: {}", unplanned.len(), places.join(", "))
 }
 
 fn drift_text(d: &Drift) -> String {
@@ -188,15 +198,23 @@ pub fn markdown(plan: &Plan) -> String {
     let s = summary(plan);
     let mut out = String::new();
     let _ = writeln!(out, "### zonekeeper plan\n");
+    let incomplete = if plan.unplanned.is_empty() {
+        String::new()
+    } else {
+        format!(" · **incomplete: {}**", md_cell(&not_planned(&plan.unplanned)))
+    };
     let _ = writeln!(
         out,
-        "Read {} · owner `{}` · **{} to create, {} to update, {} to delete**\n",
+        "Read {} · owner `{}` · **{} to create, {} to update, {} to delete**{incomplete}\n",
         md_cell(&plan.source),
         md_cell(&plan.owner),
         s.create,
         s.update,
         s.delete
     );
+    for u in &plan.unplanned {
+        let _ = writeln!(out, "> **Not planned:** {}: {}\n", md_cell(&u.place()), md_cell(&u.error));
+    }
     for tp in &plan.targets {
         if tp.changes.is_empty() && tp.refusals.is_empty() && tp.drift.is_empty() && tp.held_back.is_empty() {
             continue;
@@ -265,8 +283,17 @@ pub fn markdown(plan: &Plan) -> String {
             }
         }
     }
-    if s.create + s.update + s.delete == 0 {
-        let _ = writeln!(out, "No changes: every target is in sync.");
+    match (s.create + s.update + s.delete, plan.unplanned.len()) {
+        (0, 0) => {
+            let _ = writeln!(out, "No changes: every target is in sync.");
+        }
+        (0, n) => {
+            let _ = writeln!(
+                out,
+                "No changes in the target zones that could be read; {n} could not be read and are not planned (above)."
+            );
+        }
+        _ => {}
     }
     out
 }
@@ -277,7 +304,10 @@ struct JsonPlan<'a> {
     source: &'a str,
     owner: &'a str,
     summary: Summary,
+    /// False when some target zone could not be read (listed in `unplanned`).
+    complete: bool,
     targets: Vec<JsonTarget<'a>>,
+    unplanned: &'a [Unplanned],
 }
 
 #[derive(Serialize)]
@@ -294,6 +324,8 @@ pub fn json(plan: &Plan) -> String {
         source: &plan.source,
         owner: &plan.owner,
         summary: summary(plan),
+        complete: plan.is_complete(),
+        unplanned: &plan.unplanned,
         targets: plan
             .targets
             .iter()

@@ -244,6 +244,12 @@ impl Target for HostsTarget {
         }
         let updated = self.splice(&current, zone, section(after)?)?;
         if updated != current {
+            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+                // A first write to a hosts file of our own (e.g. .zonekeeper/hosts).
+                std::fs::create_dir_all(dir).map_err(|source| {
+                    TargetError::Write(super::atomic::WriteError::Io { path: dir.display().to_string(), source })
+                })?;
+            }
             super::atomic::write_atomic(&self.path, updated.as_bytes())?;
         }
         Ok(plan.changes.len())

@@ -244,3 +244,18 @@ fn a_ttl_above_the_target_maximum_is_refused_for_creates_and_updates_only() {
     assert!(!Refusal::TtlAboveMax { sets, max }.overridable());
     assert_eq!(check_ttl_max(&changes, None), None, "a target without a maximum refuses nothing");
 }
+
+#[test]
+fn deleting_every_owned_set_is_refused_whatever_the_size_unless_on_purpose() {
+    // one owned set, far below any share limit's minimum
+    let o = [ours(a("only", &[1])), unowned(a("theirs", &[2]))];
+    let p = plan(&[], &o, Policy::Sync, STRICT, false);
+    assert_eq!(check_emptied(&p.changes, p.owned, false), Some(Refusal::EmptiesZone { owned: 1 }));
+    assert!(Refusal::EmptiesZone { owned: 1 }.overridable());
+    assert_eq!(check_emptied(&p.changes, p.owned, true), None, "an empty records file says so on purpose");
+    // one set kept: not emptied
+    let p = plan(&[want(a("only", &[1]))], &[ours(a("only", &[1])), ours(a("b", &[3]))], Policy::Sync, LOOSE, false);
+    assert_eq!(check_emptied(&p.changes, p.owned, false), None);
+    // nothing owned: nothing to empty
+    assert_eq!(check_emptied(&[], 0, false), None);
+}
