@@ -383,7 +383,7 @@ fn a_hosts_target_with_two_zones_applies_both_in_one_run() {
 fn a_safety_share_out_of_range_is_located() {
     let settings = support::SETTINGS.replace("maxUpdateShare: 0.3", "maxUpdateShare: 3");
     let out = Repo::example().with_settings(&settings).run(&["validate"]).expect_code(1).stdout();
-    assert!(out.contains("zonekeeper.yaml:9:19: safety.maxUpdateShare: 3"), "{out}");
+    assert!(out.contains("zonekeeper.yaml:9:19: safety.maxUpdateShare: must be at most 1"), "{out}");
 }
 
 #[test]
@@ -505,4 +505,28 @@ fn a_missing_records_file_is_an_error_and_deleting_a_whole_zone_needs_force_or_a
     );
     let out = repo.run(&["apply"]).expect_code(0);
     assert!(!repo.read(".zonekeeper/hosts").unwrap().contains("192.0.2."), "{}", out.all());
+}
+
+#[test]
+fn every_number_in_a_target_is_held_to_its_range_with_its_line() {
+    let settings = format!(
+        "{}  tdns:\n    type: technitium\n    url: https://dns.example:5380\n    rateLimit: 0.0000000001\n    attempts: 0\n    timeoutSeconds: 99999\n    concurrency: 1000\n",
+        support::SETTINGS
+    );
+    let repo = Repo::example().with_settings(&settings);
+    let out = repo.run(&["validate"]).expect_code(1).stdout();
+    for (line, what) in [
+        (26, "targets.tdns.rateLimit: must be at least 0.01"),
+        (27, "targets.tdns.attempts: must be at least 1"),
+        (28, "targets.tdns.timeoutSeconds: must be at most 3600"),
+        (29, "targets.tdns.concurrency: must be at most 64"),
+    ] {
+        assert!(
+            out.lines().any(|l| l.starts_with(&format!("zonekeeper.yaml:{line}:")) && l.ends_with(what)),
+            "{what}:\n{out}"
+        );
+    }
+    // and plan stops there, before any client is made (a tiny rate used to panic in the pacing)
+    let plan = repo.run(&["plan"]).expect_code(1);
+    assert!(!plan.stderr().contains("panicked"), "{}", plan.all());
 }

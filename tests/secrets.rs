@@ -183,3 +183,28 @@ fn token_variables_do_not_reach_the_git_processes() {
     assert!(seen.contains("PATH="), "the wrapper recorded an environment");
     assert!(!seen.contains(TOKEN) && !seen.contains("TDNS_TOKEN"), "a git process inherited the token");
 }
+
+#[test]
+fn a_wrong_field_in_a_target_names_its_own_line_and_key_and_never_prints_a_value() {
+    let settings = "apiVersion: zonekeeper.dev/v1alpha1\nkind: Settings\nowner: example-home\npolicy: synch\n\
+         zones:\n  - name: home.example\n    targets: [tdns]\n\
+         targets:\n  tdns:\n    type: technitium\n    url: https://dns.example:5380\n    tokenenv: TDNS_TOKEN\n\
+         \x20   token: inline-s3cret-99\n    rateLimit: fast\n  files:\n    type: zonefle\n    directory: zones\n";
+    let repo = Repo::empty().with_settings(settings).with_records("home.example", RECORDS);
+    for format in ["text", "json", "github"] {
+        let out = zonekeeper(&repo, &Credentials::new(""), &["validate", "--format", format], &[]).expect_code(1);
+        let all = out.all();
+        assert!(!all.contains("inline-s3cret-99") && !all.contains("synch") && !all.contains("fast"), "{all}");
+        if format == "text" {
+            for (at, what) in [
+                ("zonekeeper.yaml:4:", "policy: must be one of `sync`, `upsert-only`, `create-only`"),
+                ("zonekeeper.yaml:12:", "targets.tdns.tokenenv: unknown field `tokenenv`; did you mean `tokenEnv`?"),
+                ("zonekeeper.yaml:13:", "targets.tdns.token: unknown field `token`; allowed here: "),
+                ("zonekeeper.yaml:14:", "targets.tdns.rateLimit: must be a number"),
+                ("zonekeeper.yaml:16:", "targets.files.type: must be one of `zonefile`, `hosts`, `technitium`"),
+            ] {
+                assert!(out.stdout().lines().any(|l| l.starts_with(at) && l.contains(what)), "{at} {what}:\n{all}");
+            }
+        }
+    }
+}

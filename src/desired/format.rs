@@ -125,6 +125,29 @@ fn share<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     }
 }
 
+/// A number in `min..=max`; anything else fails the parse, so the schema check then reports
+/// it with its line, field and range.
+fn in_range<'de, D: serde::Deserializer<'de>, T>(d: D, min: T, max: T) -> Result<T, D::Error>
+where
+    T: Deserialize<'de> + PartialOrd + std::fmt::Display,
+{
+    let v = T::deserialize(d)?;
+    if v >= min && v <= max { Ok(v) } else { Err(serde::de::Error::custom(format!("must be between {min} and {max}"))) }
+}
+
+fn timeout_range<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    in_range(d, 1, 3600)
+}
+fn rate_range<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    in_range(d, 0.01, 100_000.0)
+}
+fn attempts_range<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    in_range(d, 1, 20)
+}
+fn concurrency_range<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    in_range(d, 1, 64)
+}
+
 impl Default for Safety {
     fn default() -> Self {
         Safety { max_update_share: 0.3, max_delete_share: 0.3, min_owned_records: 10 }
@@ -227,16 +250,21 @@ pub enum TargetDecl {
         /// every run.
         #[serde(default)]
         insecure_skip_tls_verify: bool,
-        #[serde(default = "default_timeout")]
+        /// Seconds one request may take (1–3600).
+        #[serde(default = "default_timeout", deserialize_with = "timeout_range")]
+        #[schemars(range(min = 1, max = 3600))]
         timeout_seconds: u32,
-        /// Requests per second at most.
-        #[serde(default = "default_rate")]
+        /// Requests per second at most (0.01–100000).
+        #[serde(default = "default_rate", deserialize_with = "rate_range")]
+        #[schemars(range(min = 0.01, max = 100000))]
         rate_limit: f64,
-        /// Tries per request on connection errors, timeouts and 5xx (backoff 1 s, 2 s, 4 s … 30 s).
-        #[serde(default = "default_attempts")]
+        /// Tries per request on connection errors, timeouts and 5xx (backoff 1 s, 2 s, 4 s … 30 s; 1–20).
+        #[serde(default = "default_attempts", deserialize_with = "attempts_range")]
+        #[schemars(range(min = 1, max = 20))]
         attempts: u32,
-        /// Names changed side by side at most (changes at one name always run in order).
-        #[serde(default = "default_concurrency")]
+        /// Names changed side by side at most (changes at one name always run in order; 1–64).
+        #[serde(default = "default_concurrency", deserialize_with = "concurrency_range")]
+        #[schemars(range(min = 1, max = 64))]
         concurrency: u32,
         /// Create a zone that does not exist yet (as Primary); otherwise a missing zone is an error.
         #[serde(default)]

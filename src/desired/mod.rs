@@ -6,6 +6,7 @@ pub mod diagnostic;
 pub mod files;
 pub mod format;
 pub mod records;
+mod schema_errors;
 pub mod settings;
 pub mod state;
 pub mod yaml;

@@ -234,10 +234,12 @@ pub(super) fn load_settings(root: &Path, text: &str, diags: &mut Vec<Diagnostic>
                     );
                 } else if !(url.starts_with("http://") || url.starts_with("https://")) || url.contains(['?', '#', ' '])
                 {
-                    bad("url", format!("`{url}` should be a base URL like http://dns.home.arpa:5380"));
+                    bad("url", "must be a base URL like https://dns.home.arpa:5380 (no path query or fragment)".into());
                 }
-                if !(*rate_limit > 0.0 && rate_limit.is_finite()) {
-                    bad("rateLimit", "must be a number of requests per second above 0".into());
+                // The parse holds these to the schema's ranges; a settings value made in code
+                // must not reach the client's pacing (1/rate) or a zero-try loop either.
+                if !(0.01..=100_000.0).contains(rate_limit) {
+                    bad("rateLimit", "must be between 0.01 and 100000 requests per second".into());
                 }
                 if *attempts == 0 || *timeout_seconds == 0 || *concurrency == 0 {
                     bad("attempts", "attempts, timeoutSeconds and concurrency must be at least 1".into());

@@ -152,13 +152,11 @@ fn explain(text: &str, display: &str, kind: DocKind, typed_err: &serde_saphyr::E
         return fallback();
     };
     let instance = tree.value.to_json();
+    let schema = kind.schema();
     let mut out: Vec<Diagnostic> = validator
         .iter_errors(&instance)
-        .map(|e| {
-            let pointer = e.instance_path().as_str().to_string();
-            let loc = tree.locate(&pointer);
-            Diagnostic::at(display, loc, pointer_to_path(&pointer), e.to_string())
-        })
+        .flat_map(|e| super::schema_errors::problems(&e, &schema))
+        .map(|p| Diagnostic::at(display, tree.locate(&p.pointer), pointer_to_path(&p.pointer), p.message))
         .collect();
     if out.is_empty() {
         out = fallback();
