@@ -757,3 +757,26 @@ fn a_settings_file_that_never_ends_is_refused_by_size() {
     assert!(!out.all().contains("out of memory"), "it read until the memory cap:\n{}", out.all());
     assert_eq!(repo.targets(), targets);
 }
+
+#[test]
+fn a_relative_name_that_repeats_the_zone_and_a_relative_value_are_refused_with_the_name_meant() {
+    let repo = Repo::applied();
+    let text = records_with(&[
+        "  - {name: mail.home.example, type: A, value: 192.0.2.25}",
+        "  - {name: Home.Example, type: MX, value: 10 mail.home.example.}",
+        "  - {name: files, type: CNAME, value: nas}",
+    ]);
+    repo.write(RECORDS, text.as_bytes());
+    repo.refuses(&[
+        (&at(&text, "name: mail.home.example"), "would be `mail.home.example.home.example`; write `mail`"),
+        (&at(&text, "name: Home.Example"), "write `@`"),
+        (&at(&text, "value: nas"), "write `nas.home.example.` for the name in this zone (or `nas.`"),
+    ]);
+    // with the final dot, both forms say what they mean
+    let text = records_with(&[
+        "  - {name: mail.home.example., type: A, value: 192.0.2.25}",
+        "  - {name: files, type: CNAME, value: nas.home.example.}",
+    ]);
+    repo.write(RECORDS, text.as_bytes());
+    assert_eq!(repo.run(&["validate"]).code, Some(0));
+}

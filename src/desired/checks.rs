@@ -113,6 +113,21 @@ impl EntryCheck<'_> {
         let at = |field: &str, msg: String| Diagnostic::at(file, loc, format!("records[{i}]{field}"), msg);
         let before = diags.len();
         let name = match Name::relative_to(&e.name, zone) {
+            // `www.lab.test` in zone lab.test is relative, so it means www.lab.test.lab.test:
+            // almost always a forgotten final dot (dnscontrol and octoDNS refuse it too). The
+            // absolute form with the dot says it on purpose.
+            Ok(_) if repeats_zone(&e.name, zone) => {
+                let lower = e.name.to_ascii_lowercase();
+                let meant = lower.strip_suffix(&format!(".{zone}")).unwrap_or("@");
+                diags.push(at(
+                    ".name",
+                    format!(
+                        "`{0}` is relative to the zone, so it would be `{0}.{zone}`; write `{meant}` (or `{0}.` with a final dot) for the name in this zone, or `{0}.{zone}.` if the doubled name is really meant",
+                        e.name
+                    ),
+                ));
+                None
+            }
             Ok(n) if n.is_in(zone) => Some(n),
             Ok(n) => {
                 diags.push(at(".name", format!("`{n}` is not inside zone `{zone}`")));
@@ -133,6 +148,14 @@ impl EntryCheck<'_> {
             for (j, v) in vals.iter().enumerate() {
                 match RData::parse(e.rtype, v) {
                     Ok(r) => out.push(r),
+                    // A record value is not relative to the zone (BIND's would be): say which
+                    // absolute name is most likely meant, the one in this zone first.
+                    Err(crate::model::RDataError::NotAbsolute(n)) => diags.push(at(
+                        &format!("{field}[{j}]"),
+                        format!(
+                            "`{n}` must be a fully qualified name ending in `.`: write `{n}.{zone}.` for the name in this zone (or `{n}.` if you mean that name itself)"
+                        ),
+                    )),
                     Err(err) => diags.push(at(&format!("{field}[{j}]"), err.to_string())),
                 }
             }
@@ -322,4 +345,10 @@ pub(super) fn check_zone_rules(records: &BTreeMap<Name, Vec<DesiredRecord>>, dia
             }
         }
     }
+}
+
+/// A relative record name that ends with its zone's own name (`www.lab.test` in `lab.test`).
+fn repeats_zone(name: &str, zone: &Name) -> bool {
+    let lower = name.to_ascii_lowercase();
+    !lower.ends_with('.') && (lower == zone.as_str() || lower.ends_with(&format!(".{}", zone.as_str())))
 }
