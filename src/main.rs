@@ -617,6 +617,33 @@ fn preview_once(repo: &Path, hosts: &Path, view: Option<&str>) -> Result<()> {
     Ok(())
 }
 
+/// The files of a repository that make the desired state: zonekeeper.yaml, records/ and
+/// resolvers/, under the directory as given and as canonicalised (events may carry either).
+struct DesiredInputs {
+    roots: Vec<PathBuf>,
+}
+
+impl DesiredInputs {
+    fn of(repo: &Path) -> DesiredInputs {
+        let mut roots = vec![repo.to_path_buf()];
+        if let Ok(abs) = std::fs::canonicalize(repo) {
+            roots.push(abs);
+        }
+        DesiredInputs { roots }
+    }
+
+    fn contains(&self, path: &Path) -> bool {
+        self.roots.iter().filter_map(|r| path.strip_prefix(r).ok()).any(|rel| {
+            let mut parts = rel.components().map(|c| c.as_os_str());
+            match (parts.next().and_then(|f| f.to_str()), parts.next()) {
+                (Some(desired::settings::SETTINGS_FILE), None) => true,
+                (Some("records" | "resolvers"), _) => true,
+                _ => false,
+            }
+        })
+    }
+}
+
 enum WatchEvent {
     Changed,
     Stop,
@@ -636,18 +663,17 @@ fn preview(repo: &Path, hosts: &Path, watch: bool, view: Option<&str>) -> Result
         let _ = stop.send(WatchEvent::Stop);
     })
     .context("cannot install the Ctrl-C handler")?;
-    let hosts_abs = std::fs::canonicalize(hosts).unwrap_or_else(|_| hosts.to_path_buf());
+    let inputs = DesiredInputs::of(repo);
     let mut debouncer = notify_debouncer_full::new_debouncer(
         Duration::from_millis(300),
         None,
         move |res: notify_debouncer_full::DebounceEventResult| {
+            // Only a change to the desired state counts: not our own reads of it (access
+            // events), not the hosts file we write, wherever it is, nor anything else.
             let relevant = match res {
                 Ok(events) => events.iter().any(|e| {
-                    e.event.paths.iter().any(|p| {
-                        p != &hosts_abs
-                            && !p.components().any(|c| c.as_os_str() == ".git" || c.as_os_str() == ".zonekeeper")
-                            && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(".zonekeeper-"))
-                    })
+                    !matches!(e.event.kind, notify::EventKind::Access(_))
+                        && e.event.paths.iter().any(|p| inputs.contains(p))
                 }),
                 Err(_) => true,
             };

@@ -75,3 +75,34 @@ fn preview_once_writes_the_block_and_names_a_missing_view() {
     let out = repo.run(&["preview", "--hosts", hosts.to_str().unwrap(), "--view", "nope"]).expect_code(1);
     assert!(out.stderr().contains("view `nope` is not declared"), "{}", out.stderr());
 }
+
+/// Runs `preview --watch` for `idle`, with no file changed, then Ctrl-C; returns stdout.
+fn watch_idle(repo: &Repo, hosts: &std::path::Path, idle: Duration) -> String {
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("zonekeeper"))
+        .args(["--repo", repo.path().to_str().unwrap(), "preview", "--watch", "--hosts", hosts.to_str().unwrap()])
+        .env("ZONEKEEPER_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the first render", || std::fs::read_to_string(hosts).unwrap_or_default().contains("mail.home.example"));
+    std::thread::sleep(idle);
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let mut out = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    child.wait().unwrap();
+    out
+}
+
+#[test]
+fn watch_renders_once_when_nothing_changes_wherever_the_hosts_file_is() {
+    // outside the repository, and inside it without existing at the start (its own writes
+    // and our reads of the desired state must not count as changes)
+    let repo = Repo::example();
+    let outside = tempfile::tempdir().unwrap();
+    for hosts in [outside.path().join("hosts"), repo.path().join("hosts")] {
+        let out = watch_idle(&repo, &hosts, Duration::from_secs(3));
+        assert!(out.contains("preview: watching") && out.contains("preview: stopped"), "{out}");
+        assert_eq!(out.matches(" updated (").count(), 1, "one render, then quiet: {out}");
+    }
+}
