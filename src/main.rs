@@ -635,11 +635,10 @@ impl DesiredInputs {
     fn contains(&self, path: &Path) -> bool {
         self.roots.iter().filter_map(|r| path.strip_prefix(r).ok()).any(|rel| {
             let mut parts = rel.components().map(|c| c.as_os_str());
-            match (parts.next().and_then(|f| f.to_str()), parts.next()) {
-                (Some(desired::settings::SETTINGS_FILE), None) => true,
-                (Some("records" | "resolvers"), _) => true,
-                _ => false,
-            }
+            matches!(
+                (parts.next().and_then(|f| f.to_str()), parts.next()),
+                (Some(desired::settings::SETTINGS_FILE), None) | (Some("records" | "resolvers"), _)
+            )
         })
     }
 }
