@@ -36,7 +36,8 @@ fn pass(dir: &std::path::Path, secrets: &Secrets) -> (usize, f64) {
     assert!(planned.plan.is_complete(), "{:?}", planned.plan.unplanned);
     let changes = planned.plan.change_count();
     for a in reconcile::apply(&state, secrets, &planned.plan, true).expect("apply") {
-        a.result.expect("applied");
+        let outcomes = a.result.expect("applied");
+        assert!(outcomes.iter().all(|o| *o == zonekeeper::targets::Outcome::Applied), "{outcomes:?}");
     }
     (changes, t.elapsed().as_secs_f64() * 1e3)
 }

@@ -16,7 +16,7 @@ use zonekeeper::model::Name;
 use zonekeeper::plan::render;
 use zonekeeper::reconcile;
 use zonekeeper::secrets::Secrets;
-use zonekeeper::targets::TargetError;
+use zonekeeper::targets::Outcome;
 use zonekeeper::targets::zonefile::ZoneFileTarget;
 
 #[derive(Parser)]
@@ -544,34 +544,24 @@ fn apply(
         return Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS });
     }
     for a in reconcile::apply(state, secrets, &planned.plan, force)? {
-        // Every change with its result: a target that writes one file succeeds or fails as a
-        // whole; an API target says which changes failed.
-        if let Some(tp) = planned.plan.find(&a.target, &a.zone) {
-            for c in &tp.changes {
-                let label = format!("{} {} {}", c.op().as_str(), c.set().name, c.set().rtype);
-                let error = match &a.result {
-                    Ok(_) => None,
-                    Err(TargetError::Partial { failed, .. }) => failed
-                        .iter()
-                        .find(|f| f.starts_with(&format!("{label}: ")))
-                        .map(|f| f[label.len() + 2..].to_string()),
-                    Err(e) => Some(e.label().to_string()),
-                };
-                match error {
-                    None => println!("  ok      {label} ({} on {})", a.zone, a.target),
-                    Some(e) => println!("  failed  {label} ({} on {}): {e}", a.zone, a.target),
-                }
+        // Every change with what became of it, as the target reported it.
+        let Some(tp) = planned.plan.find(&a.target, &a.zone) else { continue };
+        for (i, c) in tp.changes.iter().enumerate() {
+            let label = format!("{} {} {}", c.op().as_str(), c.set().name, c.set().rtype);
+            match a.outcome(i) {
+                Outcome::Applied => println!("  ok      {label} ({} on {})", a.zone, a.target),
+                Outcome::Failed(why) => println!("  failed  {label} ({} on {}): {why}", a.zone, a.target),
+                Outcome::Skipped(why) => println!("  skipped {label} ({} on {}): {why}", a.zone, a.target),
             }
         }
-        match a.result {
-            Ok(n) => {
-                println!("applied: {} change(s) to {} on {}", n, a.zone, a.target);
-                tracing::info!(target_name = %a.target, zone = %a.zone, changes = n, "applied");
-            }
-            Err(e) => {
-                failed = true;
-                eprintln!("error: {} on {}: {e}", a.zone, a.target);
-            }
+        let n = a.applied();
+        println!("applied: {n} of {} change(s) to {} on {}", tp.changes.len(), a.zone, a.target);
+        tracing::info!(target_name = %a.target, zone = %a.zone, changes = n, "applied");
+        if let Err(e) = &a.result {
+            eprintln!("error: {} on {}: {e}", a.zone, a.target);
+        }
+        if !a.is_complete(tp.changes.len()) {
+            failed = true;
         }
     }
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })

@@ -6,7 +6,7 @@ use crate::desired::{DesiredState, TargetSettings};
 use crate::model::{Name, Wanted};
 use crate::plan::{Plan, SafetyLimits, TargetPlan, TargetRef, plan_target};
 use crate::secrets::Secrets;
-use crate::targets::{self, Observation, Target, TargetError};
+use crate::targets::{self, Observation, Outcome, Target, TargetError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
@@ -152,12 +152,33 @@ pub fn plan(
     Ok(Planned { plan: out })
 }
 
-/// What one target and zone did on apply.
+/// What one target and zone did on apply: an outcome per planned change (in plan order), or
+/// the error that kept the whole zone from being applied.
 #[derive(Debug)]
 pub struct Applied {
     pub target: String,
     pub zone: Name,
-    pub result: Result<usize, TargetError>,
+    pub result: Result<Vec<Outcome>, TargetError>,
+}
+
+impl Applied {
+    /// The outcome of the `i`th change of this target and zone's plan.
+    pub fn outcome(&self, i: usize) -> Outcome {
+        match &self.result {
+            Ok(outcomes) => outcomes.get(i).cloned().unwrap_or(Outcome::Skipped("not sent".into())),
+            Err(e) => Outcome::Failed(e.to_string()),
+        }
+    }
+
+    /// How many changes were applied.
+    pub fn applied(&self) -> usize {
+        self.result.as_ref().map(|o| o.iter().filter(|o| **o == Outcome::Applied).count()).unwrap_or(0)
+    }
+
+    /// True when every change was applied.
+    pub fn is_complete(&self, planned: usize) -> bool {
+        self.result.is_ok() && self.applied() == planned
+    }
 }
 
 /// Checks the refusals of a plan before anything is written.

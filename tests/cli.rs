@@ -10,7 +10,7 @@ fn first_apply_writes_a_valid_zone_and_a_second_changes_nothing() {
     let repo = Repo::example();
     repo.run(&["plan", "--detailed-exitcode"]).expect_code(2);
     let out = repo.run(&["apply"]).expect_code(0);
-    assert!(out.stdout().contains("applied: 12 change(s) to home.example on coredns"), "{}", out.stdout());
+    assert!(out.stdout().contains("applied: 12 of 12 change(s) to home.example on coredns"), "{}", out.stdout());
     assert!(out.stdout().contains("  ok      create home.example NS (home.example on coredns)"), "{}", out.stdout());
     assert_eq!(out.stdout().matches("\n  ok      ").count(), 18, "every change reported with its result");
     let zone = repo.zone_file("home.example");

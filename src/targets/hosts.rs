@@ -229,11 +229,12 @@ impl Target for HostsTarget {
 
     /// The block holds several zones, each planned on its own; so apply re-reads the file and
     /// replaces only this zone's section, after checking that section is still as planned.
-    fn apply(&self, zone: &Name, plan: &TargetPlan) -> Result<usize, TargetError> {
-        let Some(native) = &plan.native else { return Ok(0) };
-        let Some(after) = native.after.as_deref() else { return Ok(0) };
+    fn apply(&self, zone: &Name, plan: &TargetPlan) -> Result<Vec<super::Outcome>, TargetError> {
+        let all = || vec![super::Outcome::Applied; plan.changes.len()];
+        let Some(native) = &plan.native else { return Ok(all()) };
+        let Some(after) = native.after.as_deref() else { return Ok(all()) };
         if plan.changes.is_empty() {
-            return Ok(0);
+            return Ok(Vec::new());
         }
         let section = |text: &str| -> Result<Vec<(IpAddr, Name)>, TargetError> {
             Ok(self.find_block(text)?.and_then(|mut b| b.sections.remove(zone)).unwrap_or_default())
@@ -252,7 +253,7 @@ impl Target for HostsTarget {
             }
             super::atomic::write_atomic(&self.path, updated.as_bytes())?;
         }
-        Ok(plan.changes.len())
+        Ok(all())
     }
 }
 

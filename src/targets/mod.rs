@@ -23,8 +23,17 @@ pub enum TargetError {
     Read { path: String, source: std::io::Error },
     #[error("{path} changed since it was planned; plan again")]
     Changed { path: String },
-    #[error("target {target}: {applied} change(s) applied, {} failed:\n  {}", failed.len(), failed.join("\n  "))]
-    Partial { target: String, applied: usize, failed: Vec<String> },
+}
+
+/// What became of one planned change on apply.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "result", content = "message", rename_all = "lowercase")]
+pub enum Outcome {
+    Applied,
+    /// The target refused it or did not answer; the target's own words.
+    Failed(String),
+    /// Not tried, because something it depends on failed first.
+    Skipped(String),
 }
 
 impl TargetError {
@@ -36,7 +45,6 @@ impl TargetError {
             TargetError::Write(_) => "write",
             TargetError::Read { .. } => "read",
             TargetError::Changed { .. } => "changed",
-            TargetError::Partial { .. } => "partial",
         }
     }
 }
@@ -73,8 +81,10 @@ pub trait Target {
     }
     /// The native text after the plan, for the rendered diff and for the write.
     fn render(&self, zone: &Name, observation: Observation, plan: &TargetPlan) -> Option<NativeText>;
-    /// Performs the plan's changes. Never called by `plan`.
-    fn apply(&self, zone: &Name, plan: &TargetPlan) -> Result<usize, TargetError>;
+    /// Performs the plan's changes: one outcome per change of `plan.changes`, in its order.
+    /// An error means nothing was applied (the target could not be reached or written at
+    /// all). Never called by `plan`.
+    fn apply(&self, zone: &Name, plan: &TargetPlan) -> Result<Vec<Outcome>, TargetError>;
 }
 
 pub fn build(settings: &TargetSettings, owner: &str, zones: &[Name], secrets: &Secrets) -> Box<dyn Target> {
@@ -100,21 +110,22 @@ pub fn build(settings: &TargetSettings, owner: &str, zones: &[Name], secrets: &S
 
 /// Writes `native.after` if the file still holds `native.before`: shared by the targets
 /// that write whole files.
-pub(crate) fn write_native(path: &std::path::Path, plan: &TargetPlan) -> Result<usize, TargetError> {
+pub(crate) fn write_native(path: &std::path::Path, plan: &TargetPlan) -> Result<Vec<Outcome>, TargetError> {
+    let all = || vec![Outcome::Applied; plan.changes.len()];
     let Some(native) = &plan.native else {
-        return Ok(0);
+        return Ok(all());
     };
     let Some(after) = native.after.as_deref().filter(|a| *a != native.before) else {
-        return Ok(0);
+        return Ok(all());
     };
     if plan.changes.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     if after.is_empty() {
         // Nothing of ours is left in this file: remove it (an orphaned zone's file).
         return match std::fs::remove_file(path) {
-            Ok(()) => Ok(plan.changes.len()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(plan.changes.len()),
+            Ok(()) => Ok(all()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(all()),
             Err(source) => Err(TargetError::Write(atomic::WriteError::Io { path: path.display().to_string(), source })),
         };
     }
@@ -131,5 +142,5 @@ pub(crate) fn write_native(path: &std::path::Path, plan: &TargetPlan) -> Result<
             .map_err(|source| TargetError::Write(atomic::WriteError::Io { path: dir.display().to_string(), source }))?;
     }
     atomic::write_atomic(path, after.as_bytes())?;
-    Ok(plan.changes.len())
+    Ok(all())
 }

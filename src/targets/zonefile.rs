@@ -130,7 +130,7 @@ impl Target for ZoneFileTarget {
         Some(NativeText { label, before: observation.text.unwrap_or_default(), after })
     }
 
-    fn apply(&self, zone: &Name, plan: &TargetPlan) -> Result<usize, TargetError> {
+    fn apply(&self, zone: &Name, plan: &TargetPlan) -> Result<Vec<super::Outcome>, TargetError> {
         write_native(&self.path(zone), plan)
     }
 }

@@ -17,7 +17,7 @@ use std::net::IpAddr;
 use client::{ApiError, Client, Policy, Token};
 use serde_json::Value;
 
-use super::{Observation, Target, TargetError};
+use super::{Observation, Outcome, Target, TargetError};
 use crate::desired::{SecretSource, TechnitiumSettings};
 use crate::model::{Caa, Name, Observed, Ownership, RData, RecordSet, RecordType, Wanted};
 use crate::plan::{Change, NativeText, TargetPlan};
@@ -183,87 +183,85 @@ impl TechnitiumTarget {
         Ok(out)
     }
 
-    async fn apply_async(&self, client: &Client, zone: &Name, plan: &TargetPlan) -> (usize, Vec<String>) {
-        let mut applied = 0;
-        let mut failed = Vec::new();
+    /// One outcome per change of `plan.changes`, in its order.
+    async fn apply_async(&self, client: &Client, zone: &Name, plan: &TargetPlan) -> Vec<Outcome> {
+        let n = plan.changes.len();
         // A plan that found nothing of ours may be for a zone still to be created.
         if self.settings.create_zones && plan.owned == 0 && plan.drift.is_empty() && plan.unowned_elsewhere == 0 {
+            let skip = |why: String| vec![Outcome::Skipped(why); n];
             match self.read_zone(client, zone).await {
                 Ok(Some(_)) => {}
                 Ok(None) => {
                     let create = [("zone", zone.to_string()), ("type", "Primary".into())];
                     if let Err(e) = client.call("/api/zones/create", &create, &["already exists"]).await {
-                        failed.push(format!("create zone {zone}: {e}"));
-                        return (applied, failed);
+                        return skip(format!("the zone could not be created: {e}"));
                     }
                 }
-                Err(e) => {
-                    failed.push(format!("read zone {zone}: {e}"));
-                    return (applied, failed);
-                }
+                Err(e) => return skip(format!("the zone could not be read: {e}")),
             }
         }
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; n];
         // Many new sets at once (a first sync): one zone-file import instead of one call per
         // record, which at the default 10 requests/s is the difference between 1 s and 17 min
         // for 10,000 records.
         let busy: std::collections::HashSet<&Name> =
             plan.changes.iter().filter(|c| c.op() != crate::plan::Op::Create).map(|c| &c.set().name).collect();
-        let (bulk, single): (Vec<&Change>, Vec<&Change>) = plan
-            .changes
-            .iter()
-            .partition(|c| matches!(c, Change::Create { set, .. } if importable(set) && !busy.contains(&set.name)));
-        let bulk_values: usize = bulk.iter().map(|c| c.set().values.len()).sum();
+        let (bulk, single): (Vec<(usize, &Change)>, Vec<(usize, &Change)>) = plan.changes.iter().enumerate().partition(
+            |(_, c)| matches!(c, Change::Create { set, .. } if importable(set) && !busy.contains(&set.name)),
+        );
+        let bulk_values: usize = bulk.iter().map(|(_, c)| c.set().values.len()).sum();
         let single = if bulk_values >= BULK_MIN {
-            let text = import_text(zone, bulk.iter().map(|c| c.set()), &self.marker());
-            match client
+            let text = import_text(zone, bulk.iter().map(|(_, c)| c.set()), &self.marker());
+            let result = client
                 // overwrite=false: a set someone added since our read is kept, not replaced
                 // (we never touch what we do not own), and a retried import adds nothing twice.
                 .call_text("/api/zones/import", &[("zone", zone.to_string()), ("overwrite", "false".into())], &text)
-                .await
-            {
-                Ok(_) => applied += bulk.len(),
+                .await;
+            let outcome = match result {
+                Ok(_) => Outcome::Applied,
                 // The import is not atomic (api-facts §1.8 #19): the sets before the refused one
-                // are in; the next plan shows which are still missing.
-                Err(e) => failed.push(format!(
-                    "import of {} new record set(s) stopped part-way (the next plan shows what is missing): {e}",
+                // are in, but which they are is not said; the next plan shows what is missing.
+                Err(e) => Outcome::Failed(format!(
+                    "the import of {} new record set(s) stopped part-way (the next plan shows which are missing): {e}",
                     bulk.len()
                 )),
+            };
+            for (i, _) in &bulk {
+                outcomes[*i] = Some(outcome.clone());
             }
             single
         } else {
-            plan.changes.iter().collect()
+            plan.changes.iter().enumerate().collect()
         };
         // Changes at one name run in plan order (a delete before the create that needs its
         // name free); different names run side by side, at most `concurrency` at a time.
         // The rate limit still bounds the requests per second.
-        let mut by_name: Vec<Vec<&Change>> = Vec::new();
-        for change in single {
+        let mut by_name: Vec<Vec<(usize, &Change)>> = Vec::new();
+        for (i, change) in single {
             match by_name.last_mut() {
-                Some(group) if group[0].set().name == change.set().name => group.push(change),
-                _ => by_name.push(vec![change]),
+                Some(group) if group[0].1.set().name == change.set().name => group.push((i, change)),
+                _ => by_name.push(vec![(i, change)]),
             }
         }
         use futures_util::StreamExt;
-        let results: Vec<Vec<(&Change, Result<(), ApiError>)>> = futures_util::stream::iter(by_name)
+        let results: Vec<Vec<(usize, Result<(), ApiError>)>> = futures_util::stream::iter(by_name)
             .map(|group| async move {
                 let mut out = Vec::with_capacity(group.len());
-                for change in group {
-                    out.push((change, self.apply_change(client, zone, change).await));
+                for (i, change) in group {
+                    out.push((i, self.apply_change(client, zone, change).await));
                 }
                 out
             })
             .buffered(self.settings.concurrency.max(1) as usize)
             .collect()
             .await;
-        for (change, result) in results.into_iter().flatten() {
-            match result {
-                Ok(()) => applied += 1,
-                Err(e) => {
-                    failed.push(format!("{} {} {}: {e}", change.op().as_str(), change.set().name, change.set().rtype))
-                }
-            }
+        for (i, result) in results.into_iter().flatten() {
+            outcomes[i] = Some(match result {
+                Ok(()) => Outcome::Applied,
+                Err(e) => Outcome::Failed(e.to_string()),
+            });
         }
-        (applied, failed)
+        outcomes.into_iter().map(|o| o.unwrap_or_else(|| Outcome::Skipped("not sent".into()))).collect()
     }
 
     async fn add(
@@ -586,16 +584,11 @@ impl Target for TechnitiumTarget {
         None
     }
 
-    fn apply(&self, zone: &Name, plan: &TargetPlan) -> Result<usize, TargetError> {
+    fn apply(&self, zone: &Name, plan: &TargetPlan) -> Result<Vec<Outcome>, TargetError> {
         if plan.changes.is_empty() {
-            return Ok(0);
+            return Ok(Vec::new());
         }
         let (rt, client) = self.connection()?;
-        let (applied, failed) = rt.block_on(self.apply_async(client, zone, plan));
-        if failed.is_empty() {
-            Ok(applied)
-        } else {
-            Err(TargetError::Partial { target: self.name.clone(), applied, failed })
-        }
+        Ok(rt.block_on(self.apply_async(client, zone, plan)))
     }
 }
