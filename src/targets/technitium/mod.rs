@@ -35,6 +35,9 @@ pub struct TechnitiumTarget {
     conn: std::cell::OnceCell<(tokio::runtime::Runtime, Client)>,
 }
 
+/// A change with its place in the plan, so its outcome lands where it belongs.
+type Indexed<'a> = (usize, &'a Change);
+
 /// What the operator's credential gives this target.
 struct Access {
     token: Token,
@@ -206,7 +209,7 @@ impl TechnitiumTarget {
         // for 10,000 records.
         let busy: std::collections::HashSet<&Name> =
             plan.changes.iter().filter(|c| c.op() != crate::plan::Op::Create).map(|c| &c.set().name).collect();
-        let (bulk, single): (Vec<(usize, &Change)>, Vec<(usize, &Change)>) = plan.changes.iter().enumerate().partition(
+        let (bulk, single): (Vec<Indexed<'_>>, Vec<Indexed<'_>>) = plan.changes.iter().enumerate().partition(
             |(_, c)| matches!(c, Change::Create { set, .. } if importable(set) && !busy.contains(&set.name)),
         );
         let bulk_values: usize = bulk.iter().map(|(_, c)| c.set().values.len()).sum();
@@ -236,7 +239,7 @@ impl TechnitiumTarget {
         // Changes at one name run in plan order (a delete before the create that needs its
         // name free); different names run side by side, at most `concurrency` at a time.
         // The rate limit still bounds the requests per second.
-        let mut by_name: Vec<Vec<(usize, &Change)>> = Vec::new();
+        let mut by_name: Vec<Vec<Indexed<'_>>> = Vec::new();
         for (i, change) in single {
             match by_name.last_mut() {
                 Some(group) if group[0].1.set().name == change.set().name => group.push((i, change)),
