@@ -58,14 +58,33 @@ struct Cli {
     /// The user name sent with the git token when the URL names none.
     #[arg(long, global = true, env = "ZONEKEEPER_GIT_USER", default_value = "x-access-token")]
     git_user: String,
-    /// error, warn, info or debug.
-    #[arg(long, global = true, env = "ZONEKEEPER_LOG", default_value = "info")]
-    log_level: String,
+    /// How much to log on stderr.
+    #[arg(long, global = true, env = "ZONEKEEPER_LOG", value_enum, default_value = "info")]
+    log_level: LogLevel,
     /// Log lines as json or text (default: json when stderr is not a terminal).
     #[arg(long, global = true)]
     log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+impl LogLevel {
+    fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -179,7 +198,15 @@ impl Color {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // A usage error exits 1 like every other error (as terraform's does): with
+            // --detailed-exitcode, 2 means "changes pending" and nothing else.
+            return if e.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
+        }
+    };
     init_logs(&cli);
     match run(cli) {
         Ok(code) => code,
@@ -191,8 +218,7 @@ fn main() -> ExitCode {
 }
 
 fn init_logs(cli: &Cli) {
-    let filter = tracing_subscriber::EnvFilter::try_new(format!("zonekeeper={}", cli.log_level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("zonekeeper=info"));
+    let filter = tracing_subscriber::EnvFilter::new(format!("zonekeeper={}", cli.log_level.as_str()));
     let json = match cli.log_format {
         Some(LogFormat::Json) => true,
         Some(LogFormat::Text) => false,

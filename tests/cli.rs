@@ -530,3 +530,14 @@ fn every_number_in_a_target_is_held_to_its_range_with_its_line() {
     let plan = repo.run(&["plan"]).expect_code(1);
     assert!(!plan.stderr().contains("panicked"), "{}", plan.all());
 }
+
+#[test]
+fn a_usage_error_exits_1_so_that_2_always_means_changes_pending() {
+    let repo = Repo::example();
+    let out = repo.run(&["plan", "--detailed-exitcode", "--no-such-flag"]).expect_code(1);
+    assert!(out.stderr().contains("unexpected argument '--no-such-flag'"), "{}", out.all());
+    let out = repo.run(&["--log-level", "loud", "plan"]).expect_code(1);
+    assert!(out.stderr().contains("[possible values: error, warn, info, debug]"), "{}", out.all());
+    repo.run(&["plan", "--detailed-exitcode"]).expect_code(2);
+    repo.run(&["--help"]).expect_code(0);
+}
