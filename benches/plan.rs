@@ -135,20 +135,20 @@ fn measure(dir: &Path) {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     // The child: measure one run in a fresh process, so its peak memory is its own.
-    if let [flag, dir] = &args[..] {
-        if flag == "--measure" {
-            measure(Path::new(dir));
-            return;
-        }
+    if let [flag, dir] = &args[..]
+        && flag == "--measure"
+    {
+        measure(Path::new(dir));
+        return;
     }
     // For profiling one run by hand (run the bench binary itself, not through `cargo bench`,
     // which adds its own `--bench`): `--fixture N DIR` writes the input, then
     // `valgrind --tool=massif target/release/deps/plan-… --measure DIR`.
-    if let [flag, n, dir] = &args[..] {
-        if flag == "--fixture" {
-            write_fixture(n.parse().expect("a record count"), Path::new(dir));
-            return;
-        }
+    if let [flag, n, dir] = &args[..]
+        && flag == "--fixture"
+    {
+        write_fixture(n.parse().expect("a record count"), Path::new(dir));
+        return;
     }
     let sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
     let sizes = if sizes.is_empty() { vec![1_000, 10_000, 100_000, 1_000_000] } else { sizes };

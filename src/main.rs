@@ -118,12 +118,19 @@ enum Command {
         no_diff: bool,
     },
     /// Plan, then make the changes. Safety-limit and root-NS refusals need --force.
+    /// Each target is locked from before it is read until after it is written, so two runs
+    /// never interleave.
     Apply {
+        /// Apply only this target.
         #[arg(long)]
         target: Option<String>,
-        /// Apply although a safety limit or a root NS change refuses the plan.
+        /// Apply although a safety limit, a root NS change or emptying a zone refuses the plan.
         #[arg(long)]
         force: bool,
+        /// Wait up to this many seconds for another run that holds a target's lock (default:
+        /// fail at once, naming the lock).
+        #[arg(long, value_name = "SECONDS")]
+        wait: Option<u64>,
         #[arg(long, value_enum, default_value = "auto")]
         color: Color,
     },
@@ -414,14 +421,14 @@ fn load_secrets(cli: &Cli, remote: bool) -> Result<Secrets> {
     };
     if !remote {
         // A credentials file inside the repository would be the repository's to change.
-        if let (Ok(file), Ok(repo)) = (std::fs::canonicalize(&path), std::fs::canonicalize(&cli.repo)) {
-            if file.starts_with(&repo) {
-                bail!(
-                    "the credentials file {} is inside the repository {}: keep it outside, where a pull request cannot change it",
-                    path.display(),
-                    cli.repo.display()
-                );
-            }
+        if let (Ok(file), Ok(repo)) = (std::fs::canonicalize(&path), std::fs::canonicalize(&cli.repo))
+            && file.starts_with(&repo)
+        {
+            bail!(
+                "the credentials file {} is inside the repository {}: keep it outside, where a pull request cannot change it",
+                path.display(),
+                cli.repo.display()
+            );
         }
     }
     let secrets = Secrets::load(&path, required)?;
@@ -467,7 +474,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 })
             })
         }
-        Command::Apply { target, force, color } => origin.with_state_in_force(|state, source| {
+        Command::Apply { target, force, wait, color } => origin.with_state_in_force(|state, source| {
+            let places = reconcile::lock_places(state, &origin.secrets, target.as_deref());
+            let lock_dir = cache_root().unwrap_or_else(|_| std::env::temp_dir()).join("locks");
+            let _held = zonekeeper::targets::lock::acquire(&places, &lock_dir, wait.map(Duration::from_secs))?;
             apply(state, &origin.secrets, source, target.as_deref(), force, color.enabled())
         }),
         Command::Preview { hosts, watch, view } => {

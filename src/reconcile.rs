@@ -6,6 +6,7 @@ use crate::desired::{DesiredState, TargetSettings};
 use crate::model::{Name, Wanted};
 use crate::plan::{Plan, SafetyLimits, TargetPlan, TargetRef, plan_target};
 use crate::secrets::Secrets;
+use crate::targets::lock::LockPlace;
 use crate::targets::{self, Observation, Outcome, Target, TargetError};
 
 #[derive(Debug, thiserror::Error)]
@@ -28,11 +29,11 @@ pub struct Planned {
 }
 
 fn check_target(state: &DesiredState, only: Option<&str>) -> Result<(), ReconcileError> {
-    if let Some(name) = only {
-        if state.settings.target(name).is_none() {
-            let known: Vec<&str> = state.settings.targets.iter().map(|t| t.name.as_str()).collect();
-            return Err(ReconcileError::UnknownTarget(name.to_string(), known.join(", ")));
-        }
+    if let Some(name) = only
+        && state.settings.target(name).is_none()
+    {
+        let known: Vec<&str> = state.settings.targets.iter().map(|t| t.name.as_str()).collect();
+        return Err(ReconcileError::UnknownTarget(name.to_string(), known.join(", ")));
     }
     Ok(())
 }
@@ -42,6 +43,17 @@ pub fn build_target(state: &DesiredState, secrets: &Secrets, settings: &TargetSe
     let zones: Vec<Name> =
         state.settings.zones.iter().filter(|z| z.targets.contains(&settings.name)).map(|z| z.name.clone()).collect();
     targets::build(settings, &state.settings.owner, &zones, secrets)
+}
+
+/// What an apply of the targets (or only `only`) must lock before it observes them.
+pub fn lock_places(state: &DesiredState, secrets: &Secrets, only: Option<&str>) -> Vec<(String, LockPlace)> {
+    state
+        .settings
+        .targets
+        .iter()
+        .filter(|t| only.is_none_or(|o| o == t.name))
+        .map(|ts| (ts.name.clone(), build_target(state, secrets, ts).lock_place()))
+        .collect()
 }
 
 /// One zone of one target, as `walk` hands it over: the sets the target should hold (none
@@ -100,10 +112,10 @@ fn walk<'a>(
         }
         // A target that cannot be read at all fails its listing and every zone alike: name
         // each zone once, not the target once more.
-        if let Some(f) = listing_failed {
-            if !failures[before..].iter().any(|z| z.error == f.error) {
-                failures.push(f);
-            }
+        if let Some(f) = listing_failed
+            && !failures[before..].iter().any(|z| z.error == f.error)
+        {
+            failures.push(f);
         }
     }
 }

@@ -243,10 +243,10 @@ impl Secrets {
                 (None, Some(f)) => TokenSource::File(base.join(f)),
                 _ => return Err(invalid(format!("{at}: give exactly one of tokenEnv or tokenFile"))),
             };
-            if let Some(n) = &b.name {
-                if bindings.iter().any(|o| o.name.as_ref() == Some(n)) {
-                    return Err(invalid(format!("{at}.name: credential `{n}` is named twice")));
-                }
+            if let Some(n) = &b.name
+                && bindings.iter().any(|o| o.name.as_ref() == Some(n))
+            {
+                return Err(invalid(format!("{at}.name: credential `{n}` is named twice")));
             }
             let token = read_token(&source);
             bindings.push(Binding {
@@ -323,10 +323,10 @@ impl Secrets {
         if request.insecure_skip_tls_verify && !binding.insecure_skip_tls_verify {
             return Err(Denied::TlsMismatch { field: "insecureSkipTlsVerify", origin });
         }
-        if let Some(asked) = request.ca_file {
-            if !binding.ca_file.as_deref().is_some_and(|b| same_file(asked, b)) {
-                return Err(Denied::TlsMismatch { field: "caFile", origin });
-            }
+        if let Some(asked) = request.ca_file
+            && !binding.ca_file.as_deref().is_some_and(|b| same_file(asked, b))
+        {
+            return Err(Denied::TlsMismatch { field: "caFile", origin });
         }
         let token =
             binding.token.as_ref().map_err(|why| Denied::Unreadable { origin: origin.clone(), why: why.clone() })?;

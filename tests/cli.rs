@@ -541,3 +541,23 @@ fn a_usage_error_exits_1_so_that_2_always_means_changes_pending() {
     repo.run(&["plan", "--detailed-exitcode"]).expect_code(2);
     repo.run(&["--help"]).expect_code(0);
 }
+
+#[test]
+fn two_applies_at_once_do_not_interleave_and_the_second_can_wait() {
+    let repo = Repo::example();
+    let zones = repo.path().join(".zonekeeper/zones");
+    std::fs::create_dir_all(&zones).unwrap();
+    // another run holds the zone-file target's lock (flock(1) takes the same kind of lock)
+    let mut holder =
+        std::process::Command::new("flock").arg(&zones).args(["sleep", "2"]).spawn().expect("flock(1) from util-linux");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = repo.run(&["apply"]).expect_code(1);
+    assert!(out.stderr().contains("target coredns is being applied by another zonekeeper run"), "{}", out.all());
+    assert!(out.stderr().contains("--wait SECONDS"), "{}", out.all());
+    assert!(!repo.zone_file("home.example").exists(), "nothing written while locked");
+    // --wait waits for the other run, then applies
+    let out = repo.run(&["apply", "--wait", "30"]).expect_code(0);
+    assert!(out.stdout().contains("applied: 12 of 12 change(s) to home.example on coredns"), "{}", out.all());
+    holder.wait().unwrap();
+    checkzone("home.example", &repo.zone_file("home.example"));
+}

@@ -138,10 +138,10 @@ impl EntryCheck<'_> {
                 None
             }
         };
-        if let Some(ttl) = e.ttl {
-            if ttl > i32::MAX as u32 {
-                diags.push(at(".ttl", "TTL must be at most 2147483647 (RFC 2181)".into()));
-            }
+        if let Some(ttl) = e.ttl
+            && ttl > i32::MAX as u32
+        {
+            diags.push(at(".ttl", "TTL must be at most 2147483647 (RFC 2181)".into()));
         }
         let parse_all = |field: String, vals: &[String], diags: &mut Vec<Diagnostic>| -> Vec<RData> {
             let mut out = Vec::with_capacity(vals.len());
@@ -172,13 +172,10 @@ impl EntryCheck<'_> {
         };
         let mut per_view = Vec::new();
         for (view, vals) in e.views.iter().flatten() {
-            if let Some(s) = settings {
-                if s.view(view).is_none() {
-                    diags.push(at(
-                        &format!(".views.{view}"),
-                        format!("view `{view}` is not declared in zonekeeper.yaml"),
-                    ));
-                }
+            if let Some(s) = settings
+                && s.view(view).is_none()
+            {
+                diags.push(at(&format!(".views.{view}"), format!("view `{view}` is not declared in zonekeeper.yaml")));
             }
             per_view.push((view.clone(), parse_all(format!(".views.{view}"), vals, diags)));
         }

@@ -193,15 +193,15 @@ pub(super) fn load_settings(root: &Path, text: &str, diags: &mut Vec<Diagnostic>
         let kind = match &t.value {
             TargetDecl::Zonefile { directory, adopt, soa, .. } => {
                 for (f, v) in [("primary", &soa.primary), ("admin", &soa.admin)] {
-                    if let Some(v) = v {
-                        if !v.ends_with('.') || Name::parse(v).is_err() {
-                            diags.push(Diagnostic::at(
-                                file,
-                                t.referenced,
-                                format!("{path}.soa.{f}"),
-                                format!("`{v}` must be a valid absolute name ending in `.`"),
-                            ));
-                        }
+                    if let Some(v) = v
+                        && (!v.ends_with('.') || Name::parse(v).is_err())
+                    {
+                        diags.push(Diagnostic::at(
+                            file,
+                            t.referenced,
+                            format!("{path}.soa.{f}"),
+                            format!("`{v}` must be a valid absolute name ending in `.`"),
+                        ));
                     }
                 }
                 TargetKind::Zonefile { directory: root.join(directory), adopt: *adopt, soa: soa.clone() }

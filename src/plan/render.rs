@@ -115,18 +115,16 @@ pub fn text(plan: &Plan, color: bool, with_diff: bool) -> String {
         if tp.unowned_elsewhere > 0 {
             let _ = writeln!(out, "  {} record set(s) not owned by us are left alone", tp.unowned_elsewhere);
         }
-        if with_diff {
-            if let Some(n) = &tp.native {
-                let d = native_diff(n);
-                for l in d.lines() {
-                    let colored = match l.chars().next() {
-                        Some('+') if !l.starts_with("+++") => p.wrap("32", l),
-                        Some('-') if !l.starts_with("---") => p.wrap("31", l),
-                        Some('@') => p.wrap("36", l),
-                        _ => l.to_string(),
-                    };
-                    let _ = writeln!(out, "    {colored}");
-                }
+        if with_diff && let Some(n) = &tp.native {
+            let d = native_diff(n);
+            for l in d.lines() {
+                let colored = match l.chars().next() {
+                    Some('+') if !l.starts_with("+++") => p.wrap("32", l),
+                    Some('-') if !l.starts_with("---") => p.wrap("31", l),
+                    Some('@') => p.wrap("36", l),
+                    _ => l.to_string(),
+                };
+                let _ = writeln!(out, "    {colored}");
             }
         }
     }

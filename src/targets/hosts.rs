@@ -229,6 +229,12 @@ impl Target for HostsTarget {
 
     /// The block holds several zones, each planned on its own; so apply re-reads the file and
     /// replaces only this zone's section, after checking that section is still as planned.
+    /// The hosts file is replaced by a rename, so its folder is what stays put to lock.
+    fn lock_place(&self) -> super::lock::LockPlace {
+        let dir = self.path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        super::lock::LockPlace::Dir(dir.to_path_buf())
+    }
+
     fn apply(&self, zone: &Name, plan: &TargetPlan) -> Result<Vec<super::Outcome>, TargetError> {
         let all = || vec![super::Outcome::Applied; plan.changes.len()];
         let Some(native) = &plan.native else { return Ok(all()) };

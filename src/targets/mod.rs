@@ -3,6 +3,7 @@
 
 pub mod atomic;
 pub mod hosts;
+pub mod lock;
 pub mod technitium;
 pub mod zonefile;
 
@@ -79,6 +80,8 @@ pub trait Target {
         let _ = served;
         Ok(Vec::new())
     }
+    /// What an apply locks, so that two runs never interleave their writes here.
+    fn lock_place(&self) -> lock::LockPlace;
     /// The native text after the plan, for the rendered diff and for the write.
     fn render(&self, zone: &Name, observation: Observation, plan: &TargetPlan) -> Option<NativeText>;
     /// Performs the plan's changes: one outcome per change of `plan.changes`, in its order.

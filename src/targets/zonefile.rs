@@ -130,6 +130,10 @@ impl Target for ZoneFileTarget {
         Some(NativeText { label, before: observation.text.unwrap_or_default(), after })
     }
 
+    fn lock_place(&self) -> super::lock::LockPlace {
+        super::lock::LockPlace::Dir(self.directory.clone())
+    }
+
     fn apply(&self, zone: &Name, plan: &TargetPlan) -> Result<Vec<super::Outcome>, TargetError> {
         write_native(&self.path(zone), plan)
     }

@@ -177,10 +177,10 @@ impl TechnitiumTarget {
         let marker = self.marker();
         let mut out = Vec::new();
         for zone in candidates {
-            if let Some(records) = self.read_zone(client, &zone).await? {
-                if group(&zone, &records, &marker).iter().any(|o| o.ownership == Ownership::Ours) {
-                    out.push(zone);
-                }
+            if let Some(records) = self.read_zone(client, &zone).await?
+                && group(&zone, &records, &marker).iter().any(|o| o.ownership == Ownership::Ours)
+            {
+                out.push(zone);
             }
         }
         Ok(out)
@@ -585,6 +585,11 @@ impl Target for TechnitiumTarget {
 
     fn render(&self, _zone: &Name, _observation: Observation, _plan: &TargetPlan) -> Option<NativeText> {
         None
+    }
+
+    fn lock_place(&self) -> super::lock::LockPlace {
+        let origin = crate::secrets::Origin::of(&self.settings.url).map(|o| o.to_string());
+        super::lock::LockPlace::Named(origin.unwrap_or_else(|| self.settings.url.clone()))
     }
 
     fn apply(&self, zone: &Name, plan: &TargetPlan) -> Result<Vec<Outcome>, TargetError> {
