@@ -97,11 +97,13 @@ enum LogFormat {
 enum Command {
     /// Check every desired-state file; report every problem with file, line, column and field.
     Validate {
+        /// How to report problems: text, json, or GitHub Actions annotations.
         #[arg(long, value_enum, default_value = "text")]
         format: ValidateFormat,
     },
     /// Show what would change at each target. Never writes.
     Plan {
+        /// text for a terminal or log, markdown for a pull-request comment, json for machines.
         #[arg(long, value_enum, default_value = "text")]
         format: PlanFormat,
         /// Exit 0 when nothing changes, 2 when something would, 1 on error (like terraform).
@@ -131,6 +133,7 @@ enum Command {
         /// fail at once, naming the lock).
         #[arg(long, value_name = "SECONDS")]
         wait: Option<u64>,
+        /// Colour the output: auto (when a terminal), always, never.
         #[arg(long, value_enum, default_value = "auto")]
         color: Color,
     },
@@ -148,8 +151,10 @@ enum Command {
     },
     /// Print what a target holds now as records YAML (onboarding, backup).
     Export {
+        /// The target to read, as named in zonekeeper.yaml.
         #[arg(long)]
         target: String,
+        /// The zone to export from it.
         #[arg(long, required_unless_present = "corefile")]
         zone: Option<String>,
         /// Print the Corefile stanza that serves this zone-file target's zones instead.
@@ -159,6 +164,7 @@ enum Command {
     /// Read what every target holds, as YAML with owner and drift per record set; with
     /// --commit, commit it to the `commitBack` branch (and push it, for a remote --repo).
     Observe {
+        /// Commit the observed state to git (needs `commitBack:` in zonekeeper.yaml).
         #[arg(long)]
         commit: bool,
     },
@@ -167,8 +173,9 @@ enum Command {
         /// Fail if the files in schema/ differ from what would be written.
         #[arg(long)]
         check: bool,
-        #[arg(long, default_value = "schema")]
-        dir: PathBuf,
+        /// Where the schema files are (default: schema/ in --repo).
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -235,7 +242,8 @@ fn init_logs(cli: &Cli) {
     if json {
         let _ = builder.json().with_current_span(false).try_init();
     } else {
-        let _ = builder.without_time().with_target(false).try_init();
+        // Colour codes only for a terminal, never into a pipe or a file.
+        let _ = builder.without_time().with_target(false).with_ansi(std::io::stderr().is_terminal()).try_init();
     }
 }
 
@@ -492,7 +500,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Export { target, zone, corefile } => {
             origin.with_state_in_force(|state, _| export(state, &origin.secrets, &target, zone.as_deref(), corefile))
         }
-        Command::Schema { check, dir } => schema(&dir, check),
+        Command::Schema { check, dir } => schema(&dir.unwrap_or_else(|| cli.repo.join("schema")), check),
         Command::Observe { commit } => {
             origin.with_state_in_force(|state, source| observe(&origin, state, source, commit))
         }
@@ -754,6 +762,12 @@ fn export(
     let zone = Name::parse(zone_arg).with_context(|| format!("`{zone_arg}` is not a valid zone name"))?;
     let t = reconcile::build_target(state, secrets, ts);
     let observed = t.observe(&zone)?;
+    if observed.sets.is_empty() {
+        // An empty file would read as "this zone holds nothing", and applying it deletes.
+        bail!(
+            "target `{target}` holds no records for zone `{zone}`: nothing to export (is it the zone and target you meant?)"
+        );
+    }
     let sets: Vec<_> = observed.sets.into_iter().map(|o| o.set).collect();
     print!("{}", zonekeeper::export::records_yaml(&zone, &sets, "../schema/records.json"));
     Ok(ExitCode::SUCCESS)

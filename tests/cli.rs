@@ -561,3 +561,23 @@ fn two_applies_at_once_do_not_interleave_and_the_second_can_wait() {
     holder.wait().unwrap();
     checkzone("home.example", &repo.zone_file("home.example"));
 }
+
+#[test]
+fn small_edges_export_of_a_zone_not_held_schema_check_of_the_repo_and_no_colour_in_a_pipe() {
+    let repo = Repo::example();
+    repo.run(&["apply"]).expect_code(0);
+    let out = repo.run(&["export", "--target", "coredns", "--zone", "other.example"]).expect_code(1);
+    assert!(out.stderr().contains("target `coredns` holds no records for zone `other.example`"), "{}", out.all());
+    assert!(out.stdout().is_empty(), "no empty YAML to apply by mistake: {}", out.stdout());
+
+    // schema --check reads --repo's schema/, not the current directory's
+    let out = repo.run(&["schema", "--check"]).expect_code(1);
+    assert!(out.stderr().contains(&format!("{}", repo.path().join("schema/settings.json").display())), "{}", out.all());
+    repo.run(&["schema"]).expect_code(0);
+    repo.run(&["schema", "--check"]).expect_code(0);
+
+    repo.write("records/home.example.yaml", &support::RECORDS.replace("192.0.2.25", "192.0.2.26"));
+    let out = repo.run(&["--log-level", "info", "--log-format", "text", "apply"]).expect_code(0);
+    assert!(out.stderr().contains("applied"), "{}", out.all());
+    assert!(!out.stderr().contains('\x1b'), "colour codes in a pipe: {:?}", out.stderr());
+}

@@ -24,20 +24,11 @@ fn bound(origin: &str) -> Credentials {
 }
 
 fn zonekeeper(repo: &Repo, creds: &Credentials, args: &[&str], env: &[(&str, &str)]) -> support::Run {
-    let out = assert_cmd::Command::cargo_bin("zonekeeper")
-        .unwrap()
-        .arg("--repo")
-        .arg(repo.path())
-        .args(args)
-        .env("ZONEKEEPER_CREDENTIALS", creds.path())
-        .env("TDNS_TOKEN", TOKEN)
-        .env("NO_COLOR", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    support::Run(out)
+    let path = creds.path();
+    let mut all: Vec<(&str, &std::ffi::OsStr)> =
+        vec![("ZONEKEEPER_CREDENTIALS", path.as_os_str()), ("TDNS_TOKEN", TOKEN.as_ref())];
+    all.extend(env.iter().map(|(k, v)| (*k, v.as_ref())));
+    repo.run_env(args, &all)
 }
 
 /// The operator's server, with the token bound to it, and the repository at a first good

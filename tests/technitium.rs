@@ -49,17 +49,8 @@ fn run(repo: &Repo, token: &str, args: &[&str]) -> support::Run {
 /// Runs with `credentials` as the operator's credentials file (outside the repository).
 fn run_with(repo: &Repo, token: &str, credentials: &str, args: &[&str]) -> support::Run {
     let creds = support::Credentials::new(credentials);
-    let out = assert_cmd::Command::cargo_bin("zonekeeper")
-        .unwrap()
-        .arg("--repo")
-        .arg(repo.path())
-        .args(args)
-        .env("ZONEKEEPER_CREDENTIALS", creds.path())
-        .env("ZK_TEST_TOKEN", token)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    support::Run(out)
+    let path = creds.path();
+    repo.run_env(args, &[("ZONEKEEPER_CREDENTIALS", path.as_os_str()), ("ZK_TEST_TOKEN", token.as_ref())])
 }
 
 fn setup(attempts: u32) -> (Technitium, Repo) {

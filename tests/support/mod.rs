@@ -56,6 +56,11 @@ impl Repo {
 
     /// Runs the binary with `--repo` set to this repository.
     pub fn run(&self, args: &[&str]) -> Run {
+        self.run_env(args, &[])
+    }
+
+    /// Like `run`, with more environment variables (a credentials file, a token).
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Run {
         let out = assert_cmd::Command::cargo_bin("zonekeeper")
             .expect("binary")
             .arg("--repo")
@@ -66,6 +71,7 @@ impl Repo {
             // like a container: no git identity or credential helper of the machine's user
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .env("GIT_CONFIG_NOSYSTEM", "1")
+            .envs(env.iter().copied())
             .output()
             .expect("run");
         Run(out)
