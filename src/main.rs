@@ -59,7 +59,7 @@ struct Cli {
     #[arg(long, global = true, env = "ZONEKEEPER_GIT_USER", default_value = "x-access-token")]
     git_user: String,
     /// How much to log on stderr.
-    #[arg(long, global = true, env = "ZONEKEEPER_LOG", value_enum, default_value = "info")]
+    #[arg(long, global = true, env = "ZONEKEEPER_LOG", value_enum, ignore_case = true, default_value = "info")]
     log_level: LogLevel,
     /// Log lines as json or text (default: json when stderr is not a terminal).
     #[arg(long, global = true)]
@@ -292,7 +292,14 @@ impl Origin {
             worktree: cli.worktree,
             // Only a remote needs the token: a bad token file must not stop local work.
             credentials: if remote { git_credentials(cli)? } else { None },
-            secrets: load_secrets(cli, remote)?,
+            // Only commands that reach targets read the credentials: a broken credentials file
+            // must not stop validate, preview or schema.
+            secrets: match cli.command {
+                Command::Plan { .. } | Command::Apply { .. } | Command::Export { .. } | Command::Observe { .. } => {
+                    load_secrets(cli, remote)?
+                }
+                _ => Secrets::none(),
+            },
         })
     }
 
@@ -427,19 +434,26 @@ fn load_secrets(cli: &Cli, remote: bool) -> Result<Secrets> {
             None => return Ok(Secrets::none()),
         },
     };
-    if !remote {
-        // A credentials file inside the repository would be the repository's to change.
-        if let (Ok(file), Ok(repo)) = (std::fs::canonicalize(&path), std::fs::canonicalize(&cli.repo))
-            && file.starts_with(&repo)
-        {
-            bail!(
-                "the credentials file {} is inside the repository {}: keep it outside, where a pull request cannot change it",
-                path.display(),
-                cli.repo.display()
-            );
-        }
+    // A credentials file, or a token or CA file it names, inside the repository would be the
+    // repository's to change.
+    let repo = if remote { None } else { std::fs::canonicalize(&cli.repo).ok() };
+    let inside = |p: &Path| repo.as_ref().is_some_and(|r| std::fs::canonicalize(p).is_ok_and(|f| f.starts_with(r)));
+    if inside(&path) {
+        bail!(
+            "the credentials file {} is inside the repository {}: keep it outside, where a pull request cannot change it",
+            path.display(),
+            cli.repo.display()
+        );
     }
     let secrets = Secrets::load(&path, required)?;
+    if let Some(f) = secrets.files().find(|f| inside(f)) {
+        bail!(
+            "{} names {}, which is inside the repository {}: keep token and CA files outside, where a pull request cannot change them",
+            path.display(),
+            f.display(),
+            cli.repo.display()
+        );
+    }
     for var in secrets.env_vars().map(str::to_string).collect::<Vec<_>>() {
         // SAFETY: called from `run` before any thread is started (as for the git token above).
         unsafe { std::env::remove_var(var) };
@@ -484,7 +498,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Apply { target, force, wait, color } => origin.with_state_in_force(|state, source| {
             let places = reconcile::lock_places(state, &origin.secrets, target.as_deref());
-            let lock_dir = cache_root().unwrap_or_else(|_| std::env::temp_dir()).join("locks");
+            // An API target's lock lives in the user's own cache; never in a shared temp folder.
+            let named = places.iter().any(|(_, p)| matches!(p, zonekeeper::targets::lock::LockPlace::Named(_)));
+            let lock_dir = if named { cache_root()?.join("locks") } else { PathBuf::new() };
             let _held = zonekeeper::targets::lock::acquire(&places, &lock_dir, wait.map(Duration::from_secs))?;
             apply(state, &origin.secrets, source, target.as_deref(), force, color.enabled())
         }),

@@ -66,6 +66,16 @@ impl Origin {
     pub fn is_plain_http(&self) -> bool {
         self.scheme == "http"
     }
+
+    /// True for the name `localhost`, which a client must pin to 127.0.0.1 rather than look up
+    /// (a hosts file can point it anywhere).
+    pub fn is_localhost_name(&self) -> bool {
+        self.host == "localhost"
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
 }
 
 impl fmt::Display for Origin {
@@ -117,8 +127,8 @@ pub struct Request<'a> {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Denied {
-    #[error("`{0}` is not an http:// or https:// URL with a host, so no token is sent")]
-    BadUrl(String),
+    #[error("the target's url is not an http:// or https:// URL with a host, so no token is sent")]
+    BadUrl,
     #[error("no token is sent over plain http to {0}: use https:// (plain http carries a token only to localhost)")]
     PlainHttp(Origin),
     #[error(
@@ -128,9 +138,9 @@ pub enum Denied {
     )]
     Unbound { origin: Origin, where_: String },
     #[error(
-        "credential `{name}` is bound to {bound}, not to {origin}: no token is sent (a repository cannot redirect a token)"
+        "credential `{name}` is bound to another origin, not to {origin}: no token is sent (a repository cannot redirect a token)"
     )]
-    Elsewhere { name: String, bound: String, origin: Origin },
+    Elsewhere { name: String, origin: Origin },
     #[error("several credentials are bound to {origin} ({names}): name one with `credential:` in the target")]
     Ambiguous { origin: Origin, names: String },
     #[error(
@@ -223,7 +233,7 @@ impl Secrets {
         let decl: FileDecl = if text.trim().is_empty() {
             FileDecl { credentials: Vec::new() }
         } else {
-            serde_saphyr::from_str(&text).map_err(|e| invalid(first_line(&e.to_string())))?
+            serde_saphyr::from_str(&text).map_err(|e| invalid(parse_message(&e)))?
         };
         let base = path.parent().unwrap_or(Path::new("."));
         let mut bindings: Vec<Binding> = Vec::new();
@@ -233,11 +243,20 @@ impl Secrets {
                 Some(o) if reqwest::Url::parse(&b.origin).is_ok_and(|u| u.path() == "/" && u.query().is_none()) => o,
                 _ => {
                     return Err(invalid(format!(
-                        "{at}.origin: `{}` must be scheme://host[:port], e.g. https://dns.home.arpa:5380",
-                        b.origin
+                        "{at}.origin: must be scheme://host[:port], e.g. https://dns.home.arpa:5380"
                     )));
                 }
             };
+            if origin.is_plain_http() && !origin.is_loopback() {
+                return Err(invalid(format!(
+                    "{at}.origin: plain http carries a token only to localhost; use https:// for {origin}"
+                )));
+            }
+            if bindings.iter().any(|o| o.origin == origin && o.name == b.name) {
+                return Err(invalid(format!(
+                    "{at}: a second credential for {origin} under the same name; give each a distinct `name`"
+                )));
+            }
             let source = match (b.token_env, b.token_file) {
                 (Some(v), None) if !v.is_empty() => TokenSource::Env(v),
                 (None, Some(f)) => TokenSource::File(base.join(f)),
@@ -261,6 +280,18 @@ impl Secrets {
         Ok(Secrets { bindings, file: Some(path.to_path_buf()) })
     }
 
+    /// Every file a credential reads (token files and CA files), for the CLI to check that
+    /// none lies in the repository.
+    pub fn files(&self) -> impl Iterator<Item = &Path> {
+        self.bindings.iter().flat_map(|b| {
+            let token = match &b.source {
+                TokenSource::File(f) => Some(f.as_path()),
+                TokenSource::Env(_) => None,
+            };
+            token.into_iter().chain(b.ca_file.as_deref())
+        })
+    }
+
     /// The environment variables that hold tokens: the CLI takes them out of the process
     /// environment once they are read, before any thread or child process starts.
     pub fn env_vars(&self) -> impl Iterator<Item = &str> {
@@ -273,7 +304,7 @@ impl Secrets {
     /// The token for a target's request, or why none is sent. Nothing the repository says
     /// can pick the token's destination or where it is read from.
     pub fn grant(&self, request: &Request<'_>) -> Result<Grant<'_>, Denied> {
-        let origin = Origin::of(request.url).ok_or_else(|| Denied::BadUrl(request.url.to_string()))?;
+        let origin = Origin::of(request.url).ok_or(Denied::BadUrl)?;
         if origin.is_plain_http() && !origin.is_loopback() {
             return Err(Denied::PlainHttp(origin));
         }
@@ -285,16 +316,11 @@ impl Secrets {
         let binding = match here.as_slice() {
             [one] => *one,
             [] => {
-                if let Some(name) = request.name {
-                    let bound: Vec<String> = self
-                        .bindings
-                        .iter()
-                        .filter(|b| b.name.as_deref() == Some(name))
-                        .map(|b| b.origin.to_string())
-                        .collect();
-                    if !bound.is_empty() {
-                        return Err(Denied::Elsewhere { name: name.to_string(), bound: bound.join(", "), origin });
-                    }
+                // Which origin it is bound to is the operator's business, not the pull request's.
+                if let Some(name) = request.name
+                    && self.bindings.iter().any(|b| b.name.as_deref() == Some(name))
+                {
+                    return Err(Denied::Elsewhere { name: name.to_string(), origin });
                 }
                 let where_ = match (&self.file, request.name) {
                     (Some(f), Some(n)) => format!(" under the name `{n}` in {}", f.display()),
@@ -372,9 +398,26 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// serde-saphyr's message without the source snippet it may append (a line of the file).
-fn first_line(message: &str) -> String {
-    message.lines().next().unwrap_or(message).to_string()
+/// What is wrong with the file, without any value from it: serde's own messages quote the
+/// value they could not take (`invalid type: string "…"`), and that may be a token put in the
+/// wrong place. An unknown or missing key is named: keys are not secrets.
+fn parse_message(e: &serde_saphyr::Error) -> String {
+    let text = e.to_string();
+    let place = e.location().map(|l| format!("line {}: ", l.line())).unwrap_or_default();
+    for what in ["unknown field `", "missing field `"] {
+        // `unknown field `x`` names a key only: the part up to its closing backtick.
+        if let Some(at) = text.find(what)
+            && let Some(len) = text[at + what.len()..].find('`')
+        {
+            let named = &text[at..at + what.len() + len + 1];
+            return format!(
+                "{place}{named}; a credential has origin, tokenEnv or tokenFile, and optionally name, caFile, insecureSkipTlsVerify"
+            );
+        }
+    }
+    format!(
+        "{place}not a valid credentials file: `credentials:` is a list of {{origin, tokenEnv or tokenFile, name, caFile, insecureSkipTlsVerify}}"
+    )
 }
 
 #[cfg(test)]
@@ -414,6 +457,8 @@ mod tests {
     #[test]
     fn plain_http_carries_a_token_only_to_loopback() {
         let s = Secrets::of(&[("http://dns.lan:5380", "t"), ("http://127.0.0.1:5380", "t"), ("http://[::1]:80", "t")]);
+        let (_d, loaded) = store("credentials:\n  - {origin: \"http://dns.lan:5380\", tokenFile: token}\n");
+        assert!(loaded.err().is_some_and(|e| e.to_string().contains("plain http carries a token only to localhost")));
         assert!(matches!(s.grant(&ask("http://dns.lan:5380")), Err(Denied::PlainHttp(_))));
         assert!(s.grant(&ask("http://127.0.0.1:5380")).is_ok());
         assert!(s.grant(&ask("http://[::1]/")).is_ok());
@@ -456,7 +501,16 @@ mod tests {
         assert!(s.unwrap_err().to_string().contains("credentials[0].origin"));
         let (_d, s) = store("credentials:\n  - {origin: \"https://dns.lan\", token: s3cret}\n");
         let e = s.unwrap_err().to_string();
-        assert!(e.contains("token") && !e.contains("s3cret"), "{e}");
+        assert!(e.contains("unknown field `token`") && !e.contains("s3cret"), "{e}");
+        // a value of the wrong type is not quoted back either (it may be a token)
+        let (_d, s) =
+            store("credentials:\n  - {origin: \"https://dns.lan\", tokenFile: token, insecureSkipTlsVerify: s3cret}\n");
+        let e = s.unwrap_err().to_string();
+        assert!(e.contains("line 2") && !e.contains("s3cret"), "{e}");
+        let (_d, s) = store(
+            "credentials:\n  - {origin: \"https://dns.lan\", tokenFile: token}\n  - {origin: \"https://DNS.lan:443\", tokenFile: token}\n",
+        );
+        assert!(s.unwrap_err().to_string().contains("same name"));
         let missing = Secrets::load(Path::new("/nonexistent/credentials.yaml"), false).unwrap();
         assert!(missing.grant(&ask("https://dns.lan")).is_err());
         assert!(Secrets::load(Path::new("/nonexistent/credentials.yaml"), true).is_err());

@@ -68,7 +68,12 @@ fn a_commit_that_points_a_target_at_another_listener_sends_it_no_token() {
     repo.write("zonekeeper.yaml", &settings(&format!("url: \"{}\", credential: home", thief.url)));
     git(&repo, &["commit", "-q", "-am", "Name the credential"]);
     let out = zonekeeper(&repo, &creds, &["plan"], &[]).expect_code(1);
-    assert!(out.stderr().contains("credential `home` is bound to http://127.0.0.1:"), "{}", out.stderr());
+    assert!(
+        out.stderr().contains("credential `home` is bound to another origin, not to http://127.0.0.1:"),
+        "{}",
+        out.stderr()
+    );
+    assert!(!out.stderr().contains(&dns.url()), "where the credential goes is not told: {}", out.stderr());
     assert!(out.stderr().contains("a repository cannot redirect a token"), "{}", out.stderr());
     assert!(thief.requests().is_empty());
 }
@@ -106,7 +111,11 @@ fn no_token_goes_over_plain_http_to_another_host_and_none_without_a_credential()
     let repo = Repo::empty()
         .with_settings(&settings("url: \"http://dns.home.arpa:5380\""))
         .with_records("home.example", RECORDS);
+    // the operator cannot bind one either
     let out = zonekeeper(&repo, &bound("http://dns.home.arpa:5380"), &["plan", "--worktree"], &[]).expect_code(1);
+    assert!(out.stderr().contains("plain http carries a token only to localhost"), "{}", out.stderr());
+    // and a repository pointing at one gets no token, whatever is bound elsewhere
+    let out = zonekeeper(&repo, &bound("https://dns.home.arpa:5380"), &["plan", "--worktree"], &[]).expect_code(1);
     assert!(out.stderr().contains("no token is sent over plain http to http://dns.home.arpa:5380"), "{}", out.stderr());
 
     // no credentials file at all: the message says what to add, and where
@@ -131,6 +140,17 @@ fn a_credentials_file_inside_the_repository_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("is inside the repository"), "{err}");
+
+    // nor may a credential read its token or CA from the repository
+    repo.write("ca.pem", "-----BEGIN CERTIFICATE-----\n");
+    let creds = Credentials::new(&format!(
+        "credentials:\n  - {{origin: \"https://dns.lan\", tokenEnv: TDNS_TOKEN, caFile: \"{}\"}}\n",
+        repo.path().join("ca.pem").display()
+    ));
+    let out = zonekeeper(&repo, &creds, &["plan", "--worktree"], &[]).expect_code(1);
+    assert!(out.stderr().contains("which is inside the repository"), "{}", out.all());
+    // validate does not read the credentials at all
+    zonekeeper(&repo, &creds, &["validate", "--worktree"], &[]).expect_code(0);
 }
 
 #[test]
@@ -198,4 +218,18 @@ fn a_wrong_field_in_a_target_names_its_own_line_and_key_and_never_prints_a_value
             }
         }
     }
+}
+
+#[test]
+fn a_redirect_from_the_bound_server_is_not_followed() {
+    let thief = Recorder::start();
+    let bounce = Recorder::redirecting_to(&thief.url);
+    let repo = Repo::empty()
+        .with_settings(&settings(&format!("url: \"{}\"", bounce.url)))
+        .with_records("home.example", RECORDS);
+    let out = zonekeeper(&repo, &bound(&bounce.url), &["plan", "--worktree"], &[]).expect_code(1);
+    assert!(out.stderr().contains("HTTP 307"), "{}", out.all());
+    assert_eq!(bounce.requests().len(), 1, "the bound server got the one request");
+    assert!(bounce.requests()[0].contains(&format!("authorization: Bearer {TOKEN}")), "{:?}", bounce.requests());
+    assert!(thief.requests().is_empty(), "the redirect was followed: {:?}", thief.requests());
 }

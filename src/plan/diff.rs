@@ -225,7 +225,9 @@ pub fn plan_target(
 /// on purpose that the zone is empty (`on_purpose`: its records file holds no entries).
 pub fn check_emptied(changes: &[Change], owned: usize, on_purpose: bool) -> Option<Refusal> {
     let deletes = changes.iter().filter(|c| c.op() == Op::Delete).count();
-    (owned > 0 && deletes == owned && !on_purpose).then_some(Refusal::EmptiesZone { owned })
+    // A rename (delete and create) leaves the zone holding something of ours: not emptied.
+    let adds = changes.iter().any(|c| c.op() != Op::Delete);
+    (owned > 0 && deletes == owned && !adds && !on_purpose).then_some(Refusal::EmptiesZone { owned })
 }
 
 /// Sets that a create or update would give a TTL above `max`, the largest the target takes.

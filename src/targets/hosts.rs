@@ -237,11 +237,14 @@ impl Target for HostsTarget {
 
     fn apply(&self, zone: &Name, plan: &TargetPlan) -> Result<Vec<super::Outcome>, TargetError> {
         let all = || vec![super::Outcome::Applied; plan.changes.len()];
-        let Some(native) = &plan.native else { return Ok(all()) };
-        let Some(after) = native.after.as_deref() else { return Ok(all()) };
         if plan.changes.is_empty() {
             return Ok(Vec::new());
         }
+        // Without the text after the plan there is nothing to write: never report it as done.
+        let (Some(native), Some(after)) = (&plan.native, plan.native.as_ref().and_then(|n| n.after.as_deref())) else {
+            let why = "the hosts block could not be rendered, so nothing was written".to_string();
+            return Ok(vec![super::Outcome::Skipped(why); plan.changes.len()]);
+        };
         let section = |text: &str| -> Result<Vec<(IpAddr, Name)>, TargetError> {
             Ok(self.find_block(text)?.and_then(|mut b| b.sections.remove(zone)).unwrap_or_default())
         };

@@ -45,11 +45,22 @@ pub fn acquire(
     lock_dir: &Path,
     wait: Option<Duration>,
 ) -> Result<Vec<Held>, LockError> {
-    let mut sorted: Vec<&(String, LockPlace)> = places.iter().collect();
+    // One place spelt two ways (a symlink, `a/../zones`) is one lock: taking it twice would
+    // make a run wait for itself.
+    let mut sorted: Vec<(&str, LockPlace)> = places
+        .iter()
+        .map(|(t, p)| {
+            let place = match p {
+                LockPlace::Dir(d) => LockPlace::Dir(std::fs::canonicalize(d).unwrap_or_else(|_| d.clone())),
+                named => named.clone(),
+            };
+            (t.as_str(), place)
+        })
+        .collect();
     sorted.sort_by(|a, b| a.1.cmp(&b.1));
     sorted.dedup_by(|a, b| a.1 == b.1);
     let mut held = Vec::with_capacity(sorted.len());
-    for (target, place) in sorted {
+    for (target, place) in &sorted {
         held.push(lock_one(target, place, lock_dir, wait)?);
     }
     Ok(held)
@@ -68,8 +79,17 @@ fn lock_one(target: &str, place: &LockPlace, lock_dir: &Path, wait: Option<Durat
             File::open(d).map_err(io)?
         }
         LockPlace::Named(_) => {
-            std::fs::create_dir_all(lock_dir).map_err(io)?;
-            std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io)?
+            use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+            // The user's own folder (0700), and no symlink followed to the lock file.
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(lock_dir).map_err(io)?;
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&path)
+                .map_err(io)?
         }
     };
     let start = Instant::now();
@@ -120,6 +140,12 @@ mod tests {
         assert!(matches!(err, LockError::TimedOut { .. }), "{err}");
         drop(first);
         assert!(acquire(&places, dir.path(), None).is_ok());
+        // one folder spelt two ways is one lock, not a wait on oneself
+        let twice = vec![
+            ("a".to_string(), LockPlace::Dir(dir.path().join("zones"))),
+            ("b".to_string(), LockPlace::Dir(dir.path().join("zones/../zones"))),
+        ];
+        assert!(acquire(&twice, dir.path(), None).is_ok());
         assert!(dir.path().join("https___dns_lan_5380.lock").exists());
     }
 }

@@ -115,15 +115,18 @@ pub fn build(settings: &TargetSettings, owner: &str, zones: &[Name], secrets: &S
 /// that write whole files.
 pub(crate) fn write_native(path: &std::path::Path, plan: &TargetPlan) -> Result<Vec<Outcome>, TargetError> {
     let all = || vec![Outcome::Applied; plan.changes.len()];
-    let Some(native) = &plan.native else {
-        return Ok(all());
-    };
-    let Some(after) = native.after.as_deref().filter(|a| *a != native.before) else {
-        return Ok(all());
-    };
     if plan.changes.is_empty() {
         return Ok(Vec::new());
     }
+    // Without the text after the plan there is nothing to write: never report it as done.
+    let Some(native) = &plan.native else {
+        let why = "the file could not be rendered, so nothing was written".to_string();
+        return Ok(vec![Outcome::Skipped(why); plan.changes.len()]);
+    };
+    let Some(after) = native.after.as_deref().filter(|a| *a != native.before) else {
+        // The file already reads as planned.
+        return Ok(all());
+    };
     if after.is_empty() {
         // Nothing of ours is left in this file: remove it (an orphaned zone's file).
         return match std::fs::remove_file(path) {

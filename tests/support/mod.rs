@@ -151,6 +151,17 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn start() -> Recorder {
+        Recorder::answering("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".into())
+    }
+
+    /// A listener that answers every request with a redirect to `to`.
+    pub fn redirecting_to(to: &str) -> Recorder {
+        Recorder::answering(format!(
+            "HTTP/1.1 307 Temporary Redirect\r\nlocation: {to}/api/zones/records/get\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        ))
+    }
+
+    fn answering(answer: String) -> Recorder {
         use std::io::{Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
@@ -162,7 +173,7 @@ impl Recorder {
                 let mut buf = vec![0u8; 65536];
                 let n = conn.read(&mut buf).unwrap_or(0);
                 seen.lock().expect("lock").push(String::from_utf8_lossy(&buf[..n]).into_owned());
-                let _ = conn.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                let _ = conn.write_all(answer.as_bytes());
             }
         });
         Recorder { url, requests }

@@ -256,6 +256,10 @@ fn deleting_every_owned_set_is_refused_whatever_the_size_unless_on_purpose() {
     // one set kept: not emptied
     let p = plan(&[want(a("only", &[1]))], &[ours(a("only", &[1])), ours(a("b", &[3]))], Policy::Sync, LOOSE, false);
     assert_eq!(check_emptied(&p.changes, p.owned, false), None);
+    // the only set renamed: a delete and a create, the zone is not emptied
+    let p = plan(&[want(a("renamed", &[1]))], &[ours(a("only", &[1]))], Policy::Sync, LOOSE, false);
+    assert_eq!(p.changes.len(), 2);
+    assert_eq!(check_emptied(&p.changes, p.owned, false), None);
     // nothing owned: nothing to empty
     assert_eq!(check_emptied(&[], 0, false), None);
 }

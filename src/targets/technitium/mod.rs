@@ -76,7 +76,7 @@ impl TechnitiumTarget {
         TechnitiumTarget { name, settings, owner, access, conn: std::cell::OnceCell::new() }
     }
 
-    /// The runtime and client, made (and the token read) on first use only.
+    /// The runtime and client, made on first use only.
     fn connection(&self) -> Result<&(tokio::runtime::Runtime, Client), TargetError> {
         if let Some(c) = self.conn.get() {
             return Ok(c);
@@ -99,6 +99,11 @@ impl TechnitiumTarget {
             .connect_timeout(std::time::Duration::from_secs(s.timeout_seconds as u64))
             // The API never redirects; a redirect is not followed, with the token or without.
             .redirect(reqwest::redirect::Policy::none());
+        if let Some(origin) = crate::secrets::Origin::of(&s.url).filter(|o| o.is_localhost_name()) {
+            // A token may go over plain http to localhost: that must be this machine, whatever
+            // a hosts file says the name is.
+            builder = builder.resolve("localhost", std::net::SocketAddr::from(([127, 0, 0, 1], origin.port())));
+        }
         if access.insecure_skip_tls_verify {
             tracing::warn!(target_name = %self.name, "TLS certificate checks are off for this target (insecureSkipTlsVerify)");
             builder = builder.tls_danger_accept_invalid_certs(true);
