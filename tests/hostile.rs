@@ -385,7 +385,25 @@ fn a_file_that_is_not_utf8_is_refused() {
     let offset = bytes.len();
     bytes.extend_from_slice(b"  - {name: caf\xe9, type: A, value: 192.0.2.80}\n");
     repo.write(RECORDS, &bytes);
-    repo.refuses(&[(&format!("{RECORDS}: "), &format!("not valid UTF-8 (first bad byte at offset {})", offset + 14))]);
+    // at the line and column of the first bad byte, not at line 1
+    let line = records_with(&[]).lines().count() + 1;
+    repo.refuses(&[(
+        &format!("{RECORDS}:{line}:15: "),
+        &format!("not valid UTF-8 (first bad byte at offset {})", offset + 14),
+    )]);
+}
+
+#[test]
+fn a_records_file_that_links_outside_the_repository_is_refused() {
+    let repo = Repo::applied();
+    let targets = repo.targets();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let outside = elsewhere.path().join("home.example.yaml");
+    std::fs::write(&outside, records_with(&["  - {name: stolen, type: A, value: 192.0.2.99}"])).unwrap();
+    std::fs::remove_file(repo.path().join(RECORDS)).unwrap();
+    std::os::unix::fs::symlink(&outside, repo.path().join(RECORDS)).unwrap();
+    repo.refuses(&[(&format!("{RECORDS}: "), "is a symlink to a file outside the repository")]);
+    assert_eq!(repo.targets(), targets);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -689,7 +707,8 @@ fn validate_github_emits_one_error_annotation_per_problem() {
     assert_eq!(
         out.stdout.trim_end(),
         format!(
-            "::error file={RECORDS},line=1,col=1::not valid UTF-8 (first bad byte at offset {})",
+            "::error file={RECORDS},line={},col=1::not valid UTF-8 (first bad byte at offset {})",
+            records_with(&[]).lines().count() + 1,
             records_with(&[]).len()
         )
     );

@@ -27,8 +27,22 @@ pub struct WorkTree(pub PathBuf);
 impl Files for WorkTree {
     fn read(&self, rel: &str, max_bytes: u64) -> Result<Option<String>, Diagnostic> {
         let path = self.0.join(rel);
-        if std::fs::symlink_metadata(&path).is_err() {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
             return Ok(None);
+        };
+        // A symlink may point within the repository, never out of it: what is reviewed is the
+        // repository, and a link to a file elsewhere on the runner would be read and applied.
+        if meta.file_type().is_symlink() {
+            let inside = match (std::fs::canonicalize(&path), std::fs::canonicalize(&self.0)) {
+                (Ok(target), Ok(root)) => target.starts_with(root),
+                _ => false,
+            };
+            if !inside {
+                return Err(Diagnostic::file(
+                    rel,
+                    "is a symlink to a file outside the repository (or to nothing); refused: keep the file itself in the repository",
+                ));
+            }
         }
         yaml::read_text(&path, rel, max_bytes).map(Some)
     }
@@ -80,12 +94,7 @@ impl Files for InMemory {
                 ),
             ));
         }
-        String::from_utf8(bytes.clone()).map(Some).map_err(|e| {
-            Diagnostic::file(
-                rel,
-                format!("not valid UTF-8 (first bad byte at offset {})", e.utf8_error().valid_up_to()),
-            )
-        })
+        String::from_utf8(bytes.clone()).map(Some).map_err(|e| yaml::not_utf8(rel, e.as_bytes(), e.utf8_error()))
     }
 
     fn list_yaml(&self, dir: &str) -> Result<Vec<String>, Diagnostic> {

@@ -96,12 +96,18 @@ pub fn read_text(path: &Path, display: &str, max_bytes: u64) -> Result<String, D
     if bytes.len() as u64 > max_bytes {
         return Err(too_big(bytes.len() as u64));
     }
-    String::from_utf8(bytes).map_err(|e| {
-        Diagnostic::file(
-            display,
-            format!("not valid UTF-8 (first bad byte at offset {})", e.utf8_error().valid_up_to()),
-        )
-    })
+    String::from_utf8(bytes).map_err(|e| not_utf8(display, e.as_bytes(), e.utf8_error()))
+}
+
+/// Bytes that are not UTF-8, located at the line and column of the first bad byte.
+pub fn not_utf8(display: &str, bytes: &[u8], e: std::str::Utf8Error) -> Diagnostic {
+    let good = &bytes[..e.valid_up_to()];
+    let line = good.iter().filter(|b| **b == b'\n').count() + 1;
+    let line_start = good.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    // Columns count characters, as editors do; the good part is valid UTF-8.
+    let column = std::str::from_utf8(&good[line_start..]).map_or(0, |t| t.chars().count()) + 1;
+    let pos = super::diagnostic::Pos { line: line as u32, column: column as u32 };
+    Diagnostic::at(display, pos, "", format!("not valid UTF-8 (first bad byte at offset {})", e.valid_up_to()))
 }
 
 fn location_of(err: &serde_saphyr::Error) -> Location {
