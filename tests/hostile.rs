@@ -799,3 +799,13 @@ fn a_relative_name_that_repeats_the_zone_and_a_relative_value_are_refused_with_t
     repo.write(RECORDS, text.as_bytes());
     assert_eq!(repo.run(&["validate"]).code, Some(0));
 }
+
+#[test]
+fn a_duplicate_key_inside_views_is_refused_on_every_path() {
+    let repo = Repo::applied();
+    let targets = repo.targets();
+    let text = records_with(&["  - {name: dup, type: A, views: {default: [192.0.2.7], default: [192.0.2.8]}}"]);
+    repo.write(RECORDS, text.as_bytes());
+    repo.refuses(&[(&at(&text, "name: dup"), "duplicate key `default` in one mapping")]);
+    assert_eq!(repo.targets(), targets);
+}

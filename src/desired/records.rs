@@ -2,18 +2,19 @@
 //!
 //! Loading YAML is most of the cost of a plan at scale (see ../shared/research/yaml-speed.md),
 //! so a records file whose `records:` is a block sequence is cut at its item boundaries into
-//! chunks that are parsed on all cores with serde_yaml_ng (libyaml), each item's line known
-//! from the cut. The rest of the file (apiVersion, kind, zone) is parsed by serde-saphyr with
+//! chunks that are parsed on all cores, each item's line known from the cut. The rest of the file (apiVersion, kind, zone) is parsed by serde-saphyr with
 //! the records replaced by blank lines, so its positions stay true. Anything unexpected on
 //! this path (a parse error, an alias across chunks, an item count that does not match the
 //! cut) falls back to one serde-saphyr parse of the whole file, which is also the path that
 //! reports every problem with its location. Both paths give the same records for a valid file.
 //!
 //! Within a chunk, the common one-line form `- {name: www, type: A, value: 192.0.2.1}` is read
-//! by `line_items` without building YAML events: about ten times faster than libyaml. It takes
-//! only a strict subset (plain scalars that YAML can only read as strings, quoted strings
-//! without escapes, the keys name, type, ttl, value and values) and leaves the whole chunk to
-//! libyaml at the first thing outside it; a property test checks it against serde_yaml_ng.
+//! by `line_items` without building YAML events: about ten times faster than a YAML parser. It
+//! takes only a strict subset (plain scalars that YAML can only read as strings, quoted strings
+//! without escapes, the keys name, type, ttl, value and values, each once) and leaves the whole
+//! chunk to serde-saphyr at the first thing outside it. A chunk is parsed with the same
+//! options as a whole file (duplicate keys refused, the alias and nesting budget), so no path
+//! takes what the full parse refuses; property tests check both against the full parse.
 
 use serde::Deserialize;
 use serde_saphyr::Spanned;
@@ -132,8 +133,8 @@ fn cut(text: &str) -> Option<Cut<'_>> {
     Some(Cut { header, chunks })
 }
 
-/// True when a chunk is shallow enough for libyaml, whose parser slows down quadratically on
-/// deep nesting; the full parser, with its depth budget, handles (and refuses) the rest.
+/// True when a chunk is shallow enough to be worth parsing on its own; the full parser, with
+/// its depth budget, handles (and refuses) the rest.
 fn shallow(chunk: &str) -> bool {
     let mut depth = 0i32;
     let mut quote: Option<u8> = None;
@@ -177,9 +178,8 @@ fn fast(text: &str) -> Option<RecordsDoc> {
         return None;
     }
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(cut.chunks.len()).max(1);
-    let parse_chunk = |chunk: &str, items: usize| {
-        line_items(chunk, items).or_else(|| serde_yaml_ng::from_str::<Vec<RecordEntry>>(chunk).ok())
-    };
+    let parse_chunk =
+        |chunk: &str, items: usize| line_items(chunk, items).or_else(|| yaml::parse_piece::<Vec<RecordEntry>>(chunk));
     let parsed: Vec<Option<Vec<RecordEntry>>> = if threads == 1 {
         cut.chunks.iter().map(|(t, p)| parse_chunk(t, p.len())).collect()
     } else {
@@ -215,8 +215,8 @@ fn fast(text: &str) -> Option<RecordsDoc> {
 }
 
 /// The entries of a chunk whose every item is one line `- {key: value, ...}` in the subset
-/// described at the top; `None` at the first thing outside it (the chunk then goes to libyaml,
-/// which also reports real errors).
+/// described at the top; `None` at the first thing outside it (the chunk then goes to the YAML
+/// parser).
 fn line_items(chunk: &str, expected: usize) -> Option<Vec<RecordEntry>> {
     let mut out = Vec::with_capacity(expected);
     for line in chunk.lines() {
@@ -245,7 +245,7 @@ fn scalar(s: &str) -> Option<(Scalar<'_>, &str)> {
             let end = rest.find(q)?;
             let (text, after) = (&rest[..end], &rest[end + 1..]);
             // Escapes (`\` in double quotes, `''` in single quotes) and anything but printable
-            // ASCII are libyaml's business: it folds spaces around U+2028/U+2029 and refuses
+            // ASCII are the YAML parser's business: YAML folds spaces around U+2028/U+2029 and refuses
             // U+FFFE/U+FFFF, for instance.
             if after.starts_with(q) || text.contains('\\') || !text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
                 return None;
@@ -442,9 +442,9 @@ mod tests {
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
-        /// Whatever the line path accepts, libyaml reads the same way.
+        /// Whatever the line path accepts, the full parser reads the same way.
         #[test]
-        fn the_line_path_reads_what_libyaml_reads(
+        fn the_line_path_reads_what_the_full_parser_reads(
             name in piece(),
             rtype in "(A|AAAA|CNAME|MX|TXT|a|Bogus|\"A\")",
             ttl in proptest::option::of("(0|300|0300|4294967295|4294967296|\"60\"|-1)"),
@@ -465,8 +465,8 @@ mod tests {
             line.push_str(extra);
             line.push_str("}\n");
             if let Some(fast) = line_items(&line, 1) {
-                let full = serde_yaml_ng::from_str::<Vec<RecordEntry>>(&line);
-                proptest::prop_assert!(full.is_ok(), "accepted {line:?}, libyaml says {full:?}");
+                let full = serde_saphyr::from_str::<Vec<RecordEntry>>(&line);
+                proptest::prop_assert!(full.is_ok(), "accepted {line:?}, the full parser says {full:?}");
                 let full = full.unwrap_or_default();
                 proptest::prop_assert_eq!(
                     serde_json::to_value(&fast).unwrap_or_default(),
@@ -481,9 +481,9 @@ mod tests {
     fn the_line_path_takes_the_everyday_forms() {
         let chunk = "  - {name: www, type: A, value: 192.0.2.1}\n  # note\n\n  - {name: \"@\", type: MX, ttl: 300, values: [10 mail.home.example., \"20 backup.home.example.\"]}\n  - {name: nas, type: AAAA, value: 2001:db8::20}\n  - {name: \"*.apps\", type: TXT, value: 'v=spf1 -all'}\n";
         let fast = line_items(chunk, 4).expect("all four are in the subset");
-        let full = serde_yaml_ng::from_str::<Vec<RecordEntry>>(chunk).unwrap();
+        let full = serde_saphyr::from_str::<Vec<RecordEntry>>(chunk).unwrap();
         assert_eq!(serde_json::to_value(&fast).unwrap(), serde_json::to_value(&full).unwrap());
-        // anything else leaves the chunk to libyaml
+        // anything else leaves the chunk to the YAML parser
         for odd in [
             "  - {name: a, type: A, value: 1e5}\n",
             "  - {name: a, type: A, value: x, internal: true}\n",
@@ -521,5 +521,54 @@ mod tests {
         assert!(fast(&deep).is_none());
         assert!(!shallow("  - - - - - - - - - - x\n"));
         assert!(shallow("  - {name: \"[[[[[[[[[[[[[[[[[[[[\", type: TXT, value: '{{{{{{{{{{{{{{{{{{{{'}\n"));
+    }
+
+    /// One records item in one of the forms people (and tools) write, tame and hostile.
+    fn item() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let name = prop_oneof![Just("www"), Just("\"@\""), Just("a-b"), Just("'x'")];
+        (name, 0usize..12).prop_map(|(n, form)| match form {
+            0 => format!("  - {{name: {n}, type: A, value: 192.0.2.1}}\n"),
+            1 => format!("  - name: {n}\n    type: A\n    value: 192.0.2.2\n"),
+            2 => format!("  - {{name: {n}, type: A, values: [192.0.2.3, 192.0.2.4]}}\n"),
+            3 => format!("  - {{name: {n}, type: A, value: 192.0.2.5, views: {{lan: [192.0.2.6]}}}}\n"),
+            // a duplicate key inside a nested mapping
+            4 => format!("  - {{name: {n}, type: A, views: {{lan: [192.0.2.7], lan: [192.0.2.8]}}}}\n"),
+            5 => format!("  - name: {n}\n    type: A\n    views:\n      lan: [192.0.2.9]\n      lan: [192.0.2.10]\n"),
+            // a duplicate key at the item's own level, in both forms
+            6 => format!("  - {{name: {n}, type: A, value: 192.0.2.11, value: 192.0.2.12}}\n"),
+            7 => format!("  - name: {n}\n    type: A\n    type: AAAA\n    value: 192.0.2.13\n"),
+            // anchors, aliases and tags
+            8 => format!("  - &it {{name: {n}, type: A, value: 192.0.2.14}}\n  - *it\n"),
+            9 => format!("  - {{name: {n}, type: !!str A, value: !!str 192.0.2.15}}\n"),
+            10 => format!("  - {{name: {n}, type: A, value: &v 192.0.2.16}}\n  - {{name: v2, type: A, value: *v}}\n"),
+            _ => format!("  - {{name: {n}, type: TXT, value: \"a b\", internal: true}}\n"),
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(500))]
+        /// Whatever path a file takes, it gives what the full serde-saphyr parse gives, and a
+        /// file the full parse refuses (a duplicate key anywhere, say) is never taken.
+        #[test]
+        fn every_path_takes_exactly_what_the_full_parse_takes(items in proptest::collection::vec(item(), 1..12)) {
+            let doc = format!("apiVersion: zonekeeper.dev/v1alpha1\nkind: Records\nzone: z.example\nrecords:\n{}", items.concat());
+            let full = yaml::parse::<RecordsFile>(&doc, "t", DocKind::Records);
+            match (fast(&doc), full) {
+                (Some(fast), Ok(file)) => {
+                    let records: Vec<_> = file.records.into_iter().map(|s| (Pos::from(s.referenced), s.value)).collect();
+                    proptest::prop_assert_eq!(fast.records.len(), records.len(), "{}", doc);
+                    for ((pa, ea), (pb, eb)) in fast.records.iter().zip(&records) {
+                        // the same line; an anchored item's column may differ by the anchor
+                        proptest::prop_assert_eq!(pa.line, pb.line, "{}", doc);
+                        proptest::prop_assert_eq!(serde_json::to_value(ea).unwrap_or_default(), serde_json::to_value(eb).unwrap_or_default(), "{}", doc);
+                    }
+                }
+                (Some(_), Err(e)) => proptest::prop_assert!(false, "the fast path took what the full parse refuses: {e:?}\n{doc}"),
+                (None, _) => {}
+            }
+            // and `parse`, which picks the path, agrees with the full parse on valid or not
+            proptest::prop_assert_eq!(parse(&doc, "t").is_ok(), yaml::parse::<RecordsFile>(&doc, "t", DocKind::Records).is_ok(), "{}", doc);
+        }
     }
 }

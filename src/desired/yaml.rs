@@ -138,6 +138,13 @@ fn message_of(err: &serde_saphyr::Error) -> String {
     first
 }
 
+/// Parses a piece of a file (a chunk of a records file) as a `T` with the same protections as
+/// a whole file: duplicate keys refused, aliases and nesting within the budget. `None` on any
+/// problem; the caller then parses the whole file, which reports it with its location.
+pub fn parse_piece<T: DeserializeOwned>(text: &str) -> Option<T> {
+    serde_saphyr::from_str_with_options::<T>(text, options(text.len())).ok()
+}
+
 /// Parses `text` as a `T`; on failure returns every problem found, located.
 pub fn parse<T: DeserializeOwned>(text: &str, display: &str, kind: DocKind) -> Result<T, Vec<Diagnostic>> {
     match serde_saphyr::from_str_with_options::<T>(text, options(text.len())) {
