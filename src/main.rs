@@ -103,7 +103,8 @@ enum Command {
     },
     /// Show what would change at each target. Never writes.
     Plan {
-        /// text for a terminal or log, markdown for a pull-request comment, json for machines.
+        /// text for a terminal or log, markdown for a pull-request comment, json for machines,
+        /// github for text plus annotations on a GitHub Actions run.
         #[arg(long, value_enum, default_value = "text")]
         format: PlanFormat,
         /// Exit 0 when nothing changes, 2 when something would, 1 on error (like terraform).
@@ -192,6 +193,8 @@ enum PlanFormat {
     Text,
     Markdown,
     Json,
+    /// The text plan plus GitHub Actions annotations for refusals, drift and unread targets.
+    Github,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -485,6 +488,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     PlanFormat::Text => render::text(&planned.plan, color.enabled(), !no_diff),
                     PlanFormat::Markdown => render::markdown(&planned.plan),
                     PlanFormat::Json => render::json(&planned.plan),
+                    PlanFormat::Github => render::github(&planned.plan),
                 };
                 print!("{out}");
                 if report_failures(&planned.plan.unplanned) || planned.plan.has_hard_refusal() {
@@ -572,9 +576,7 @@ fn validate(origin: &Origin, format: ValidateFormat) -> Result<ExitCode> {
         ValidateFormat::Json => println!("{}", serde_json::json!({"valid": false, "problems": diags})),
         ValidateFormat::Github => {
             for d in &diags {
-                // GitHub's workflow-command escaping: data escapes %, CR, LF; properties also , and :
-                let esc = |s: &str| s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A");
-                let prop = |s: &str| esc(s).replace(',', "%2C").replace(':', "%3A");
+                let (esc, prop) = (render::github_data, render::github_property);
                 let title = if d.path.is_empty() { String::new() } else { format!(",title={}", prop(&d.path)) };
                 println!(
                     "::error file={},line={},col={}{title}::{}",

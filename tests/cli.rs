@@ -172,6 +172,14 @@ fn safety_limits_refuse_a_mass_delete_unless_forced() {
     let out = repo.run(&["apply"]).expect_code(1);
     assert!(out.all().contains("would delete 15 of 22 owned record sets"), "{}", out.all());
     assert_eq!(repo.read(".zonekeeper/zones/db.home.example").unwrap(), before, "nothing written");
+    // on a GitHub Actions run, the refusal is an annotation on the checks page
+    let gh = repo.run(&["plan", "--format", "github"]).expect_code(0).stdout();
+    assert!(
+        gh.lines().any(
+            |l| l.starts_with("::error title=zonekeeper refused%3A home.example on coredns::would delete 15 of 22")
+        ),
+        "{gh}"
+    );
     repo.run(&["apply", "--force"]).expect_code(0);
     checkzone("home.example", &repo.zone_file("home.example"));
     repo.run(&["plan", "--detailed-exitcode"]).expect_code(0);
@@ -450,6 +458,10 @@ fn a_target_that_cannot_be_read_is_named_in_every_rendering_of_the_plan() {
     assert_eq!(json["unplanned"][0]["zone"], "home.example");
     assert_eq!(json["unplanned"][0]["reason"], "read");
     assert_eq!(json["targets"].as_array().map(Vec::len), Some(1), "the zone-file target is still planned");
+
+    let gh = repo.run(&["plan", "--format", "github"]).expect_code(1).stdout();
+    assert!(gh.contains("::error title=zonekeeper%3A home.example on hosts::not planned: cannot read "), "{gh}");
+    assert!(gh.contains("::notice title=zonekeeper plan::0 to create, 0 to update, 0 to delete; incomplete: "), "{gh}");
 
     // once it reads again, the plan is complete and in sync again
     std::fs::remove_dir(repo.path().join(".zonekeeper/hosts")).unwrap();

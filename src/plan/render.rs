@@ -332,3 +332,51 @@ pub fn json(plan: &Plan) -> String {
     };
     serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
+
+/// GitHub's workflow-command escaping of a message: `%`, CR and LF.
+pub fn github_data(s: &str) -> String {
+    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+}
+
+/// GitHub's workflow-command escaping of a property (file, title): also `,` and `:`.
+pub fn github_property(s: &str) -> String {
+    github_data(s).replace(',', "%2C").replace(':', "%3A")
+}
+
+/// The text plan (without colour), then a GitHub Actions annotation for every target zone that
+/// could not be planned and every refusal (errors), every drift (warnings), and the totals (a
+/// notice), so that a pull request's checks page shows them without opening the log.
+pub fn github(plan: &Plan) -> String {
+    let mut out = text(plan, false, false);
+    let place = |tp: &TargetPlan| github_property(&format!("{} on {}", tp.zone, tp.target.name));
+    for u in &plan.unplanned {
+        let _ = writeln!(
+            out,
+            "::error title={}::not planned: {}",
+            github_property(&format!("zonekeeper: {}", u.place())),
+            github_data(&u.error)
+        );
+    }
+    for tp in &plan.targets {
+        for r in &tp.refusals {
+            let _ = writeln!(out, "::error title=zonekeeper refused%3A {}::{}", place(tp), github_data(&r.message()));
+        }
+        for d in &tp.drift {
+            let _ = writeln!(out, "::warning title=zonekeeper drift%3A {}::{}", place(tp), github_data(&drift_text(d)));
+        }
+    }
+    let s = summary(plan);
+    let _ = writeln!(
+        out,
+        "::notice title=zonekeeper plan::{} to create, {} to update, {} to delete{}",
+        s.create,
+        s.update,
+        s.delete,
+        if plan.unplanned.is_empty() {
+            String::new()
+        } else {
+            github_data(&format!("; incomplete: {}", not_planned(&plan.unplanned)))
+        }
+    );
+    out
+}

@@ -197,8 +197,17 @@ impl Client {
                     return Ok(serde_json::Value::Null);
                 }
                 Err(e) if e.transient() && attempt < self.policy.attempts => {
-                    tracing::debug!(endpoint, attempt, error = %e, "retrying");
-                    tokio::time::sleep(backoff(attempt)).await;
+                    // At info: an unreachable server must not be silence at the default log level.
+                    let wait = backoff(attempt);
+                    tracing::info!(
+                        endpoint,
+                        attempt,
+                        of = self.policy.attempts,
+                        wait_seconds = wait.as_secs(),
+                        error = %e,
+                        "request failed; retrying"
+                    );
+                    tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
                 other => return other,
