@@ -809,3 +809,14 @@ fn a_duplicate_key_inside_views_is_refused_on_every_path() {
     repo.refuses(&[(&at(&text, "name: dup"), "duplicate key `default` in one mapping")]);
     assert_eq!(repo.targets(), targets);
 }
+
+#[test]
+fn a_quoted_ttl_is_a_string_and_refused_as_the_schema_says() {
+    let repo = Repo::applied();
+    let text = records_with(&["  - {name: web, type: A, ttl: \"300\", value: 192.0.2.80}"]);
+    repo.write(RECORDS, text.as_bytes());
+    repo.refuses(&[(&at(&text, "name: web"), "ttl: must be a whole number")]);
+    let text = records_with(&["  - name: web", "    type: A", "    ttl: '60'", "    value: 192.0.2.80"]);
+    repo.write(RECORDS, text.as_bytes());
+    repo.refuses(&[(&at(&text, "ttl: '60'"), "ttl: must be a whole number")]);
+}

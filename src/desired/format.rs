@@ -183,7 +183,7 @@ pub struct ZoneDecl {
     /// The zone's name, e.g. `home.example`.
     pub name: String,
     /// TTL for records that do not set their own (seconds).
-    #[serde(default = "default_ttl")]
+    #[serde(default = "default_ttl", deserialize_with = "number")]
     #[schemars(range(max = 2147483647))]
     pub ttl: u32,
     /// Names of the targets this zone is kept on.
@@ -191,6 +191,39 @@ pub struct ZoneDecl {
     /// Every name of this zone is internal: the planner refuses to put it on a public view.
     #[serde(default)]
     pub internal: bool,
+}
+
+/// A whole number written as a number: `ttl: "300"` is a string, as the schema says, and is
+/// refused rather than read as 300 (YAML parsers disagree on such coercions; we do not guess).
+fn number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    some_number(d)?.ok_or_else(|| serde::de::Error::custom("expected a whole number"))
+}
+
+/// Like `number`; an explicit null is no number (the field's default).
+fn some_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    struct Plain;
+    impl<'de> serde::de::Visitor<'de> for Plain {
+        type Value = Option<u32>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a whole number")
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            u32::try_from(v).map(Some).map_err(|_| E::custom("number too large"))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            u32::try_from(v).map(Some).map_err(|_| E::custom("number out of range"))
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D2: serde::Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
+            d.deserialize_any(Plain)
+        }
+    }
+    d.deserialize_any(Plain)
 }
 
 fn default_ttl() -> u32 {
@@ -398,7 +431,7 @@ pub struct RecordEntry {
     pub name: String,
     #[serde(rename = "type")]
     pub rtype: RecordType,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "some_number")]
     #[schemars(range(max = 2147483647))]
     pub ttl: Option<u32>,
     /// One value in presentation form (`192.0.2.1`, `10 mail.example.org.`, text for TXT).
