@@ -820,3 +820,21 @@ fn a_quoted_ttl_is_a_string_and_refused_as_the_schema_says() {
     repo.write(RECORDS, text.as_bytes());
     repo.refuses(&[(&at(&text, "ttl: '60'"), "ttl: must be a whole number")]);
 }
+
+#[test]
+fn a_schema_error_does_not_hide_the_semantic_errors_of_the_same_file() {
+    let repo = Repo::applied();
+    let text = records_with(&[
+        "  - {name: web, type: A, vaule: 192.0.2.80}",
+        "  - {name: bad, type: A, value: 1.2.3.999}",
+        "  - {name: files, type: CNAME, value: nas}",
+    ]);
+    repo.write(RECORDS, text.as_bytes());
+    let n = GOOD.len();
+    let out = repo.refuses(&[
+        (&at(&text, "vaule"), &format!("records[{n}].vaule: unknown field `vaule`; did you mean `value`?")),
+        (&at(&text, "1.2.3.999"), &format!("records[{}].value[0]: `1.2.3.999` is not an IPv4 address", n + 1)),
+        (&at(&text, "value: nas"), &format!("records[{}].value[0]: `nas` must be a fully qualified name", n + 2)),
+    ]);
+    assert_eq!(problem_count(&out), 3);
+}

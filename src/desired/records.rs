@@ -35,16 +35,47 @@ pub struct RecordsDoc {
 /// parser's in-memory event list for a chunk stays a few MB.
 const CHUNK_ITEMS: usize = 4096;
 
-pub fn parse(text: &str, display: &str) -> Result<RecordsDoc, Vec<Diagnostic>> {
+/// A records file that does not match the schema: its problems, and the entries that are
+/// well-formed on their own, so that their semantic problems are reported in the same run.
+#[derive(Debug)]
+pub struct Unparsed {
+    pub problems: Vec<Diagnostic>,
+    /// The well-formed entries, with the index in the file of each.
+    pub partial: Option<(RecordsDoc, Vec<usize>)>,
+}
+
+pub fn parse(text: &str, display: &str) -> Result<RecordsDoc, Unparsed> {
     if let Some(doc) = fast(text) {
         return Ok(doc);
     }
-    let file: RecordsFile = yaml::parse(text, display, DocKind::Records)?;
+    let file: RecordsFile = yaml::parse(text, display, DocKind::Records)
+        .map_err(|problems| Unparsed { problems, partial: partial(text) })?;
     Ok(RecordsDoc {
         zone: file.zone.value,
         zone_pos: file.zone.referenced.into(),
         records: file.records.into_iter().map(|s| (s.referenced.into(), s.value)).collect(),
     })
+}
+
+/// The zone and the entries that deserialise on their own, from a file that as a whole does
+/// not (`vaule:` in one entry must not hide `1.2.3.999` in another).
+fn partial(text: &str) -> Option<(RecordsDoc, Vec<usize>)> {
+    use yaml::Node;
+    let tree = yaml::tree(text)?;
+    let Node::Map(top) = &tree.value else { return None };
+    let field = |key: &str| top.iter().find(|(k, _)| k == key).map(|(_, v)| v);
+    let zone = field("zone")?;
+    let Node::Str(zone_name) = &zone.value else { return None };
+    let Node::Seq(items) = &field("records")?.value else { return None };
+    let (indices, records): (Vec<usize>, Vec<(Pos, RecordEntry)>) = items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| {
+            let entry = serde_json::from_value::<RecordEntry>(item.value.to_json()).ok()?;
+            Some((i, (Pos::from(item.referenced), entry)))
+        })
+        .unzip();
+    Some((RecordsDoc { zone: zone_name.clone(), zone_pos: zone.referenced.into(), records }, indices))
 }
 
 #[derive(Deserialize)]

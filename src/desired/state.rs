@@ -138,7 +138,24 @@ pub fn load_from(root: &Path, files: &dyn Files) -> Result<DesiredState, Invalid
                     records.entry(zone).or_default().extend(recs);
                 }
             }
-            Err(ds) => diags.extend(ds),
+            Err(unparsed) => {
+                diags.extend(unparsed.problems);
+                // Every problem at once: the entries that are well-formed on their own are
+                // still checked (their records are not kept: the file is invalid anyway).
+                if let Some((file, indices)) = unparsed.partial {
+                    let from = diags.len();
+                    let _ = check_records(&display, file, settings.as_ref(), &mut diags);
+                    // Their paths count the well-formed entries only: give each its index in the file.
+                    for d in &mut diags[from..] {
+                        if let Some(rest) = d.path.strip_prefix("records[")
+                            && let Some((k, tail)) = rest.split_once(']')
+                            && let Some(i) = k.parse::<usize>().ok().and_then(|k| indices.get(k))
+                        {
+                            d.path = format!("records[{i}]{tail}");
+                        }
+                    }
+                }
+            }
         }
     }
     check_zone_rules(&records, &mut diags);

@@ -138,6 +138,11 @@ fn message_of(err: &serde_saphyr::Error) -> String {
     first
 }
 
+/// The located tree of `text`, or `None` when it does not even parse as YAML.
+pub fn tree(text: &str) -> Option<Spanned<Node>> {
+    serde_saphyr::from_str_with_options::<Spanned<Node>>(text, options(text.len())).ok()
+}
+
 /// Parses a piece of a file (a chunk of a records file) as a `T` with the same protections as
 /// a whole file: duplicate keys refused, aliases and nesting within the budget. `None` on any
 /// problem; the caller then parses the whole file, which reports it with its location.
@@ -210,7 +215,7 @@ pub enum Node {
 }
 
 impl Node {
-    fn to_json(&self) -> serde_json::Value {
+    pub fn to_json(&self) -> serde_json::Value {
         use serde_json::Value;
         match self {
             Node::Null => Value::Null,
