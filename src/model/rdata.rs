@@ -131,6 +131,26 @@ fn number<T: std::str::FromStr>(part: Option<&str>, whole: &str, shape: &'static
 }
 
 /// Strips one pair of surrounding double quotes and undoes `\"` and `\\` escapes.
+/// True when `s` is one quoted string (no unescaped quote inside) or one token (no space, no
+/// quote).
+fn one_caa_value(s: &str) -> bool {
+    match s.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+        Some(inner) => {
+            let mut escaped = false;
+            for c in inner.chars() {
+                match (escaped, c) {
+                    (true, _) => escaped = false,
+                    (false, '\\') => escaped = true,
+                    (false, '"') => return false,
+                    _ => {}
+                }
+            }
+            !escaped
+        }
+        None => !s.contains(|c: char| c.is_whitespace() || c == '"'),
+    }
+}
+
 fn unquote(s: &str) -> String {
     let inner = s.strip_prefix('"').and_then(|r| r.strip_suffix('"')).unwrap_or(s);
     let mut out = String::with_capacity(inner.len());
@@ -226,7 +246,9 @@ impl RData {
                     .and_then(|r| r.split_once(char::is_whitespace))
                     .map(|(_, r)| r.trim())
                     .unwrap_or_default();
-                if rest.is_empty() {
+                // RFC 8659 §4.1.1: the value is one quoted string or one contiguous token. So
+                // `0 is suer "ca.test"` is refused, not read as tag `is`.
+                if rest.is_empty() || !one_caa_value(rest) {
                     return Err(RDataError::Shape(value.to_string(), SHAPE));
                 }
                 let value = unquote(rest);
@@ -366,10 +388,11 @@ pub fn parse_presentation(rtype: RecordType, s: &str) -> Result<RData, RDataErro
         }
         RecordType::Caa => {
             // the quoted value may hold \DDD escapes; decode them through the TXT reader
-            let mut parts = s.trim().splitn(3, ' ');
+            // fields are separated by any white space (a tab is common in zone files)
+            let mut parts = s.trim().splitn(3, char::is_whitespace);
             let flags = parts.next().unwrap_or_default();
-            let tag = parts.next().unwrap_or_default();
-            let rest = parts.next().unwrap_or_default();
+            let tag = parts.next().unwrap_or_default().trim();
+            let rest = parts.next().unwrap_or_default().trim_start();
             let value = parse_txt_presentation(rest).unwrap_or_else(|| rest.to_string());
             let parsed = RData::parse(RecordType::Caa, &format!("{flags} {tag} x"))?;
             check_text(&value)?;
@@ -424,6 +447,23 @@ mod tests {
         assert!(matches!(RData::parse(RecordType::Txt, &"x".repeat(5000)), Err(RDataError::TxtTooLong(5000))));
         assert!(matches!(RData::parse(RecordType::MX, "mail.example."), Err(RDataError::Shape(..))));
         assert!(matches!(RData::parse(RecordType::Caa, "0 is-sue \"x\""), Err(RDataError::CaaTag(_))));
+        // RFC 8659: flags 0-255, a tag of letters and digits, one quoted string or one token
+        for bad in [
+            "0 is suer \"ca.test\"",
+            "0 issue \"a\" \"b\"",
+            "0 issue a b",
+            "256 issue \"x\"",
+            "0 issue \"x",
+            "0 issue x\"y",
+        ] {
+            assert!(RData::parse(RecordType::Caa, bad).is_err(), "{bad}");
+        }
+        for good in ["0 issue letsencrypt.org", "0 issue \"a \\\" b\"", "0 issue \";\""] {
+            assert!(RData::parse(RecordType::Caa, good).is_ok(), "{good}");
+        }
+        // a zone file may separate the fields with tabs
+        let tabbed = parse_presentation(RecordType::Caa, "0\tissue\t\"ca.example\"").unwrap();
+        assert!(matches!(tabbed, RData::Caa(c) if c.tag == "issue" && c.value == "ca.example"));
         // a numeric tag must not be found inside the flags
         let caa = RData::parse(RecordType::Caa, "1 1 \"x\"").unwrap();
         assert!(matches!(caa, RData::Caa(c) if c.flags == 1 && c.tag == "1" && c.value == "x"));
