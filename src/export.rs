@@ -10,8 +10,10 @@ fn q(s: &str) -> String {
 }
 
 /// A records file for `zone` holding `sets`, one flow mapping per line (compact to review,
-/// fast to parse). `schema_path` is the modeline's path to `records.json`.
-pub fn records_yaml(zone: &Name, sets: &[RecordSet], schema_path: &str) -> String {
+/// fast to parse). `schema_path` is the modeline's path to `records.json`. `ttls` says the
+/// target holds TTLs (a hosts file does not): then every TTL is written, 0 included, so that
+/// a plan of the export against the target is empty.
+pub fn records_yaml(zone: &Name, sets: &[RecordSet], schema_path: &str, ttls: bool) -> String {
     let mut out = String::with_capacity(128 + sets.len() * 64);
     out.push_str(&format!("# yaml-language-server: $schema={schema_path}\n"));
     out.push_str(&format!("apiVersion: {API_VERSION}\nkind: Records\nzone: {}\nrecords:\n", q(zone.as_str())));
@@ -20,7 +22,7 @@ pub fn records_yaml(zone: &Name, sets: &[RecordSet], schema_path: &str) -> Strin
     for s in sets {
         let name = s.name.relative(zone);
         let vals: Vec<String> = s.values.iter().map(|v| q(&v.to_value())).collect();
-        let ttl = if s.ttl > 0 { format!(", ttl: {}", s.ttl) } else { String::new() };
+        let ttl = if ttls { format!(", ttl: {}", s.ttl) } else { String::new() };
         if vals.len() == 1 {
             out.push_str(&format!("  - {{name: {}, type: {}{ttl}, value: {}}}\n", q(&name), s.rtype, vals[0]));
         } else {

@@ -787,7 +787,8 @@ fn export(
         );
     }
     let sets: Vec<_> = observed.sets.into_iter().map(|o| o.set).collect();
-    print!("{}", zonekeeper::export::records_yaml(&zone, &sets, "../schema/records.json"));
+    let ttls = t.kind() != "hosts";
+    print!("{}", zonekeeper::export::records_yaml(&zone, &sets, "../schema/records.json", ttls));
     Ok(ExitCode::SUCCESS)
 }
 

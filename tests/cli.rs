@@ -61,6 +61,7 @@ records:
   - {name: "@", type: MX, values: ["10 ns1.home.example.", "20 ns2.home.example."]}
   - {name: "*.apps", type: A, value: 192.0.2.80}
   - {name: alias, type: CNAME, value: ns1.home.example.}
+  - {name: nocache, type: A, ttl: 0, value: 192.0.2.99}
 "#
     .replace("LONG", &"0123456789".repeat(60));
     let repo = Repo::example().with_records("home.example", &records);
@@ -75,6 +76,10 @@ records:
     std::fs::create_dir_all(copy.path().join(".zonekeeper/zones")).unwrap();
     std::fs::copy(repo.zone_file("home.example"), copy.zone_file("home.example")).unwrap();
     copy.run(&["validate"]).expect_code(0);
+    assert!(
+        exported.contains("{name: \"nocache\", type: A, ttl: 0, value: \"192.0.2.99\"}"),
+        "a TTL of 0 is kept: {exported}"
+    );
     copy.run(&["plan", "--detailed-exitcode", "--target", "coredns"]).expect_code(0);
 }
 
