@@ -64,6 +64,12 @@ struct Cli {
     /// Log lines as json or text (default: json when stderr is not a terminal).
     #[arg(long, global = true)]
     log_format: Option<LogFormat>,
+    /// Stop the whole run after this many seconds, whatever it is waiting for (a git fetch, a
+    /// server that does not answer), and exit 1; 0 for no limit. `preview --watch` has none.
+    /// Writes are atomic and applies are resumable, so a stopped run leaves nothing half-done
+    /// that the next run does not finish.
+    #[arg(long, global = true, env = "ZONEKEEPER_TIMEOUT", value_name = "SECONDS", default_value = "1800")]
+    timeout: u64,
     #[command(subcommand)]
     command: Command,
 }
@@ -479,6 +485,17 @@ fn cache_root() -> Result<PathBuf> {
 fn run(cli: Cli) -> Result<ExitCode> {
     let _span = tracing::info_span!("zonekeeper", app = "zonekeeper", version = env!("CARGO_PKG_VERSION")).entered();
     let origin = Origin::from_cli(&cli)?;
+    // Started only now: reading the credentials edits the environment, which must happen
+    // before any thread exists.
+    let watched = matches!(cli.command, Command::Preview { watch: true, .. });
+    if cli.timeout > 0 && !watched {
+        let limit = cli.timeout;
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(limit));
+            eprintln!("error: stopped after --timeout {limit} s; the next run picks up where this one stopped");
+            std::process::exit(1);
+        });
+    }
     match cli.command {
         Command::Validate { format } => validate(&origin, format),
         Command::Plan { format, detailed_exitcode, target, color, no_diff } => {

@@ -233,3 +233,14 @@ fn a_redirect_from_the_bound_server_is_not_followed() {
     assert!(bounce.requests()[0].contains(&format!("authorization: Bearer {TOKEN}")), "{:?}", bounce.requests());
     assert!(thief.requests().is_empty(), "the redirect was followed: {:?}", thief.requests());
 }
+
+#[test]
+fn the_whole_run_has_a_deadline() {
+    // a bound server that accepts and never answers, with a request timeout longer than the run's
+    let (url, _hang) = support::silent_listener();
+    let repo = Repo::empty()
+        .with_settings(&settings(&format!("url: \"{url}\"")).replace("timeoutSeconds: 5", "timeoutSeconds: 600"))
+        .with_records("home.example", RECORDS);
+    let out = zonekeeper(&repo, &bound(&url), &["--timeout", "1", "plan", "--worktree"], &[]).expect_code(1);
+    assert!(out.stderr().contains("stopped after --timeout 1 s"), "{}", out.all());
+}

@@ -184,6 +184,20 @@ impl Recorder {
     }
 }
 
+/// A TCP listener on 127.0.0.1 that accepts connections and never answers: a server that
+/// hangs.
+pub fn silent_listener() -> (String, std::thread::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let handle = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    (url, handle)
+}
+
 /// Runs BIND's named-checkzone on a zone file we wrote; panics with its output on failure.
 #[track_caller]
 pub fn checkzone(zone: &str, path: &Path) -> u32 {
