@@ -379,6 +379,18 @@ fn transient_errors_are_retried_with_backoff() {
 }
 
 #[test]
+fn a_429_is_retried_after_its_retry_after_and_retries_are_logged() {
+    let (dns, repo) = setup(3);
+    dns.state.lock().unwrap().fail_next = vec![429];
+    let out = run(&repo, TOKEN, &["--log-level", "info", "plan", "--detailed-exitcode"]).expect_code(2);
+    assert_eq!(dns.state.lock().unwrap().calls.len(), 2, "the refused read, then the read");
+    // the wait is the one the answer asked for (2 s), not the first backoff step (1 s)
+    let retry = out.stderr().lines().find(|l| l.contains("request failed; retrying")).map(str::to_string);
+    let retry = retry.unwrap_or_else(|| panic!("the retry is logged at info:\n{}", out.stderr()));
+    assert!(retry.contains("\"wait_seconds\":2") && retry.contains("HTTP 429"), "{retry}");
+}
+
+#[test]
 fn the_server_down_then_up_is_waited_for() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();

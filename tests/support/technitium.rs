@@ -304,7 +304,13 @@ async fn handle(
     st.calls.push(Call { endpoint: endpoint.clone(), params });
     if !st.fail_next.is_empty() {
         let code = st.fail_next.remove(0);
-        return StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR).into_response();
+        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        // Technitium has no HTTP rate limiter of its own; a 429 comes from a proxy in front of
+        // it, which says when to come back.
+        if code == 429 {
+            return (status, [("retry-after", "2")]).into_response();
+        }
+        return status.into_response();
     }
     let bearer = headers
         .get("authorization")

@@ -37,7 +37,12 @@ pub enum ApiError {
     #[error("cannot reach Technitium at {base}{endpoint}: {detail}")]
     Transport { base: String, endpoint: String, detail: String },
     #[error("Technitium answered HTTP {status} on {endpoint}")]
-    Http { endpoint: String, status: u16 },
+    Http {
+        endpoint: String,
+        status: u16,
+        /// The seconds a 429 or 503 asks us to wait (`Retry-After`), at most a minute.
+        retry_after: Option<u64>,
+    },
     #[error("unexpected answer from Technitium on {endpoint}: {detail}")]
     Protocol { endpoint: String, detail: String },
 }
@@ -47,7 +52,8 @@ impl ApiError {
     fn transient(&self) -> bool {
         match self {
             ApiError::Transport { .. } => true,
-            ApiError::Http { status, .. } => *status >= 500,
+            // 429: refused before it was handled (RFC 6585), by the server or a proxy before it.
+            ApiError::Http { status, .. } => *status >= 500 || *status == 429,
             _ => false,
         }
     }
@@ -141,7 +147,13 @@ impl Client {
         let resp = request.send().await.map_err(transport)?;
         let status = resp.status();
         if !status.is_success() {
-            return Err(ApiError::Http { endpoint: endpoint.to_string(), status: status.as_u16() });
+            let retry_after = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(|s| s.min(60));
+            return Err(ApiError::Http { endpoint: endpoint.to_string(), status: status.as_u16(), retry_after });
         }
         let body: serde_json::Value = resp.json().await.map_err(|e| ApiError::Protocol {
             endpoint: endpoint.to_string(),
@@ -198,7 +210,11 @@ impl Client {
                 }
                 Err(e) if e.transient() && attempt < self.policy.attempts => {
                     // At info: an unreachable server must not be silence at the default log level.
-                    let wait = backoff(attempt);
+                    let asked = match &e {
+                        ApiError::Http { retry_after: Some(s), .. } => Some(Duration::from_secs(*s)),
+                        _ => None,
+                    };
+                    let wait = asked.unwrap_or_else(|| backoff(attempt));
                     tracing::info!(
                         endpoint,
                         attempt,
