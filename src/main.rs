@@ -672,7 +672,10 @@ fn preview_state(mut state: DesiredState, hosts: &Path, view: Option<&str>) -> R
 /// One render of the preview block: prints a short line, returns whether it worked.
 fn preview_once(repo: &Path, hosts: &Path, view: Option<&str>) -> Result<()> {
     let state = preview_state(desired::load(repo)?, hosts, view)?;
-    // A hosts file needs no token.
+    // A hosts file needs no token. It is locked like any apply's target, so a preview and an
+    // apply (or two previews) never interleave on one file.
+    let places = reconcile::lock_places(&state, &Secrets::none(), None);
+    let _held = zonekeeper::targets::lock::acquire(&places, Path::new(""), Some(Duration::from_secs(30)))?;
     let planned = reconcile::plan(&state, &Secrets::none(), &WorkTree(repo.to_path_buf()).describe(), None)?;
     if let Some(f) = planned.plan.unplanned.first() {
         bail!("{}: {}", f.target, f.error);
