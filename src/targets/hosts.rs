@@ -240,10 +240,12 @@ impl Target for HostsTarget {
         if plan.changes.is_empty() {
             return Ok(Vec::new());
         }
-        // Without the text after the plan there is nothing to write: never report it as done.
-        let (Some(native), Some(after)) = (&plan.native, plan.native.as_ref().and_then(|n| n.after.as_deref())) else {
-            let why = "the hosts block could not be rendered, so nothing was written".to_string();
-            return Ok(vec![super::Outcome::Skipped(why); plan.changes.len()]);
+        let Some(native) = &plan.native else {
+            return Ok(super::not_rendered(plan));
+        };
+        let Some(after) = native.after.as_deref() else {
+            // The plan leaves the block as it is.
+            return Ok(all());
         };
         let section = |text: &str| -> Result<Vec<(IpAddr, Name)>, TargetError> {
             Ok(self.find_block(text)?.and_then(|mut b| b.sections.remove(zone)).unwrap_or_default())
@@ -254,12 +256,7 @@ impl Target for HostsTarget {
         }
         let updated = self.splice(&current, zone, section(after)?)?;
         if updated != current {
-            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
-                // A first write to a hosts file of our own (e.g. .zonekeeper/hosts).
-                std::fs::create_dir_all(dir).map_err(|source| {
-                    TargetError::Write(super::atomic::WriteError::Io { path: dir.display().to_string(), source })
-                })?;
-            }
+            super::create_parent(&self.path)?;
             super::atomic::write_atomic(&self.path, updated.as_bytes())?;
         }
         Ok(all())

@@ -118,10 +118,8 @@ pub(crate) fn write_native(path: &std::path::Path, plan: &TargetPlan) -> Result<
     if plan.changes.is_empty() {
         return Ok(Vec::new());
     }
-    // Without the text after the plan there is nothing to write: never report it as done.
     let Some(native) = &plan.native else {
-        let why = "the file could not be rendered, so nothing was written".to_string();
-        return Ok(vec![Outcome::Skipped(why); plan.changes.len()]);
+        return Ok(not_rendered(plan));
     };
     let Some(after) = native.after.as_deref().filter(|a| *a != native.before) else {
         // The file already reads as planned.
@@ -143,10 +141,23 @@ pub(crate) fn write_native(path: &std::path::Path, plan: &TargetPlan) -> Result<
     if now != native.before {
         return Err(TargetError::Changed { path: path.display().to_string() });
     }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|source| TargetError::Write(atomic::WriteError::Io { path: dir.display().to_string(), source }))?;
-    }
+    create_parent(path)?;
     atomic::write_atomic(path, after.as_bytes())?;
     Ok(all())
+}
+
+/// Every change of `plan` skipped: without the text after the plan there is nothing to
+/// write, and it must never be reported as done.
+pub(crate) fn not_rendered(plan: &TargetPlan) -> Vec<Outcome> {
+    let why = "the file could not be rendered, so nothing was written".to_string();
+    vec![Outcome::Skipped(why); plan.changes.len()]
+}
+
+/// Creates the folder `path` is to be written in, for a first write.
+pub(crate) fn create_parent(path: &std::path::Path) -> Result<(), TargetError> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => std::fs::create_dir_all(dir)
+            .map_err(|source| TargetError::Write(atomic::WriteError::Io { path: dir.display().to_string(), source })),
+        None => Ok(()),
+    }
 }
