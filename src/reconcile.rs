@@ -145,12 +145,8 @@ pub fn plan(
             TargetRef { name: ts.name.clone(), kind: v.target.kind().to_string(), view: ts.view.clone(), public };
         let mut tp = plan_target(tref, v.zone, &v.wanted, &v.observation.sets, s.policy, limits, v.target.adopt());
         tp.refusals.extend(crate::plan::check_ttl_max(&tp.changes, v.observation.ttl_max));
-        let on_purpose = state.records.get(v.zone).is_some_and(|r| r.is_empty());
-        if let Some(emptied) = crate::plan::check_emptied(&tp.changes, tp.owned, on_purpose) {
-            // It says more than the delete share would, about the same deletes.
-            tp.refusals.retain(|r| !matches!(r, crate::plan::Refusal::Limit { op: crate::plan::Op::Delete, .. }));
-            tp.refusals.push(emptied);
-        }
+        // An empty records file says on purpose that the zone holds nothing.
+        tp.refuse_emptying(state.records.get(v.zone).is_some_and(|r| r.is_empty()));
         large |= v.wanted.len().max(v.observation.sets.len()) >= crate::memory::LARGE;
         drop(v.wanted);
         tp.native = v.target.render(v.zone, v.observation, &tp);

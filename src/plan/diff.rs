@@ -230,6 +230,17 @@ pub fn check_emptied(changes: &[Change], owned: usize, on_purpose: bool) -> Opti
     (owned > 0 && deletes == owned && !adds && !on_purpose).then_some(Refusal::EmptiesZone { owned })
 }
 
+impl TargetPlan {
+    /// Adds the refusal of `check_emptied` when it applies; it replaces the delete-share
+    /// refusal, which would say less about the same deletes.
+    pub fn refuse_emptying(&mut self, on_purpose: bool) {
+        if let Some(emptied) = check_emptied(&self.changes, self.owned, on_purpose) {
+            self.refusals.retain(|r| !matches!(r, Refusal::Limit { op: Op::Delete, .. }));
+            self.refusals.push(emptied);
+        }
+    }
+}
+
 /// Sets that a create or update would give a TTL above `max`, the largest the target takes.
 pub fn check_ttl_max(changes: &[Change], max: Option<u32>) -> Option<Refusal> {
     let max = max?;
