@@ -126,8 +126,8 @@ enum Command {
         #[arg(long)]
         no_diff: bool,
     },
-    /// Plan, then make the changes. Safety-limit and root-NS refusals need --force.
-    /// Each target is locked from before it is read until after it is written, so two runs
+    /// Plan, then make the changes. Safety-limit, root-NS and emptied-zone refusals need
+    /// --force. Each target is locked from before it is read until after it is written, so two runs
     /// never interleave.
     Apply {
         /// Apply only this target.
@@ -470,6 +470,22 @@ fn load_secrets(cli: &Cli, remote: bool) -> Result<Secrets> {
     Ok(secrets)
 }
 
+/// Locks every target an apply of `state` (or only `only`) may write, for as long as the
+/// result is held. An API target's lock lives in the user's own cache, never in a shared
+/// temp folder; file targets need no cache at all.
+fn lock_targets(
+    state: &DesiredState,
+    secrets: &Secrets,
+    only: Option<&str>,
+    wait: Option<Duration>,
+) -> Result<Vec<zonekeeper::targets::lock::Held>> {
+    use zonekeeper::targets::lock::{self, LockPlace};
+    let places = reconcile::lock_places(state, secrets, only);
+    let named = places.iter().any(|(_, p)| matches!(p, LockPlace::Named(_)));
+    let lock_dir = if named { cache_root()?.join("locks") } else { PathBuf::new() };
+    Ok(lock::acquire(&places, &lock_dir, wait)?)
+}
+
 /// Where remote repositories are cached: `ZONEKEEPER_CACHE`, else the XDG cache directory.
 fn cache_root() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("ZONEKEEPER_CACHE") {
@@ -518,11 +534,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
         Command::Apply { target, force, wait, color } => origin.with_state_in_force(|state, source| {
-            let places = reconcile::lock_places(state, &origin.secrets, target.as_deref());
-            // An API target's lock lives in the user's own cache; never in a shared temp folder.
-            let named = places.iter().any(|(_, p)| matches!(p, zonekeeper::targets::lock::LockPlace::Named(_)));
-            let lock_dir = if named { cache_root()?.join("locks") } else { PathBuf::new() };
-            let _held = zonekeeper::targets::lock::acquire(&places, &lock_dir, wait.map(Duration::from_secs))?;
+            let _held = lock_targets(state, &origin.secrets, target.as_deref(), wait.map(Duration::from_secs))?;
             apply(state, &origin.secrets, source, target.as_deref(), force, color.enabled())
         }),
         Command::Preview { hosts, watch, view } => {
@@ -674,8 +686,7 @@ fn preview_once(repo: &Path, hosts: &Path, view: Option<&str>) -> Result<()> {
     let state = preview_state(desired::load(repo)?, hosts, view)?;
     // A hosts file needs no token. It is locked like any apply's target, so a preview and an
     // apply (or two previews) never interleave on one file.
-    let places = reconcile::lock_places(&state, &Secrets::none(), None);
-    let _held = zonekeeper::targets::lock::acquire(&places, Path::new(""), Some(Duration::from_secs(30)))?;
+    let _held = lock_targets(&state, &Secrets::none(), None, Some(Duration::from_secs(30)))?;
     let planned = reconcile::plan(&state, &Secrets::none(), &WorkTree(repo.to_path_buf()).describe(), None)?;
     if let Some(f) = planned.plan.unplanned.first() {
         bail!("{}: {}", f.target, f.error);
