@@ -348,7 +348,8 @@ pub fn github_property(s: &str) -> String {
 /// notice), so that a pull request's checks page shows them without opening the log.
 pub fn github(plan: &Plan) -> String {
     let mut out = text(plan, false, false);
-    let place = |tp: &TargetPlan| github_property(&format!("{} on {}", tp.zone, tp.target.name));
+    let title =
+        |what: &str, tp: &TargetPlan| github_property(&format!("zonekeeper {what}: {} on {}", tp.zone, tp.target.name));
     for u in &plan.unplanned {
         let _ = writeln!(
             out,
@@ -359,10 +360,10 @@ pub fn github(plan: &Plan) -> String {
     }
     for tp in &plan.targets {
         for r in &tp.refusals {
-            let _ = writeln!(out, "::error title=zonekeeper refused%3A {}::{}", place(tp), github_data(&r.message()));
+            let _ = writeln!(out, "::error title={}::{}", title("refused", tp), github_data(&r.message()));
         }
         for d in &tp.drift {
-            let _ = writeln!(out, "::warning title=zonekeeper drift%3A {}::{}", place(tp), github_data(&drift_text(d)));
+            let _ = writeln!(out, "::warning title={}::{}", title("drift", tp), github_data(&drift_text(d)));
         }
     }
     let s = summary(plan);
