@@ -19,19 +19,24 @@ fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// `preview --watch` on `repo` into `hosts`, its stdout piped.
+fn watch(repo: &Repo, hosts: &std::path::Path, stderr: Stdio) -> std::process::Child {
+    Command::new(assert_cmd::cargo::cargo_bin("zonekeeper"))
+        .args(["--repo", repo.path().to_str().unwrap(), "preview", "--watch", "--hosts", hosts.to_str().unwrap()])
+        .env("ZONEKEEPER_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn watch_follows_edits_keeps_the_last_good_block_and_stops_on_ctrl_c() {
     let repo = Repo::example();
     let hosts_dir = tempfile::tempdir().unwrap();
     let hosts = hosts_dir.path().join("hosts");
     std::fs::write(&hosts, "127.0.0.1 localhost\n").unwrap();
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("zonekeeper"))
-        .args(["--repo", repo.path().to_str().unwrap(), "preview", "--watch", "--hosts", hosts.to_str().unwrap()])
-        .env("ZONEKEEPER_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = watch(&repo, &hosts, Stdio::piped());
     let read = || std::fs::read_to_string(&hosts).unwrap_or_default();
     wait_for("the first render", || read().contains("192.0.2.25\tmail.home.example"));
     assert!(read().starts_with("127.0.0.1 localhost\n"));
@@ -78,13 +83,7 @@ fn preview_once_writes_the_block_and_names_a_missing_view() {
 
 /// Runs `preview --watch` for `idle`, with no file changed, then Ctrl-C; returns stdout.
 fn watch_idle(repo: &Repo, hosts: &std::path::Path, idle: Duration) -> String {
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("zonekeeper"))
-        .args(["--repo", repo.path().to_str().unwrap(), "preview", "--watch", "--hosts", hosts.to_str().unwrap()])
-        .env("ZONEKEEPER_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = watch(repo, hosts, Stdio::null());
     wait_for("the first render", || std::fs::read_to_string(hosts).unwrap_or_default().contains("mail.home.example"));
     std::thread::sleep(idle);
     Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();

@@ -130,16 +130,9 @@ fn no_token_goes_over_plain_http_to_another_host_and_none_without_a_credential()
 fn a_credentials_file_inside_the_repository_is_refused() {
     let repo = Repo::example();
     repo.write("creds/credentials.yaml", "credentials: []\n");
-    let out = assert_cmd::Command::cargo_bin("zonekeeper")
-        .unwrap()
-        .arg("--repo")
-        .arg(repo.path())
-        .args(["--credentials", &repo.path().join("creds/credentials.yaml").display().to_string(), "plan"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("is inside the repository"), "{err}");
+    let inside = repo.path().join("creds/credentials.yaml");
+    let out = repo.run(&["--credentials", inside.to_str().unwrap(), "plan"]).expect_code(1);
+    assert!(out.stderr().contains("is inside the repository"), "{}", out.all());
 
     // nor may a credential read its token or CA from the repository
     repo.write("ca.pem", "-----BEGIN CERTIFICATE-----\n");
