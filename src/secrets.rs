@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::desired::SecretSource;
+
 /// A secret value: never printed, never serialised.
 #[derive(Clone)]
 pub struct Secret(String);
@@ -84,19 +86,12 @@ impl fmt::Display for Origin {
     }
 }
 
-/// Where a token is read from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TokenSource {
-    Env(String),
-    File(PathBuf),
-}
-
 /// One credential: a token bound to one origin, with the TLS trust used for it.
 #[derive(Debug)]
 pub struct Binding {
     pub name: Option<String>,
     pub origin: Origin,
-    pub source: TokenSource,
+    pub source: SecretSource,
     /// The token as read at start-up, or why it could not be read.
     token: Result<Secret, String>,
     pub ca_file: Option<PathBuf>,
@@ -119,7 +114,7 @@ pub struct Request<'a> {
     pub name: Option<&'a str>,
     /// The target's `tokenEnv`/`tokenFile` (the format before credentials were bound): it may
     /// only repeat what the bound credential says.
-    pub source: Option<&'a TokenSource>,
+    pub source: Option<&'a SecretSource>,
     /// The target's `caFile` and `insecureSkipTlsVerify`: likewise.
     pub ca_file: Option<&'a Path>,
     pub insecure_skip_tls_verify: bool,
@@ -210,7 +205,7 @@ impl Secrets {
                 Some(Binding {
                     name: None,
                     origin: Origin::of(url)?,
-                    source: TokenSource::Env(String::new()),
+                    source: SecretSource::Env(String::new()),
                     token: Ok(Secret::new(*token)),
                     ca_file: None,
                     insecure_skip_tls_verify: false,
@@ -258,8 +253,8 @@ impl Secrets {
                 )));
             }
             let source = match (b.token_env, b.token_file) {
-                (Some(v), None) if !v.is_empty() => TokenSource::Env(v),
-                (None, Some(f)) => TokenSource::File(base.join(f)),
+                (Some(v), None) if !v.is_empty() => SecretSource::Env(v),
+                (None, Some(f)) => SecretSource::File(base.join(f)),
                 _ => return Err(invalid(format!("{at}: give exactly one of tokenEnv or tokenFile"))),
             };
             if let Some(n) = &b.name
@@ -285,8 +280,8 @@ impl Secrets {
     pub fn files(&self) -> impl Iterator<Item = &Path> {
         self.bindings.iter().flat_map(|b| {
             let token = match &b.source {
-                TokenSource::File(f) => Some(f.as_path()),
-                TokenSource::Env(_) => None,
+                SecretSource::File(f) => Some(f.as_path()),
+                SecretSource::Env(_) => None,
             };
             token.into_iter().chain(b.ca_file.as_deref())
         })
@@ -296,7 +291,7 @@ impl Secrets {
     /// environment once they are read, before any thread or child process starts.
     pub fn env_vars(&self) -> impl Iterator<Item = &str> {
         self.bindings.iter().filter_map(|b| match &b.source {
-            TokenSource::Env(v) if !v.is_empty() => Some(v.as_str()),
+            SecretSource::Env(v) if !v.is_empty() => Some(v.as_str()),
             _ => None,
         })
     }
@@ -337,12 +332,12 @@ impl Secrets {
         };
         if let Some(asked) = request.source {
             let same = match (asked, &binding.source) {
-                (TokenSource::Env(a), TokenSource::Env(b)) => a == b,
-                (TokenSource::File(a), TokenSource::File(b)) => same_file(a, b),
+                (SecretSource::Env(a), SecretSource::Env(b)) => a == b,
+                (SecretSource::File(a), SecretSource::File(b)) => same_file(a, b),
                 _ => false,
             };
             if !same {
-                let field = if matches!(asked, TokenSource::Env(_)) { "tokenEnv" } else { "tokenFile" };
+                let field = if matches!(asked, SecretSource::Env(_)) { "tokenEnv" } else { "tokenFile" };
                 return Err(Denied::SourceMismatch { field, origin });
             }
         }
@@ -372,20 +367,20 @@ pub fn default_path() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config/zonekeeper/credentials.yaml"))
 }
 
-fn read_token(source: &TokenSource) -> Result<Secret, String> {
+fn read_token(source: &SecretSource) -> Result<Secret, String> {
     let value = match source {
-        TokenSource::Env(var) => {
+        SecretSource::Env(var) => {
             std::env::var(var).map_err(|_| format!("the environment variable {var} is not set"))?
         }
-        TokenSource::File(path) => {
+        SecretSource::File(path) => {
             std::fs::read_to_string(path).map_err(|e| format!("cannot read the token file {}: {e}", path.display()))?
         }
     };
     let value = value.trim();
     if value.is_empty() {
         return Err(match source {
-            TokenSource::Env(var) => format!("the environment variable {var} is empty"),
-            TokenSource::File(path) => format!("the token file {} is empty", path.display()),
+            SecretSource::Env(var) => format!("the environment variable {var} is empty"),
+            SecretSource::File(path) => format!("the token file {} is empty", path.display()),
         });
     }
     Ok(Secret::new(value))
@@ -468,10 +463,10 @@ mod tests {
     fn the_repository_cannot_pick_where_a_token_is_read_from() {
         let (d, s) = store("credentials:\n  - {origin: \"https://dns.lan\", tokenFile: token, name: lan}\n");
         let s = s.unwrap();
-        let other = TokenSource::Env("AWS_SECRET_ACCESS_KEY".into());
+        let other = SecretSource::Env("AWS_SECRET_ACCESS_KEY".into());
         let r = Request { url: "https://dns.lan", source: Some(&other), ..Request::default() };
         assert!(matches!(s.grant(&r), Err(Denied::SourceMismatch { field: "tokenEnv", .. })));
-        let same = TokenSource::File(d.path().join("token"));
+        let same = SecretSource::File(d.path().join("token"));
         let r = Request { url: "https://dns.lan", source: Some(&same), ..Request::default() };
         assert!(s.grant(&r).is_ok(), "repeating what the operator bound is fine");
         let r = Request { url: "https://dns.lan", insecure_skip_tls_verify: true, ..Request::default() };

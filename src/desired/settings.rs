@@ -33,7 +33,7 @@ pub enum TargetKind {
     Technitium(TechnitiumSettings),
 }
 
-/// Where a secret comes from; the secret itself is read only when the target is used.
+/// Where a secret is read from: an environment variable or a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretSource {
     Env(String),

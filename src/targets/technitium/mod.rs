@@ -18,10 +18,10 @@ use client::{ApiError, Client, Policy, Token};
 use serde_json::Value;
 
 use super::{Observation, Outcome, Target, TargetError};
-use crate::desired::{SecretSource, TechnitiumSettings};
+use crate::desired::TechnitiumSettings;
 use crate::model::{Caa, Name, Observed, Ownership, RData, RecordSet, RecordType, Wanted};
 use crate::plan::{Change, NativeText, TargetPlan};
-use crate::secrets::{Denied, Secrets, TokenSource};
+use crate::secrets::{Denied, Secrets};
 
 const MARKER: &str = "zonekeeper:owner=";
 
@@ -47,14 +47,10 @@ struct Access {
 
 impl Access {
     fn granted(settings: &TechnitiumSettings, secrets: &Secrets) -> Result<Access, Denied> {
-        let source = settings.token.as_ref().map(|t| match t {
-            SecretSource::Env(v) => TokenSource::Env(v.clone()),
-            SecretSource::File(f) => TokenSource::File(f.clone()),
-        });
         let grant = secrets.grant(&crate::secrets::Request {
             url: &settings.url,
             name: settings.credential.as_deref(),
-            source: source.as_ref(),
+            source: settings.token.as_ref(),
             ca_file: settings.ca_file.as_deref(),
             insecure_skip_tls_verify: settings.insecure_skip_tls_verify,
         })?;
