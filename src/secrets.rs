@@ -61,8 +61,7 @@ impl Origin {
     }
 
     pub fn is_loopback(&self) -> bool {
-        let host = self.host.trim_start_matches('[').trim_end_matches(']');
-        host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        is_loopback_host(&self.host)
     }
 
     pub fn is_plain_http(&self) -> bool {
@@ -357,6 +356,13 @@ impl Secrets {
             insecure_skip_tls_verify: binding.insecure_skip_tls_verify,
         })
     }
+}
+
+/// `localhost` or a loopback address (`[::1]` with or without brackets): where plain http
+/// may carry a secret. Shared with the git transport's check.
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Where the credentials file is when the operator names none.

@@ -58,7 +58,7 @@ impl Authority {
     }
 
     fn is_loopback(&self) -> bool {
-        self.host == "localhost" || self.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        crate::secrets::is_loopback_host(&self.host)
     }
 }
 
