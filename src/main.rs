@@ -261,6 +261,8 @@ struct Origin {
     repo: PathBuf,
     rev: Option<String>,
     worktree: bool,
+    /// `export` loads a state whose zones may have no records file yet.
+    purpose: desired::Purpose,
     credentials: Option<zonekeeper::sources::git::Credentials>,
     /// The operator's API tokens, each bound to an origin.
     secrets: Secrets,
@@ -299,6 +301,11 @@ impl Origin {
             repo: cli.repo.clone(),
             rev: cli.git_ref.clone(),
             worktree: cli.worktree,
+            purpose: if matches!(cli.command, Command::Export { .. }) {
+                desired::Purpose::Export
+            } else {
+                desired::Purpose::Reconcile
+            },
             // Only a remote needs the token: a bad token file must not stop local work.
             credentials: if remote { git_credentials(cli)? } else { None },
             // Only commands that reach targets read the credentials: a broken credentials file
@@ -333,12 +340,15 @@ impl Origin {
     fn load_local(&self) -> Result<Loaded> {
         use zonekeeper::sources::git;
         let repo = &self.repo;
-        let on_disk = || (desired::load(repo), WorkTree(repo.to_path_buf()).describe());
+        let on_disk = || {
+            let files = WorkTree(repo.to_path_buf());
+            (desired::load_for(repo, &files, self.purpose), files.describe())
+        };
         let (state, source) = match self.rev.as_deref() {
             Some(rev) => {
                 let files = git::read_commit(repo, rev)?;
                 let source = files.describe();
-                (desired::load_from(repo, &files), source)
+                (desired::load_for(repo, &files, self.purpose), source)
             }
             None if self.worktree => on_disk(),
             None => match git::read_head(repo)? {
@@ -353,7 +363,7 @@ impl Origin {
                         );
                     }
                     let source = files.describe();
-                    (desired::load_from(repo, &files), source)
+                    (desired::load_for(repo, &files, self.purpose), source)
                 }
             },
         };
@@ -380,7 +390,7 @@ impl Origin {
         let here = Path::new(".");
         let source = read.files.describe();
         tracing::info!(commit = %read.commit, source = %source, "read the desired state");
-        let state = desired::load_from(here, &read.files);
+        let state = desired::load_for(here, &read.files, self.purpose);
         match state {
             Ok(state) => {
                 if read.follows_branch {
@@ -398,7 +408,7 @@ impl Origin {
                         let files = git::read_clone_commit(&dir, &last, url)?;
                         let good_source = files.describe();
                         Ok(Loaded {
-                            state: desired::load_from(here, &files),
+                            state: desired::load_for(here, &files, self.purpose),
                             source: good_source,
                             held_back: Some((source, invalid)),
                         })

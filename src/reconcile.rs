@@ -145,6 +145,7 @@ pub fn plan(
             TargetRef { name: ts.name.clone(), kind: v.target.kind().to_string(), view: ts.view.clone(), public };
         let mut tp = plan_target(tref, v.zone, &v.wanted, &v.observation.sets, s.policy, limits, v.target.adopt());
         tp.refusals.extend(crate::plan::check_ttl_max(&tp.changes, v.observation.ttl_max));
+        tp.refusals.extend(crate::plan::check_types(&tp.changes, v.target.kind(), |t| v.target.supports(t)));
         // An empty records file says on purpose that the zone holds nothing.
         tp.refuse_emptying(state.records.get(v.zone).is_some_and(|r| r.is_empty()));
         large |= v.wanted.len().max(v.observation.sets.len()) >= crate::memory::LARGE;

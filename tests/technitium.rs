@@ -624,3 +624,22 @@ fn clean_orphans_deletes_only_our_records_in_a_zone_no_longer_served() {
     // nothing of ours is left there: the zone is no longer read as an orphan
     run(&repo, TOKEN, &["plan", "--detailed-exitcode"]).expect_code(0);
 }
+
+#[test]
+fn a_type_without_documented_parameters_is_refused_for_its_zone_and_nothing_is_guessed() {
+    let (dns, repo) = setup(3);
+    let records =
+        format!("{RECORDS}  - {{name: ssh, type: SSHFP, value: 1 1 123456789abcdef67890123456789abcdef67890}}\n");
+    let repo = repo.with_records("home.example", &records);
+    // a refusal no flag overrides: plan says so and exits 1, as for a TTL the server refuses
+    let out = run(&repo, TOKEN, &["plan"]).expect_code(1);
+    assert!(
+        out.stdout()
+            .contains("ssh.home.example SSHFP: zonekeeper cannot write this record type to a technitium target yet"),
+        "{}",
+        out.stdout()
+    );
+    let out = run(&repo, TOKEN, &["apply"]);
+    assert_ne!(out.code(), 0, "a zone held back is not a success: {}", out.all());
+    assert!(dns.writes().is_empty(), "nothing sent for the zone held back: {:?}", dns.writes());
+}

@@ -98,9 +98,25 @@ pub fn load(root: &Path) -> Result<DesiredState, Invalid> {
     load_from(root, &WorkTree(root.to_path_buf()))
 }
 
+/// What the state is loaded for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Purpose {
+    /// Planning and applying: every check.
+    #[default]
+    Reconcile,
+    /// `export`, which writes a zone's records file: a zone may have none yet (or one without
+    /// its apex NS), since making it is the point.
+    Export,
+}
+
 /// Loads and checks the whole desired state from `files`; paths in the settings (zone-file
 /// directories, hosts files) are relative to `root`.
 pub fn load_from(root: &Path, files: &dyn Files) -> Result<DesiredState, Invalid> {
+    load_for(root, files, Purpose::Reconcile)
+}
+
+/// `load_from` for a purpose (see `Purpose`).
+pub fn load_for(root: &Path, files: &dyn Files, purpose: Purpose) -> Result<DesiredState, Invalid> {
     let mut diags = Vec::new();
     let settings = match files.read(SETTINGS_FILE, Limits::default().max_file_bytes) {
         Ok(Some(text)) => load_settings(root, &text, &mut diags),
@@ -162,8 +178,10 @@ pub fn load_from(root: &Path, files: &dyn Files) -> Result<DesiredState, Invalid
     // Only when every file read cleanly: a zone whose file failed to parse lacks its NS too,
     // and saying so would only bury the real problem.
     if let (Some(s), true) = (&settings, diags.is_empty()) {
-        check_zones_have_records(s, &zone_files, &mut diags);
-        check_zone_files_have_ns(s, &records, &zone_files, &mut diags);
+        if purpose == Purpose::Reconcile {
+            check_zones_have_records(s, &zone_files, &mut diags);
+            check_zone_files_have_ns(s, &records, &zone_files, &mut diags);
+        }
         check_technitium_text(s, &records, &mut diags);
     }
 

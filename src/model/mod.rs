@@ -5,7 +5,10 @@ mod name;
 mod rdata;
 
 pub use name::{Name, NameError};
-pub use rdata::{Caa, MAX_TXT_OCTETS, RData, RDataError, RecordType, parse_presentation, parse_txt_presentation};
+pub use rdata::{
+    Caa, MAX_TXT_OCTETS, RData, RDataError, RecordType, parse_presentation, parse_txt_presentation, scan_structured,
+    structured_text, txt_strings,
+};
 
 use std::fmt;
 

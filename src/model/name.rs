@@ -87,6 +87,21 @@ impl Name {
         Ok(Name(s.into_boxed_str()))
     }
 
+    /// The root, `.`: valid only as the target of a value (a null MX `0 .`, an SRV `0 0 0 .`
+    /// that says "no service here"), never as an owner; `parse` does not produce it.
+    pub fn root() -> Name {
+        Name("".into())
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Parses the target name of a value: an absolute name, or `.` for the root.
+    pub fn parse_target(input: &str) -> Result<Name, NameError> {
+        if input == "." { Ok(Name::root()) } else { Name::parse(input) }
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

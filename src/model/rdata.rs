@@ -28,10 +28,24 @@ pub enum RecordType {
     Srv,
     #[serde(rename = "CAA")]
     Caa,
+    #[serde(rename = "PTR")]
+    Ptr,
+    #[serde(rename = "SSHFP")]
+    Sshfp,
+    #[serde(rename = "TLSA")]
+    Tlsa,
+    #[serde(rename = "HTTPS")]
+    Https,
+    #[serde(rename = "SVCB")]
+    Svcb,
+    #[serde(rename = "NAPTR")]
+    Naptr,
+    #[serde(rename = "DS")]
+    Ds,
 }
 
 impl RecordType {
-    pub const ALL: [RecordType; 8] = [
+    pub const ALL: [RecordType; 15] = [
         RecordType::A,
         RecordType::Aaaa,
         RecordType::Cname,
@@ -40,6 +54,13 @@ impl RecordType {
         RecordType::Txt,
         RecordType::Srv,
         RecordType::Caa,
+        RecordType::Ptr,
+        RecordType::Sshfp,
+        RecordType::Tlsa,
+        RecordType::Https,
+        RecordType::Svcb,
+        RecordType::Naptr,
+        RecordType::Ds,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -52,11 +73,32 @@ impl RecordType {
             RecordType::Txt => "TXT",
             RecordType::Srv => "SRV",
             RecordType::Caa => "CAA",
+            RecordType::Ptr => "PTR",
+            RecordType::Sshfp => "SSHFP",
+            RecordType::Tlsa => "TLSA",
+            RecordType::Https => "HTTPS",
+            RecordType::Svcb => "SVCB",
+            RecordType::Naptr => "NAPTR",
+            RecordType::Ds => "DS",
         }
     }
 
     pub fn parse(s: &str) -> Option<RecordType> {
         RecordType::ALL.into_iter().find(|t| t.as_str().eq_ignore_ascii_case(s))
+    }
+
+    /// The types whose values zonekeeper keeps in their canonical presentation form, parsed
+    /// and checked against their RFC grammar by NLnet Labs' `domain` (see `RData::Other`).
+    pub fn is_structured_text(self) -> bool {
+        matches!(
+            self,
+            RecordType::Sshfp
+                | RecordType::Tlsa
+                | RecordType::Https
+                | RecordType::Svcb
+                | RecordType::Naptr
+                | RecordType::Ds
+        )
     }
 }
 
@@ -87,6 +129,11 @@ pub enum RData {
     },
     /// Boxed: rare, and two strings would double the size of every other value.
     Caa(Box<Caa>),
+    Ptr(Name),
+    /// SSHFP, TLSA, HTTPS, SVCB, NAPTR, DS: the value in the canonical presentation form that
+    /// `domain` prints after parsing it to the type's RFC grammar, so that two spellings of
+    /// one value (hex case, parameter order) compare equal and a malformed one never loads.
+    Other(RecordType, Box<str>),
 }
 
 /// A CAA record's value (RFC 8659).
@@ -117,6 +164,8 @@ pub enum RDataError {
     TxtTooLong(usize),
     #[error("CAA tag `{0}` must be letters and digits only")]
     CaaTag(String),
+    #[error("`{value}` is not a valid {rtype} value: {reason}")]
+    Grammar { rtype: RecordType, value: String, reason: String },
 }
 
 fn absolute_name(s: &str) -> Result<Name, RDataError> {
@@ -124,6 +173,63 @@ fn absolute_name(s: &str) -> Result<Name, RDataError> {
         return Err(RDataError::NotAbsolute(s.to_string()));
     }
     Name::parse(s).map_err(|source| RDataError::BadName { value: s.to_string(), source })
+}
+
+/// The target of an MX or SRV value: an absolute name, or `.` (a null MX, RFC 7505; an SRV
+/// that says the service is not offered, RFC 2782).
+fn target_name(s: &str) -> Result<Name, RDataError> {
+    if s == "." { Ok(Name::root()) } else { absolute_name(s) }
+}
+
+/// Parses a value of a type kept as canonical text (`RecordType::is_structured_text`) with
+/// `domain`'s zone-file scanner, as the one record of a one-line zone with no origin: a
+/// relative name in the value is then an error, as everywhere in a records file.
+pub fn scan_structured(rtype: RecordType, value: &str) -> Result<RData, RDataError> {
+    let grammar = |reason: String| RDataError::Grammar { rtype, value: value.to_string(), reason };
+    check_text(value)?;
+    // A `;` outside quotes would start a comment and silently cut the value short. (No value
+    // holds a line break: `check_text` refused it.)
+    let mut quoted = false;
+    let mut escaped = false;
+    for c in value.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => quoted = !quoted,
+            ';' if !quoted => return Err(grammar("`;` outside quotes would start a comment".into())),
+            _ => {}
+        }
+    }
+    let line = format!(". 0 IN {} {value}\n", rtype.as_str());
+    let mut scanner = domain::zonefile::inplace::Zonefile::from(line.as_str());
+    scanner.set_default_class(domain::base::iana::Class::IN);
+    let text = match scanner.next_entry() {
+        Ok(Some(domain::zonefile::inplace::Entry::Record(r))) => structured_text(r.data()),
+        Ok(_) => return Err(grammar("no value".into())),
+        Err(e) => return Err(grammar(scan_reason(&e.to_string()))),
+    };
+    if !matches!(scanner.next_entry(), Ok(None)) {
+        return Err(grammar("more than one value".into()));
+    }
+    Ok(RData::Other(rtype, text.into()))
+}
+
+/// The canonical one-line presentation form of a value `domain` scanned: what a structured
+/// type's value is kept, compared and written as.
+pub fn structured_text(data: &domain::zonefile::inplace::ScannedRecordData) -> String {
+    use domain::base::zonefile_fmt::{DisplayKind, ZonefileFmt};
+    data.display_zonefile(DisplayKind::Simple).to_string()
+}
+
+/// `domain`'s error text without its `line:col:` prefix, which is meaningless for one value.
+fn scan_reason(message: &str) -> String {
+    let mut parts = message.splitn(3, ':');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(l), Some(c), Some(rest)) if l.parse::<u32>().is_ok() && c.parse::<u32>().is_ok() => {
+            rest.trim().to_string()
+        }
+        _ => message.to_string(),
+    }
 }
 
 fn number<T: std::str::FromStr>(part: Option<&str>, whole: &str, shape: &'static str) -> Result<T, RDataError> {
@@ -194,14 +300,16 @@ impl RData {
             RData::Txt(_) => RecordType::Txt,
             RData::Srv { .. } => RecordType::Srv,
             RData::Caa(_) => RecordType::Caa,
+            RData::Ptr(_) => RecordType::Ptr,
+            RData::Other(t, _) => *t,
         }
     }
 
     /// Parses a value as a records file writes it. Names in values must be absolute
     /// (end in `.`), so that a reviewer never has to guess which zone they are relative to.
-    /// TXT values are the text itself, without zone-file quoting.
-    pub fn parse(rtype: RecordType, value: &str) -> Result<RData, RDataError> {
-        let value = value.trim();
+    /// TXT values are the text itself, without zone-file quoting, spaces at either end kept.
+    pub fn parse(rtype: RecordType, raw: &str) -> Result<RData, RDataError> {
+        let value = raw.trim();
         let mut parts = value.split_ascii_whitespace();
         Ok(match rtype {
             RecordType::A => RData::A(value.parse().map_err(|_| RDataError::BadIpv4(value.to_string()))?),
@@ -211,22 +319,29 @@ impl RData {
             RecordType::MX => {
                 const SHAPE: &str = "PREFERENCE EXCHANGE., e.g. `10 mail.example.org.`";
                 let preference = number(parts.next(), value, SHAPE)?;
-                let exchange = absolute_name(parts.next().ok_or(RDataError::Shape(value.to_string(), SHAPE))?)?;
+                let exchange = target_name(parts.next().ok_or(RDataError::Shape(value.to_string(), SHAPE))?)?;
                 if parts.next().is_some() {
                     return Err(RDataError::Shape(value.to_string(), SHAPE));
                 }
                 RData::Mx { preference, exchange }
             }
             RecordType::Txt => {
-                check_text(value)?;
-                RData::Txt(value.into())
+                check_text(raw)?;
+                RData::Txt(raw.into())
             }
+            RecordType::Ptr => RData::Ptr(absolute_name(value)?),
+            RecordType::Sshfp
+            | RecordType::Tlsa
+            | RecordType::Https
+            | RecordType::Svcb
+            | RecordType::Naptr
+            | RecordType::Ds => return scan_structured(rtype, value),
             RecordType::Srv => {
                 const SHAPE: &str = "PRIORITY WEIGHT PORT TARGET., e.g. `10 5 443 host.example.org.`";
                 let priority = number(parts.next(), value, SHAPE)?;
                 let weight = number(parts.next(), value, SHAPE)?;
                 let port = number(parts.next(), value, SHAPE)?;
-                let target = absolute_name(parts.next().ok_or(RDataError::Shape(value.to_string(), SHAPE))?)?;
+                let target = target_name(parts.next().ok_or(RDataError::Shape(value.to_string(), SHAPE))?)?;
                 if parts.next().is_some() {
                     return Err(RDataError::Shape(value.to_string(), SHAPE));
                 }
@@ -287,7 +402,7 @@ impl fmt::Display for RData {
         match self {
             RData::A(ip) => write!(f, "{ip}"),
             RData::Aaaa(ip) => write!(f, "{ip}"),
-            RData::Cname(n) | RData::Ns(n) => write!(f, "{n}."),
+            RData::Cname(n) | RData::Ns(n) | RData::Ptr(n) => write!(f, "{n}."),
             RData::Mx { preference, exchange } => write!(f, "{preference} {exchange}."),
             RData::Txt(t) => write_txt_strings(f, t),
             RData::Srv { priority, weight, port, target } => write!(f, "{priority} {weight} {port} {target}."),
@@ -295,6 +410,7 @@ impl fmt::Display for RData {
                 write!(f, "{} {} ", caa.flags, caa.tag)?;
                 write_quoted(f, &caa.value)
             }
+            RData::Other(_, text) => f.write_str(text),
         }
     }
 }
@@ -316,23 +432,34 @@ fn write_quoted(f: &mut impl fmt::Write, s: &str) -> fmt::Result {
     f.write_char('"')
 }
 
-/// Splits a TXT value into character-strings of at most 255 octets (RFC 1035 §3.3.14),
-/// never inside a UTF-8 sequence, each quoted.
-fn write_txt_strings(f: &mut impl fmt::Write, t: &str) -> fmt::Result {
-    if t.is_empty() {
-        return f.write_str("\"\"");
-    }
+/// The character-strings zonekeeper writes for a TXT text: at most 255 octets each (RFC 1035
+/// §3.3.14), never split inside a UTF-8 sequence; one empty string for an empty text. A
+/// zone file read back must hold exactly these, or it held something we cannot keep.
+pub fn txt_strings(t: &str) -> impl Iterator<Item = &str> {
     let mut start = 0;
-    while start < t.len() {
+    let mut first = true;
+    std::iter::from_fn(move || {
+        if start >= t.len() && !(first && t.is_empty()) {
+            return None;
+        }
+        first = false;
         let mut end = (start + 255).min(t.len());
         while !t.is_char_boundary(end) {
             end -= 1;
         }
-        if start > 0 {
+        let piece = &t[start..end];
+        start = end;
+        Some(piece)
+    })
+}
+
+/// Writes `txt_strings`, each quoted, separated by a space.
+fn write_txt_strings(f: &mut impl fmt::Write, t: &str) -> fmt::Result {
+    for (i, piece) in txt_strings(t).enumerate() {
+        if i > 0 {
             f.write_char(' ')?;
         }
-        write_quoted(f, &t[start..end])?;
-        start = end;
+        write_quoted(f, piece)?;
     }
     Ok(())
 }
@@ -467,5 +594,37 @@ mod tests {
         // a numeric tag must not be found inside the flags
         let caa = RData::parse(RecordType::Caa, "1 1 \"x\"").unwrap();
         assert!(matches!(caa, RData::Caa(c) if c.flags == 1 && c.tag == "1" && c.value == "x"));
+    }
+
+    #[test]
+    fn structured_types_follow_their_grammar_and_compare_in_canonical_form() {
+        let sshfp = RData::parse(RecordType::Sshfp, "1 1 123456789abcdef67890123456789abcdef67890").unwrap();
+        let upper = RData::parse(RecordType::Sshfp, "1 1 123456789ABCDEF67890123456789ABCDEF67890").unwrap();
+        assert_eq!(sshfp, upper, "hex case does not make another value");
+        assert_eq!(RData::parse(RecordType::Sshfp, &sshfp.to_value()).unwrap(), sshfp);
+        let https = RData::parse(RecordType::Https, "1 . alpn=h2,h3").unwrap();
+        assert_eq!(https.to_value(), "1 . alpn=h2,h3");
+        for (t, bad) in [
+            (RecordType::Sshfp, "1 1 xyz"),
+            (RecordType::Tlsa, "3 1"),
+            (RecordType::Ds, "60485 5 1 ; 2BB1"),
+            (RecordType::Svcb, "1 svc.example alpn=h2"),
+            (RecordType::Naptr, "100 10 \"u\" \"E2U+sip\""),
+            (RecordType::Https, "1 . alpn=h2\n2 . alpn=h3"),
+        ] {
+            assert!(RData::parse(t, bad).is_err(), "{t} {bad}");
+        }
+        assert!(matches!(RData::parse(RecordType::Ptr, "host.example"), Err(RDataError::NotAbsolute(_))));
+        assert_eq!(RData::parse(RecordType::MX, "0 .").unwrap().to_value(), "0 .", "a null MX (RFC 7505)");
+        assert!(RData::parse(RecordType::Cname, ".").is_err(), "the root is a target only for MX and SRV");
+    }
+
+    #[test]
+    fn txt_keeps_its_spaces_and_splits_as_it_is_read_back() {
+        assert_eq!(RData::parse(RecordType::Txt, "  padded  ").unwrap().to_value(), "  padded  ");
+        assert_eq!(txt_strings("").collect::<Vec<_>>(), [""]);
+        let long = format!("{}ü{}", "a".repeat(254), "b".repeat(10));
+        let pieces: Vec<&str> = txt_strings(&long).collect();
+        assert_eq!(pieces.iter().map(|p| p.len()).collect::<Vec<_>>(), [254, 12], "never inside a UTF-8 sequence");
     }
 }

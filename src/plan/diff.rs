@@ -110,6 +110,11 @@ pub enum Refusal {
     /// records file says so on purpose (`records: []`): a renamed or deleted file, or a zone
     /// taken out of the settings, needs --force.
     EmptiesZone { owned: usize },
+    /// Sets of a type this kind of target cannot hold through us (Technitium: the types whose
+    /// API parameters are not in our research yet). Not overridable, this zone on this target
+    /// only, like `TtlAboveMax`: creating them is impossible, and ignoring them would read as
+    /// "in sync".
+    TypeUnsupported { sets: Vec<TtlTooHigh>, target_kind: String },
 }
 
 /// One set whose TTL a target would refuse.
@@ -123,11 +128,14 @@ pub struct TtlTooHigh {
 
 impl Refusal {
     pub fn overridable(&self) -> bool {
-        !matches!(self, Refusal::InternalOnPublic { .. } | Refusal::TtlAboveMax { .. })
+        !matches!(
+            self,
+            Refusal::InternalOnPublic { .. } | Refusal::TtlAboveMax { .. } | Refusal::TypeUnsupported { .. }
+        )
     }
     /// True when the refusal holds back only its own zone on its own target, not the plan.
     pub fn zone_only(&self) -> bool {
-        matches!(self, Refusal::TtlAboveMax { .. })
+        matches!(self, Refusal::TtlAboveMax { .. } | Refusal::TypeUnsupported { .. })
     }
     pub fn message(&self) -> String {
         match self {
@@ -155,6 +163,14 @@ impl Refusal {
                 let more = if sets.len() > 5 { format!(" and {} more", sets.len() - 5) } else { String::new() };
                 format!(
                     "{}{more}: TTL above {max}, the largest this target takes (the zone's SOA EXPIRE); lower the TTL",
+                    shown.join(", ")
+                )
+            }
+            Refusal::TypeUnsupported { sets, target_kind: kind } => {
+                let shown: Vec<String> = sets.iter().take(5).map(|s| format!("{} {}", s.name, s.rtype)).collect();
+                let more = if sets.len() > 5 { format!(" and {} more", sets.len() - 5) } else { String::new() };
+                format!(
+                    "{}{more}: zonekeeper cannot write this record type to a {kind} target yet; serve it from a zonefile target or leave it out of this target's view",
                     shown.join(", ")
                 )
             }
@@ -250,6 +266,16 @@ pub fn check_ttl_max(changes: &[Change], max: Option<u32>) -> Option<Refusal> {
         .map(|c| TtlTooHigh { name: c.set().name.clone(), rtype: c.set().rtype, ttl: c.set().ttl })
         .collect();
     (!sets.is_empty()).then_some(Refusal::TtlAboveMax { sets, max })
+}
+
+/// Sets that a create or update would give a type the target cannot take.
+pub fn check_types(changes: &[Change], kind: &str, supports: impl Fn(RecordType) -> bool) -> Option<Refusal> {
+    let sets: Vec<TtlTooHigh> = changes
+        .iter()
+        .filter(|c| c.op() != Op::Delete && !supports(c.set().rtype))
+        .map(|c| TtlTooHigh { name: c.set().name.clone(), rtype: c.set().rtype, ttl: c.set().ttl })
+        .collect();
+    (!sets.is_empty()).then(|| Refusal::TypeUnsupported { sets, target_kind: kind.to_string() })
 }
 
 /// Step 1: observed sets by (name, type), borrowing rather than copying the names.

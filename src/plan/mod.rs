@@ -10,7 +10,7 @@ pub mod render;
 
 pub use diff::{
     Change, Drift, Op, Refusal, SafetyLimits, TargetPlan, TargetRef, apply_changes, check_emptied, check_ttl_max,
-    merged, plan_target,
+    check_types, merged, plan_target,
 };
 
 use crate::model::Name;

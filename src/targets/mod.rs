@@ -8,7 +8,7 @@ pub mod technitium;
 pub mod zonefile;
 
 use crate::desired::{TargetKind, TargetSettings};
-use crate::model::{Name, Observed, Wanted};
+use crate::model::{Name, Observed, RecordType, Wanted};
 use crate::plan::{NativeText, TargetPlan};
 use crate::secrets::Secrets;
 
@@ -59,6 +59,8 @@ pub struct Observation {
     /// The largest TTL the target takes for this zone, when it has one (Technitium: the
     /// zone's SOA EXPIRE): a plan with a larger one is refused before anything is sent.
     pub ttl_max: Option<u32>,
+    /// The zone's SOA as a zone file holds it (the serial to rise from, the timers to compare).
+    pub soa: Option<zonefile::Soa>,
 }
 
 pub trait Target {
@@ -70,6 +72,11 @@ pub trait Target {
         wanted
     }
     /// Whether the planner may take over unowned records.
+    /// Whether this target can hold record sets of `rtype` (a plan that would create or update
+    /// one it cannot is refused for that zone: `Refusal::TypeUnsupported`).
+    fn supports(&self, _rtype: RecordType) -> bool {
+        true
+    }
     fn adopt(&self) -> bool {
         false
     }

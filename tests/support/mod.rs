@@ -54,6 +54,11 @@ impl Repo {
         self.path().join(format!(".zonekeeper/zones/db.{zone}"))
     }
 
+    /// The zone file of `zone` in the target directory `dir` (relative to the repository).
+    pub fn zone_file_in(&self, dir: &str, zone: &str) -> PathBuf {
+        self.path().join(dir).join(format!("db.{zone}"))
+    }
+
     /// Runs the binary with `--repo` set to this repository.
     pub fn run(&self, args: &[&str]) -> Run {
         self.run_env(args, &[])

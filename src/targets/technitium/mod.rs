@@ -429,17 +429,25 @@ fn value_params(v: &RData) -> Vec<(&'static str, String)> {
         RData::Cname(n) => vec![("cname", n.to_string())],
         RData::Ns(n) => vec![("nameServer", n.to_string())],
         RData::Mx { preference, exchange } => {
-            vec![("preference", preference.to_string()), ("exchange", exchange.to_string())]
+            vec![("preference", preference.to_string()), ("exchange", target_param(exchange))]
         }
         RData::Txt(t) => vec![("text", t.to_string()), ("splitText", "false".into())],
         RData::Srv { priority, weight, port, target } => vec![
             ("priority", priority.to_string()),
             ("weight", weight.to_string()),
             ("port", port.to_string()),
-            ("target", target.to_string()),
+            ("target", target_param(target)),
         ],
         RData::Caa(c) => vec![("flags", c.flags.to_string()), ("tag", c.tag.clone()), ("value", c.value.clone())],
+        // Refused in the plan (`supports`), so never sent; an empty list would be refused by
+        // the server as a missing parameter rather than guessed at.
+        RData::Ptr(_) | RData::Other(..) => Vec::new(),
     }
+}
+
+/// A target name as a parameter: the root (null MX, "no service" SRV) is `.`.
+fn target_param(n: &Name) -> String {
+    if n.is_root() { ".".to_string() } else { n.to_string() }
 }
 
 /// One record of `records/get` as our value, or `None` for types and shapes we leave alone.
@@ -447,6 +455,7 @@ fn rdata(rtype: RecordType, r: &Value) -> Option<RData> {
     let s = |k: &str| r.get(k).and_then(|v| v.as_str());
     let n = |k: &str| r.get(k).and_then(|v| v.as_u64());
     let name = |k: &str| s(k).and_then(|x| Name::parse(x).ok());
+    let target = |k: &str| s(k).and_then(|x| Name::parse_target(x).ok());
     Some(match rtype {
         RecordType::A => match s("ipAddress")?.parse().ok()? {
             IpAddr::V4(a) => RData::A(a),
@@ -458,7 +467,7 @@ fn rdata(rtype: RecordType, r: &Value) -> Option<RData> {
         },
         RecordType::Cname => RData::Cname(name("cname")?),
         RecordType::NS => RData::Ns(name("nameServer")?),
-        RecordType::MX => RData::Mx { preference: n("preference")?.try_into().ok()?, exchange: name("exchange")? },
+        RecordType::MX => RData::Mx { preference: n("preference")?.try_into().ok()?, exchange: target("exchange")? },
         // A hostile or huge value from the server is left alone rather than mis-read.
         RecordType::Txt => match RData::parse(RecordType::Txt, s("text")?) {
             Ok(t) => t,
@@ -468,13 +477,15 @@ fn rdata(rtype: RecordType, r: &Value) -> Option<RData> {
             priority: n("priority")?.try_into().ok()?,
             weight: n("weight")?.try_into().ok()?,
             port: n("port")?.try_into().ok()?,
-            target: name("target")?,
+            target: target("target")?,
         },
         RecordType::Caa => RData::Caa(Box::new(Caa {
             flags: n("flags")?.try_into().ok()?,
             tag: s("tag")?.to_string(),
             value: s("value")?.to_string(),
         })),
+        // Read as records we leave alone: their `rData` fields are not in our research.
+        _ => return None,
     })
 }
 
@@ -558,6 +569,22 @@ impl Target for TechnitiumTarget {
     fn name(&self) -> &str {
         &self.name
     }
+    /// The types whose add, delete and read parameters are in research/api-facts.md. PTR,
+    /// SSHFP, TLSA, HTTPS, SVCB, NAPTR and DS are not, and a guess at a parameter name would
+    /// fail on the server (or, worse, write something else); they are refused in the plan.
+    fn supports(&self, rtype: RecordType) -> bool {
+        matches!(
+            rtype,
+            RecordType::A
+                | RecordType::Aaaa
+                | RecordType::Cname
+                | RecordType::NS
+                | RecordType::MX
+                | RecordType::Txt
+                | RecordType::Srv
+                | RecordType::Caa
+        )
+    }
     fn kind(&self) -> &'static str {
         "technitium"
     }
@@ -581,7 +608,7 @@ impl Target for TechnitiumTarget {
     fn observe(&self, zone: &Name) -> Result<Observation, TargetError> {
         let (rt, client) = self.connection()?;
         let (sets, ttl_max) = rt.block_on(self.observe_async(client, zone)).map_err(|e| api(&self.name, e))?;
-        Ok(Observation { sets, text: None, ttl_max })
+        Ok(Observation { sets, text: None, ttl_max, soa: None })
     }
 
     fn render(&self, _zone: &Name, _observation: Observation, _plan: &TargetPlan) -> Option<NativeText> {

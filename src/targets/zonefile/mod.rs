@@ -11,9 +11,13 @@
 use std::fmt::Write;
 use std::path::PathBuf;
 
+mod read;
+
+pub use read::{ParsedZone, Soa, parse_zone};
+
 use super::{Observation, Target, TargetError, write_native};
 use crate::desired::format::SoaDecl;
-use crate::model::{Name, Observed, Ownership, RData, RecordSet, RecordType, parse_presentation};
+use crate::model::{Name, Observed, Ownership, RData, RecordSet, RecordType};
 use crate::plan::{NativeText, TargetPlan, merged};
 
 pub struct ZoneFileTarget {
@@ -110,16 +114,16 @@ impl Target for ZoneFileTarget {
                 });
             }
         }
-        let parsed = parse_zone(&text, zone, &shown)?;
+        let parsed = parse_zone(&text, zone, &shown, Some(&self.directory))?;
         // The file is written whole, so everything in it is ours once we own (or adopt) it.
         let sets = parsed.sets.into_iter().map(|set| Observed { set, ownership: Ownership::Ours }).collect();
-        Ok(Observation { sets, text: Some(text), ttl_max: None })
+        Ok(Observation { sets, text: Some(text), ttl_max: None, soa: parsed.soa })
     }
 
     fn render(&self, zone: &Name, observation: Observation, plan: &TargetPlan) -> Option<NativeText> {
         let label = self.path(zone).display().to_string();
         let after = (!plan.changes.is_empty()).then(|| {
-            let old_serial = observation.text.as_deref().and_then(soa_serial);
+            let old_serial = observation.soa.as_ref().map(|s| s.serial);
             let sets = merged(&observation.sets, &plan.changes);
             // Nothing left (an orphaned zone): the file goes; an empty text means removal.
             if sets.is_empty() {
@@ -137,17 +141,6 @@ impl Target for ZoneFileTarget {
     fn apply(&self, zone: &Name, plan: &TargetPlan) -> Result<Vec<super::Outcome>, TargetError> {
         write_native(&self.path(zone), plan)
     }
-}
-
-/// The SOA serial of a zone file, from the first SOA line (without parsing the records).
-fn soa_serial(text: &str) -> Option<u32> {
-    let line = text.lines().find(|l| {
-        let l = l.split(';').next().unwrap_or_default();
-        l.split_whitespace().any(|t| t.eq_ignore_ascii_case("SOA"))
-    })?;
-    let mut toks = line.split(';').next().unwrap_or_default().split_whitespace();
-    toks.by_ref().find(|t| t.eq_ignore_ascii_case("SOA"))?;
-    toks.nth(2)?.parse().ok()
 }
 
 fn header_owner(text: &str) -> Option<&str> {
@@ -203,151 +196,6 @@ pub fn render_zone(zone: &Name, owner: &str, soa: &SoaDecl, serial: u32, sets: &
     out
 }
 
-pub struct ParsedZone {
-    pub serial: Option<u32>,
-    pub sets: Vec<RecordSet>,
-}
-
-/// Splits a line into `out` as fields, keeping quoted strings whole and dropping a `;` comment.
-fn fields<'a>(line: &'a str, out: &mut Vec<(usize, &'a str)>) -> Result<(), String> {
-    out.clear();
-    let b = line.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b' ' | b'\t' | b'\r' => i += 1,
-            b';' => break,
-            b'(' | b')' => return Err("multi-line records (parentheses) are not supported".into()),
-            b'"' => {
-                let start = i;
-                i += 1;
-                while i < b.len() && b[i] != b'"' {
-                    if b[i] == b'\\' {
-                        i += 1;
-                    }
-                    i += 1;
-                }
-                if i >= b.len() {
-                    return Err("unterminated quoted string".into());
-                }
-                i += 1;
-                out.push((start, &line[start..i]));
-            }
-            _ => {
-                let start = i;
-                while i < b.len() && !matches!(b[i], b' ' | b'\t' | b'\r' | b';') {
-                    i += 1;
-                }
-                out.push((start, &line[start..i]));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Reads the one-record-per-line zone file form (ours, or a simple adopted file).
-pub fn parse_zone(text: &str, zone: &Name, shown: &str) -> Result<ParsedZone, TargetError> {
-    let err = |line: usize, message: String| TargetError::Parse { path: shown.to_string(), line, message };
-    let mut origin = zone.clone();
-    let mut default_ttl: Option<u32> = None;
-    // The owner token of the last line that had one; continuation lines (indented) reuse it.
-    let mut last_owner: Option<&str> = None;
-    let mut serial = None;
-    let mut records: Vec<(Name, RecordType, u32, RData)> = Vec::new();
-    let mut f = Vec::with_capacity(8);
-    for (n, line) in text.lines().enumerate() {
-        let lineno = n + 1;
-        fields(line, &mut f).map_err(|m| err(lineno, m))?;
-        if f.is_empty() {
-            continue;
-        }
-        match f[0].1 {
-            "$ORIGIN" => {
-                let o = f.get(1).ok_or_else(|| err(lineno, "$ORIGIN without a name".into()))?.1;
-                origin = Name::relative_to(o, &origin).map_err(|e| err(lineno, e.to_string()))?;
-                continue;
-            }
-            "$TTL" => {
-                let v = f.get(1).map(|t| t.1).unwrap_or_default();
-                default_ttl =
-                    Some(v.parse().map_err(|_| err(lineno, format!("$TTL `{v}` is not a number of seconds")))?);
-                continue;
-            }
-            d if d.starts_with('$') => return Err(err(lineno, format!("directive {d} is not supported"))),
-            _ => {}
-        }
-        let mut idx = 0;
-        let owner = if line.starts_with([' ', '\t']) {
-            let tok = last_owner.ok_or_else(|| err(lineno, "record without an owner name".into()))?;
-            Name::relative_to(tok, &origin).map_err(|e| err(lineno, format!("owner `{tok}`: {e}")))?
-        } else {
-            idx = 1;
-            last_owner = Some(f[0].1);
-            Name::relative_to(f[0].1, &origin).map_err(|e| err(lineno, format!("owner `{}`: {e}", f[0].1)))?
-        };
-        let mut ttl = None;
-        let mut rtype = None;
-        while idx < f.len() {
-            let tok = f[idx].1;
-            idx += 1;
-            if let Ok(t) = tok.parse::<u32>() {
-                ttl = Some(t);
-            } else if tok.eq_ignore_ascii_case("IN") {
-            } else {
-                rtype = Some(tok);
-                break;
-            }
-        }
-        let rtype = rtype.ok_or_else(|| err(lineno, "record without a type".into()))?;
-        let rest = f.get(idx).map(|(start, _)| line[*start..].trim()).unwrap_or("");
-        if rtype.eq_ignore_ascii_case("SOA") {
-            serial = f.get(idx + 2).and_then(|s| s.1.parse().ok());
-            continue;
-        }
-        let t = RecordType::parse(rtype)
-            .ok_or_else(|| err(lineno, format!("record type {rtype} is not supported by zonekeeper")))?;
-        let rest = strip_comment(rest);
-        let value = parse_presentation(t, rest).map_err(|e| err(lineno, e.to_string()))?;
-        let ttl = ttl.or(default_ttl).ok_or_else(|| err(lineno, "record without a TTL and no $TTL".into()))?;
-        records.push((owner, t, ttl, value));
-    }
-    // Group values of one name and type (a file we wrote is already in this order).
-    records.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-    let mut sets: Vec<RecordSet> = Vec::with_capacity(records.len());
-    for (name, t, ttl, value) in records {
-        match sets.last_mut() {
-            Some(last) if last.name == name && last.rtype == t => {
-                last.ttl = last.ttl.min(ttl);
-                last.values.push(value);
-            }
-            _ => sets.push(RecordSet { name, rtype: t, ttl, values: vec![value] }),
-        }
-    }
-    for s in &mut sets {
-        if s.values.len() > 1 {
-            s.values.sort();
-            s.values.dedup();
-        }
-    }
-    Ok(ParsedZone { serial, sets })
-}
-
-/// Drops a trailing `; comment` outside quotes.
-fn strip_comment(s: &str) -> &str {
-    let mut in_q = false;
-    let mut esc = false;
-    for (i, c) in s.char_indices() {
-        match c {
-            _ if esc => esc = false,
-            '\\' => esc = true,
-            '"' => in_q = !in_q,
-            ';' if !in_q => return s[..i].trim_end(),
-            _ => {}
-        }
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,21 +227,12 @@ mod tests {
         let refs: Vec<&RecordSet> = sets.iter().collect();
         let text = render_zone(&zone, "me", &SoaDecl::default(), 2026113000, &refs);
         assert!(text.starts_with("; zonekeeper owner=me zone=home.example\n"));
-        let parsed = parse_zone(&text, &zone, "t").unwrap();
-        assert_eq!(parsed.serial, Some(2026113000));
+        let parsed = parse_zone(&text, &zone, "t", None).unwrap();
+        assert_eq!(parsed.serial(), Some(2026113000));
         let mut expected = sets.clone();
         expected.sort();
         assert_eq!(parsed.sets, expected);
         let refs: Vec<&RecordSet> = parsed.sets.iter().collect();
         assert_eq!(render_zone(&zone, "me", &SoaDecl::default(), 2026113000, &refs), text, "deterministic");
-    }
-
-    #[test]
-    fn unsupported_content_is_refused_with_its_line() {
-        let zone = Name::parse("home.example").unwrap();
-        let e = parse_zone("$TTL 300\n@ IN SOA a. b. ( 1 2 3 4 5 )\n", &zone, "f").err().unwrap();
-        assert!(matches!(e, TargetError::Parse { line: 2, .. }), "{e}");
-        let e = parse_zone("$TTL 300\nx IN PTR a.example.\n", &zone, "f").err().unwrap();
-        assert!(e.to_string().contains("f:2: record type PTR"), "{e}");
     }
 }
