@@ -655,8 +655,17 @@ fn apply(
                 Outcome::Skipped(why) => println!("  skipped {label} ({} on {}): {why}", a.zone, a.target),
             }
         }
-        let n = a.applied();
-        println!("applied: {n} of {} change(s) to {} on {}", tp.changes.len(), a.zone, a.target);
+        // A setting change goes out in the same write as the record changes: it shares its fate.
+        for c in &tp.setting_changes {
+            match &a.result {
+                Ok(_) => println!("  ok      update {} {} ({} on {})", c.name, c.what, a.zone, a.target),
+                Err(e) => println!("  failed  update {} {} ({} on {}): {e}", c.name, c.what, a.zone, a.target),
+            }
+        }
+        let settings = if a.result.is_ok() { tp.setting_changes.len() } else { 0 };
+        let n = a.applied() + settings;
+        let planned = tp.changes.len() + tp.setting_changes.len();
+        println!("applied: {n} of {planned} change(s) to {} on {}", a.zone, a.target);
         tracing::info!(target_name = %a.target, zone = %a.zone, changes = n, "applied");
         if let Err(e) = &a.result {
             eprintln!("error: {} on {}: {e}", a.zone, a.target);

@@ -148,6 +148,7 @@ pub fn plan(
         tp.refusals.extend(crate::plan::check_types(&tp.changes, v.target.kind(), |t| v.target.supports(t)));
         // An empty records file says on purpose that the zone holds nothing.
         tp.refuse_emptying(state.records.get(v.zone).is_some_and(|r| r.is_empty()));
+        tp.setting_changes = v.target.setting_changes(v.zone, &v.observation, &tp);
         large |= v.wanted.len().max(v.observation.sets.len()) >= crate::memory::LARGE;
         drop(v.wanted);
         tp.native = v.target.render(v.zone, v.observation, &tp);
@@ -220,7 +221,7 @@ pub fn apply(
 ) -> Result<Vec<Applied>, ReconcileError> {
     check_refusals(plan, force)?;
     let mut out = Vec::new();
-    for tp in plan.targets.iter().filter(|t| !t.changes.is_empty()) {
+    for tp in plan.targets.iter().filter(|t| t.has_changes()) {
         let Some(ts) = state.settings.target(&tp.target.name) else {
             continue;
         };

@@ -10,10 +10,16 @@ use std::path::Path;
 use support::{Repo, checkzone};
 
 fn settings(zone: &str) -> String {
+    settings_with(zone, "")
+}
+
+/// The settings with `soa` (a YAML flow mapping, or "") for the target.
+fn settings_with(zone: &str, soa: &str) -> String {
+    let soa = if soa.is_empty() { String::new() } else { format!("    soa: {soa}\n") };
     format!(
         "apiVersion: zonekeeper.dev/v1alpha1\nkind: Settings\nowner: test\npolicy: sync\n\
          zones:\n  - name: {zone}\n    targets: [bind]\n\
-         targets:\n  bind:\n    type: zonefile\n    directory: zones\n    adopt: true\n"
+         targets:\n  bind:\n    type: zonefile\n    directory: zones\n    adopt: true\n{soa}"
     )
 }
 
@@ -38,7 +44,7 @@ fn adopted(zone: &str, text: &str) -> (Repo, String) {
 }
 
 #[test]
-fn debian_zone_files_read_and_export_to_an_empty_plan() {
+fn debian_zone_files_read_and_export_to_a_plan_that_only_takes_over_the_soa() {
     for (file, zone) in [
         ("db.127", "127.in-addr.arpa"),
         ("db.0", "0.in-addr.arpa"),
@@ -54,6 +60,19 @@ fn debian_zone_files_read_and_export_to_an_empty_plan() {
                 "{exported}"
             );
         }
+        // The records are in sync; what adoption would still change is the SOA (ours has
+        // other timers and RNAME), and the plan says so as one update.
+        let plan = repo.run(&["plan", "--detailed-exitcode"]).expect_code(2).stdout();
+        let negative = if file == "db.empty" { 86400 } else { 604800 };
+        let soa_line = format!(
+            "~ {zone}  SOA  localhost. root.localhost. 604800 86400 2419200 {negative} (TTL {negative}) → localhost. hostmaster.{zone}. 3600 600 604800 300 (TTL 300)  (zonekeeper.yaml: soa of target bind)"
+        );
+        assert!(plan.contains(&soa_line), "{file}: {plan}");
+        assert!(plan.contains("Plan: 0 to create, 1 to update, 0 to delete."), "{file}: {plan}");
+        // With the file's own SOA in the settings, nothing is left to change.
+        let soa =
+            format!("{{admin: root.localhost., refresh: 604800, retry: 86400, expire: 2419200, minimum: {negative}}}");
+        let repo = repo.with_settings(&settings_with(zone, &soa));
         let plan = repo.run(&["plan", "--detailed-exitcode"]).expect_code(0).stdout();
         assert!(plan.contains("Everything is in sync."), "{file}: {plan}");
         assert_eq!(repo.read(&format!("zones/db.{zone}")).unwrap(), text, "{file}: a plan writes nothing");
@@ -74,8 +93,15 @@ fn a_hand_written_zone_round_trips_and_what_we_write_back_passes_named_checkzone
     ] {
         assert!(exported.contains(expected), "missing {expected} in:\n{exported}");
     }
-    let plan = repo.run(&["plan", "--detailed-exitcode"]).expect_code(0).stdout();
-    assert!(plan.contains("Everything is in sync."), "{plan}");
+    // The file's SOA TTL (its $TTL, 1h) differs from the negative-caching TTL that we also
+    // give the SOA record, so adoption shows exactly that one update.
+    let repo = repo.with_settings(&settings_with(
+        "lab.test",
+        "{admin: hostmaster.lab.test., refresh: 3600, retry: 900, expire: 604800, minimum: 300}",
+    ));
+    let plan = repo.run(&["plan", "--detailed-exitcode"]).expect_code(2).stdout();
+    assert!(plan.contains("Plan: 0 to create, 1 to update, 0 to delete."), "{plan}");
+    assert!(plan.contains("~ lab.test  SOA  ns1.lab.test. hostmaster.lab.test. 3600 900 604800 300 (TTL 3600) → ns1.lab.test. hostmaster.lab.test. 3600 900 604800 300 (TTL 300)"), "{plan}");
 
     // One change: the file is rewritten in our form, which BIND loads with every check on,
     // and which reads back to the same records.
@@ -85,7 +111,8 @@ fn a_hand_written_zone_round_trips_and_what_we_write_back_passes_named_checkzone
     repo.run(&["apply"]).expect_code(0);
     let written = repo.zone_file_in("zones", "lab.test");
     assert!(checkzone("lab.test", &written) > 2026120402, "the serial rises above the adopted file's");
-    repo.run(&["plan", "--detailed-exitcode"]).expect_code(0);
+    let plan = repo.run(&["plan", "--detailed-exitcode"]).expect_code(0).stdout();
+    assert!(plan.contains("Everything is in sync."), "the SOA went out with the change: {plan}");
     let again = repo.run(&["export", "--target", "bind", "--zone", "lab.test"]).expect_code(0).stdout();
     assert_eq!(again, changed, "what we wrote reads back to the records that made it");
 }
@@ -110,4 +137,31 @@ fn what_cannot_be_kept_is_refused_with_the_file_and_line_and_nothing_is_written(
         assert!(out.stderr().contains(needle), "{extra:?}: {}", out.stderr());
         assert_eq!(repo.read("zones/db.lab.test").unwrap(), text, "nothing written");
     }
+}
+
+#[test]
+fn a_soa_change_in_the_settings_is_planned_as_an_update_of_its_own() {
+    let repo = Repo::example();
+    repo.run(&["apply"]).expect_code(0);
+    let serial = checkzone("home.example", &repo.zone_file("home.example"));
+    let settings = support::SETTINGS
+        .replace("    directory: .zonekeeper/zones", "    directory: .zonekeeper/zones\n    soa: {refresh: 7200}");
+    assert_ne!(settings, support::SETTINGS);
+    let repo = repo.with_settings(&settings);
+    let plan = repo.run(&["plan", "--detailed-exitcode"]).expect_code(2).stdout();
+    assert!(
+        plan.contains("~ home.example  SOA  ns1.home.example. hostmaster.home.example. 3600 600 604800 300 (TTL 300) → ns1.home.example. hostmaster.home.example. 7200 600 604800 300 (TTL 300)"),
+        "{plan}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&repo.run(&["plan", "--format", "json"]).expect_code(0).stdout()).unwrap();
+    let coredns = json["targets"].as_array().unwrap().iter().find(|t| t["target"]["name"] == "coredns").unwrap();
+    assert_eq!(coredns["setting_changes"][0]["what"], "SOA", "{coredns}");
+    let md = repo.run(&["plan", "--format", "markdown"]).expect_code(0).stdout();
+    assert!(md.contains("| update | `home.example` | SOA |"), "{md}");
+    let out = repo.run(&["apply"]).expect_code(0).stdout();
+    assert!(out.contains("applied: 1 of 1 change(s) to home.example on coredns"), "{out}");
+    assert!(checkzone("home.example", &repo.zone_file("home.example")) > serial, "the serial rises");
+    assert!(repo.read(".zonekeeper/zones/db.home.example").unwrap().contains(" 7200 600 604800 300\n"));
+    repo.run(&["plan", "--detailed-exitcode"]).expect_code(0);
 }

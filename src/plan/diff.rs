@@ -199,9 +199,35 @@ pub struct TargetPlan {
     pub owned: usize,
     /// Unowned record sets at names we do not want: left alone, only counted.
     pub unowned_elsewhere: usize,
+    /// Changes to the zone's own settings that a target writes besides its record sets
+    /// (a zone file's SOA). Each counts as an update.
+    pub setting_changes: Vec<SettingChange>,
     /// Shown as a unified diff by the renderers (JSON carries the diff, not both texts).
     #[serde(skip)]
     pub native: Option<NativeText>,
+}
+
+/// A zone setting a target writes besides its record sets: the SOA of a zone file (MNAME,
+/// RNAME, the four timers and its TTL; the serial is ours to raise). Planned as an update of
+/// its own, so that a `soa` change in zonekeeper.yaml, or an adoption that replaces a file's
+/// timers, never goes out unannounced with the next record change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SettingChange {
+    /// The owner name the setting sits at (the zone's apex).
+    pub name: Name,
+    /// What it is: `SOA`.
+    pub what: &'static str,
+    pub from: String,
+    pub to: String,
+    /// Where the new value comes from (e.g. `zonekeeper.yaml: soa of target coredns`).
+    pub source: String,
+}
+
+impl TargetPlan {
+    /// True when applying this plan writes anything: a record change or a setting change.
+    pub fn has_changes(&self) -> bool {
+        !self.changes.is_empty() || !self.setting_changes.is_empty()
+    }
 }
 
 /// Plans one zone on one target. Pure: the same inputs always give the same plan.
@@ -233,6 +259,7 @@ pub fn plan_target(
         refusals,
         owned,
         unowned_elsewhere,
+        setting_changes: Vec::new(),
         native: None,
     }
 }

@@ -9,8 +9,8 @@ mod diff;
 pub mod render;
 
 pub use diff::{
-    Change, Drift, Op, Refusal, SafetyLimits, TargetPlan, TargetRef, apply_changes, check_emptied, check_ttl_max,
-    check_types, merged, plan_target,
+    Change, Drift, Op, Refusal, SafetyLimits, SettingChange, TargetPlan, TargetRef, apply_changes, check_emptied,
+    check_ttl_max, check_types, merged, plan_target,
 };
 
 use crate::model::Name;
@@ -61,7 +61,7 @@ impl Unplanned {
 impl Plan {
     /// Changes to owned records: what `--detailed-exitcode` counts.
     pub fn change_count(&self) -> usize {
-        self.targets.iter().map(|t| t.changes.len()).sum()
+        self.targets.iter().map(|t| t.changes.len() + t.setting_changes.len()).sum()
     }
 
     /// True when some part of the plan may not be applied even with --force.

@@ -26,6 +26,7 @@ pub fn summary(plan: &Plan) -> Summary {
             Change::Delete { .. } => s.delete += 1,
         }
     }
+    s.update += plan.targets.iter().map(|t| t.setting_changes.len()).sum::<usize>();
     s
 }
 
@@ -69,9 +70,13 @@ pub fn text(plan: &Plan, color: bool, with_diff: bool) -> String {
             "\n{}: {} to create, {} to update, {} to delete",
             p.wrap("1", &heading(tp)),
             n(super::Op::Create),
-            n(super::Op::Update),
+            n(super::Op::Update) + tp.setting_changes.len(),
             n(super::Op::Delete)
         );
+        for c in &tp.setting_changes {
+            let line = format!("  ~ {}  {}  {} → {}", c.name, c.what, c.from, c.to);
+            let _ = writeln!(out, "{}  ({})", p.wrap("33", &line), c.source);
+        }
         let width = tp.changes.iter().map(|c| c.set().name.as_str().len()).max().unwrap_or(0);
         for c in &tp.changes {
             let src = c.provenance().map(|p| format!("  ({p})")).unwrap_or_default();
@@ -214,7 +219,7 @@ pub fn markdown(plan: &Plan) -> String {
         let _ = writeln!(out, "> **Not planned:** {}: {}\n", md_cell(&u.place()), md_cell(&u.error));
     }
     for tp in &plan.targets {
-        if tp.changes.is_empty() && tp.refusals.is_empty() && tp.drift.is_empty() && tp.held_back.is_empty() {
+        if !tp.has_changes() && tp.refusals.is_empty() && tp.drift.is_empty() && tp.held_back.is_empty() {
             continue;
         }
         let _ = writeln!(
@@ -228,9 +233,20 @@ pub fn markdown(plan: &Plan) -> String {
         for r in &tp.refusals {
             let _ = writeln!(out, "> **Refused:** {}\n", md_cell(&r.message()));
         }
-        if !tp.changes.is_empty() {
+        if tp.has_changes() {
             let _ = writeln!(out, "| op | name | type | TTL | old value | new value | source |");
             let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+            for c in &tp.setting_changes {
+                let _ = writeln!(
+                    out,
+                    "| update | `{}` | {} | | {} | {} | {} |",
+                    md_cell(c.name.as_str()),
+                    c.what,
+                    md_cell(&c.from),
+                    md_cell(&c.to),
+                    md_cell(&c.source)
+                );
+            }
             for c in &tp.changes {
                 let src = c.provenance().map(|p| md_cell(&p.to_string())).unwrap_or_default();
                 let (old, new, ttl) = match c {

@@ -9,7 +9,7 @@ pub mod zonefile;
 
 use crate::desired::{TargetKind, TargetSettings};
 use crate::model::{Name, Observed, RecordType, Wanted};
-use crate::plan::{NativeText, TargetPlan};
+use crate::plan::{NativeText, SettingChange, TargetPlan};
 use crate::secrets::Secrets;
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +77,11 @@ pub trait Target {
     fn supports(&self, _rtype: RecordType) -> bool {
         true
     }
+    /// Changes to the zone's own settings that this target would write with the plan (a zone
+    /// file's SOA); none by default.
+    fn setting_changes(&self, _zone: &Name, _observation: &Observation, _plan: &TargetPlan) -> Vec<SettingChange> {
+        Vec::new()
+    }
     fn adopt(&self) -> bool {
         false
     }
@@ -122,7 +127,7 @@ pub fn build(settings: &TargetSettings, owner: &str, zones: &[Name], secrets: &S
 /// that write whole files.
 pub(crate) fn write_native(path: &std::path::Path, plan: &TargetPlan) -> Result<Vec<Outcome>, TargetError> {
     let all = || vec![Outcome::Applied; plan.changes.len()];
-    if plan.changes.is_empty() {
+    if !plan.has_changes() {
         return Ok(Vec::new());
     }
     let Some(native) = &plan.native else {

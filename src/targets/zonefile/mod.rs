@@ -18,7 +18,7 @@ pub use read::{ParsedZone, Soa, parse_zone};
 use super::{Observation, Target, TargetError, write_native};
 use crate::desired::format::SoaDecl;
 use crate::model::{Name, Observed, Ownership, RData, RecordSet, RecordType};
-use crate::plan::{NativeText, TargetPlan, merged};
+use crate::plan::{NativeText, SettingChange, TargetPlan, merged};
 
 pub struct ZoneFileTarget {
     pub name: String,
@@ -120,9 +120,38 @@ impl Target for ZoneFileTarget {
         Ok(Observation { sets, text: Some(text), ttl_max: None, soa: parsed.soa })
     }
 
+    /// The file's SOA against the one we would write: a `soa` change in the settings, or an
+    /// adopted file's own timers and names, is an update the plan shows.
+    fn setting_changes(&self, zone: &Name, observation: &Observation, plan: &TargetPlan) -> Vec<SettingChange> {
+        let Some(old) = &observation.soa else { return Vec::new() };
+        let sets = merged(&observation.sets, &plan.changes);
+        if sets.is_empty() {
+            return Vec::new(); // the file goes
+        }
+        let (primary, admin) = soa_names(zone, &self.soa, &sets);
+        let d = &self.soa;
+        let to = soa_text(&primary, &admin, [d.refresh, d.retry, d.expire, d.minimum], d.minimum);
+        let from = soa_text(
+            &old.primary.fqdn(),
+            &old.admin.fqdn(),
+            [old.refresh, old.retry, old.expire, old.minimum],
+            old.ttl,
+        );
+        if from == to {
+            return Vec::new();
+        }
+        vec![SettingChange {
+            name: zone.clone(),
+            what: "SOA",
+            from,
+            to,
+            source: format!("zonekeeper.yaml: soa of target {}", self.name),
+        }]
+    }
+
     fn render(&self, zone: &Name, observation: Observation, plan: &TargetPlan) -> Option<NativeText> {
         let label = self.path(zone).display().to_string();
-        let after = (!plan.changes.is_empty()).then(|| {
+        let after = plan.has_changes().then(|| {
             let old_serial = observation.soa.as_ref().map(|s| s.serial);
             let sets = merged(&observation.sets, &plan.changes);
             // Nothing left (an orphaned zone): the file goes; an empty text means removal.
@@ -166,10 +195,9 @@ pub fn next_serial(old: Option<u32>, today: u32) -> u32 {
     }
 }
 
-/// The zone file for `sets`, deterministic for the same input.
-pub fn render_zone(zone: &Name, owner: &str, soa: &SoaDecl, serial: u32, sets: &[&RecordSet]) -> String {
-    let mut sets: Vec<&RecordSet> = sets.to_vec();
-    sets.sort_by(|a, b| (a.name != *zone, &a.name, a.rtype).cmp(&(b.name != *zone, &b.name, b.rtype)));
+/// The MNAME and RNAME we write: the target's `soa`, else the zone's first apex NS (sorted
+/// values, so the same sets give the same name) and `hostmaster.<zone>.`.
+fn soa_names(zone: &Name, soa: &SoaDecl, sets: &[&RecordSet]) -> (String, String) {
     let first_ns =
         sets.iter().find(|s| s.name == *zone && s.rtype == RecordType::NS).and_then(|s| match s.values.first() {
             Some(RData::Ns(n)) => Some(n.fqdn()),
@@ -177,6 +205,25 @@ pub fn render_zone(zone: &Name, owner: &str, soa: &SoaDecl, serial: u32, sets: &
         });
     let primary = soa.primary.clone().or(first_ns).unwrap_or_else(|| format!("ns1.{zone}."));
     let admin = soa.admin.clone().unwrap_or_else(|| format!("hostmaster.{zone}."));
+    (primary, admin)
+}
+
+/// An SOA without its serial, as a plan shows it: `MNAME RNAME REFRESH RETRY EXPIRE MINIMUM
+/// (TTL t)`, names absolute and lower-case.
+fn soa_text(primary: &str, admin: &str, timers: [u32; 4], ttl: u32) -> String {
+    let abs = |n: &str| {
+        let n = n.to_ascii_lowercase();
+        if n.ends_with('.') { n } else { format!("{n}.") }
+    };
+    let [refresh, retry, expire, minimum] = timers;
+    format!("{} {} {refresh} {retry} {expire} {minimum} (TTL {ttl})", abs(primary), abs(admin))
+}
+
+/// The zone file for `sets`, deterministic for the same input.
+pub fn render_zone(zone: &Name, owner: &str, soa: &SoaDecl, serial: u32, sets: &[&RecordSet]) -> String {
+    let mut sets: Vec<&RecordSet> = sets.to_vec();
+    sets.sort_by(|a, b| (a.name != *zone, &a.name, a.rtype).cmp(&(b.name != *zone, &b.name, b.rtype)));
+    let (primary, admin) = soa_names(zone, soa, &sets);
     let mut out = String::with_capacity(256 + sets.len() * 40);
     // Writing into a String cannot fail.
     let _ = writeln!(out, "{HEADER} owner={owner} zone={zone}");
