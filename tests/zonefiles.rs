@@ -165,3 +165,25 @@ fn a_soa_change_in_the_settings_is_planned_as_an_update_of_its_own() {
     assert!(repo.read(".zonekeeper/zones/db.home.example").unwrap().contains(" 7200 600 604800 300\n"));
     repo.run(&["plan", "--detailed-exitcode"]).expect_code(0);
 }
+
+#[test]
+fn a_zone_file_made_again_never_starts_below_the_serial_it_had() {
+    let repo = Repo::example();
+    repo.run(&["apply"]).expect_code(0);
+    let changed = support::RECORDS.replace("192.0.2.53", "192.0.2.54");
+    assert_ne!(changed, support::RECORDS);
+    let repo = repo.with_records("home.example", &changed);
+    repo.run(&["apply"]).expect_code(0);
+    let served = checkzone("home.example", &repo.zone_file("home.example"));
+    // the file is lost (deleted by hand, a fresh volume): the next one goes above, not to …00
+    std::fs::remove_file(repo.zone_file("home.example")).unwrap();
+    repo.run(&["apply"]).expect_code(0);
+    let again = checkzone("home.example", &repo.zone_file("home.example"));
+    assert!(again > served, "{again} after {served}");
+    // the memory is not a zone: CoreDNS's auto plugin loads only db.* files
+    let names: Vec<String> = std::fs::read_dir(repo.path().join(".zonekeeper/zones"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(names.iter().filter(|n| n.contains("db.")).all(|n| n == "db.home.example"), "{names:?}");
+}

@@ -152,7 +152,9 @@ impl Target for ZoneFileTarget {
     fn render(&self, zone: &Name, observation: Observation, plan: &TargetPlan) -> Option<NativeText> {
         let label = self.path(zone).display().to_string();
         let after = plan.has_changes().then(|| {
-            let old_serial = observation.soa.as_ref().map(|s| s.serial);
+            // The higher of the file's serial and the last one we wrote here: a file deleted
+            // and made again must not start below what secondaries already hold.
+            let old_serial = observation.soa.as_ref().map(|s| s.serial).max(self.remembered_serial(zone));
             let sets = merged(&observation.sets, &plan.changes);
             // Nothing left (an orphaned zone): the file goes; an empty text means removal.
             if sets.is_empty() {
@@ -168,8 +170,59 @@ impl Target for ZoneFileTarget {
     }
 
     fn apply(&self, zone: &Name, plan: &TargetPlan) -> Result<Vec<super::Outcome>, TargetError> {
-        write_native(&self.path(zone), plan)
+        let outcomes = write_native(&self.path(zone), plan)?;
+        // Remember the serial now served (or, for a file removed, the one it had) for the day
+        // the zone comes back.
+        if let Some(native) = &plan.native
+            && let Some(after) = &native.after
+            && let Some(serial) = our_serial(after).or_else(|| our_serial(&native.before))
+        {
+            self.remember_serial(zone, serial)?;
+        }
+        Ok(outcomes)
     }
+}
+
+/// Where the zone-file target keeps the last serial it wrote for each zone: one line
+/// `ZONE SERIAL` per zone. Not `db.*`, which CoreDNS's `auto` plugin would load as a zone.
+const SERIALS: &str = ".zonekeeper-serials";
+
+impl ZoneFileTarget {
+    fn remembered_serial(&self, zone: &Name) -> Option<u32> {
+        let text = std::fs::read_to_string(self.directory.join(SERIALS)).ok()?;
+        text.lines().find_map(|l| {
+            let (z, serial) = l.split_once(' ')?;
+            (z == zone.as_str()).then(|| serial.trim().parse().ok()).flatten()
+        })
+    }
+
+    /// Records `serial` for `zone`, atomically, under the target's lock (held by apply).
+    fn remember_serial(&self, zone: &Name, serial: u32) -> Result<(), TargetError> {
+        let path = self.directory.join(SERIALS);
+        let old = std::fs::read_to_string(&path).unwrap_or_default();
+        let mut lines: Vec<String> = old
+            .lines()
+            .filter(|l| l.split_once(' ').is_some_and(|(z, _)| z != zone.as_str()))
+            .map(str::to_string)
+            .collect();
+        lines.push(format!("{zone} {serial}"));
+        lines.sort();
+        let mut text = lines.join("\n");
+        text.push('\n');
+        if text == old {
+            return Ok(());
+        }
+        super::create_parent(&path)?;
+        super::atomic::write_atomic(&path, text.as_bytes())?;
+        Ok(())
+    }
+}
+
+/// The serial of a zone file zonekeeper wrote: the SOA line `render_zone` writes fourth.
+fn our_serial(text: &str) -> Option<u32> {
+    header_owner(text)?;
+    let line = text.lines().take(6).find(|l| l.starts_with("@\t") && l.contains("\tSOA\t"))?;
+    line.split('\t').nth(4)?.split(' ').nth(2)?.parse().ok()
 }
 
 fn header_owner(text: &str) -> Option<&str> {
