@@ -1,6 +1,9 @@
 //! Plan benchmark: N records in YAML against a zone file holding the same zone with 1% of
 //! records changed, 1% missing and 1% extra; measures the whole `plan` path from YAML load
 //! to the rendered text plan (with the zone-file diff). Prints time and peak heap per N.
+//! Two zone files per N: one zonekeeper wrote (`ours`), and one in the layout octoDNS's BIND
+//! provider (octodns-bind 1.1) writes (`octodns`: `$ORIGIN`, a multi-line SOA with comments,
+//! padded columns, blank owners for repeated names), which the target adopts.
 //!
 //! `cargo bench --bench plan` runs 1k, 10k, 100k and 1M; pass sizes to pick others:
 //! `cargo bench --bench plan -- 100000`. Each measurement runs in a fresh child process so
@@ -34,22 +37,66 @@ fn ip(i: usize, salt: usize) -> String {
     format!("10.{}.{}.{}", (v >> 16) & 255, (v >> 8) & 255, v & 255)
 }
 
+/// Who wrote the zone file the plan starts from.
+#[derive(Clone, Copy, PartialEq)]
+enum Writer {
+    Ours,
+    Octodns,
+}
+
+impl Writer {
+    fn name(self) -> &'static str {
+        match self {
+            Writer::Ours => "ours",
+            Writer::Octodns => "octodns",
+        }
+    }
+}
+
 /// Writes the repository and the zone file for `n` records; returns the repo dir.
-fn setup(n: usize) -> tempfile::TempDir {
+fn setup(n: usize, writer: Writer) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
-    write_fixture(n, dir.path());
+    write_fixture(n, dir.path(), writer);
     dir
 }
 
+/// The zone file octodns-bind 1.1 writes for `sets` (its `ZoneFileProvider._apply`): records
+/// sorted by name, `{name:<longest} {ttl:8d} IN {type:<8} {value}`, the name left blank when
+/// it repeats, and a serial that is the Unix time.
+fn octodns_zone(zone: &Name, sets: &[RecordSet]) -> String {
+    use std::fmt::Write;
+    let mut sets: Vec<&RecordSet> = sets.iter().collect();
+    sets.sort_by_cached_key(|s| (s.name.relative(zone), s.rtype));
+    let longest = sets.iter().map(|s| s.name.relative(zone).len()).max().unwrap_or(0);
+    let mut out = String::with_capacity(sets.len() * 48);
+    let _ = write!(
+        out,
+        "$ORIGIN {zone}.\n\n@ 3600 IN SOA ns1.{zone}. webmaster.{zone}. (\n    1767225600 ; Serial\n    3600 ; Refresh\n    600 ; Retry\n    604800 ; Expire\n    3600 ; NXDOMAIN ttl\n)\n\n"
+    );
+    let mut prev = String::new();
+    for s in sets {
+        let name = s.name.relative(zone);
+        for v in &s.values {
+            let shown = if name == prev { "" } else { name.as_str() };
+            let _ = writeln!(out, "{shown:<longest$} {:8} IN {:<8} {v}", s.ttl, s.rtype.as_str());
+        }
+        prev = name;
+    }
+    out
+}
+
 /// Writes the repository and the zone file for `n` records into `root`.
-fn write_fixture(n: usize, root: &Path) {
+fn write_fixture(n: usize, root: &Path, writer: Writer) {
     std::fs::create_dir_all(root).expect("fixture directory");
+    let adopt = if writer == Writer::Octodns { ", adopt: true" } else { "" };
     std::fs::write(
         root.join("zonekeeper.yaml"),
-        "apiVersion: zonekeeper.dev/v1alpha1\nkind: Settings\nowner: bench\npolicy: sync\n\
-         limits: {maxFileBytes: 1073741824}\n\
-         zones: [{name: bench.example, targets: [zf]}]\n\
-         targets: {zf: {type: zonefile, directory: zones}}\n",
+        format!(
+            "apiVersion: zonekeeper.dev/v1alpha1\nkind: Settings\nowner: bench\npolicy: sync\n\
+             limits: {{maxFileBytes: 1073741824}}\n\
+             zones: [{{name: bench.example, targets: [zf]}}]\n\
+             targets: {{zf: {{type: zonefile, directory: zones{adopt}}}}}\n"
+        ),
     )
     .expect("write settings");
     let zone = Name::parse("bench.example").expect("zone");
@@ -88,8 +135,13 @@ fn write_fixture(n: usize, root: &Path) {
     std::fs::create_dir_all(root.join("records")).expect("mkdir");
     std::fs::write(root.join("records/bench.example.yaml"), yaml).expect("write records");
     std::fs::create_dir_all(root.join("zones")).expect("mkdir");
-    let refs: Vec<&RecordSet> = observed.iter().collect();
-    let text = render_zone(&zone, "bench", &SoaDecl::default(), 2026010100, &refs);
+    let text = match writer {
+        Writer::Ours => {
+            let refs: Vec<&RecordSet> = observed.iter().collect();
+            render_zone(&zone, "bench", &SoaDecl::default(), 2026010100, &refs)
+        }
+        Writer::Octodns => octodns_zone(&zone, &observed),
+    };
     std::fs::write(root.join("zones/db.bench.example"), text).expect("write zone");
 }
 
@@ -144,21 +196,22 @@ fn main() {
     // For profiling one run by hand (run the bench binary itself, not through `cargo bench`,
     // which adds its own `--bench`): `--fixture N DIR` writes the input, then
     // `valgrind --tool=massif target/release/deps/plan-… --measure DIR`.
-    if let [flag, n, dir] = &args[..]
+    if let [flag, n, dir, rest @ ..] = &args[..]
         && flag == "--fixture"
     {
-        write_fixture(n.parse().expect("a record count"), Path::new(dir));
+        let writer = if rest.iter().any(|a| a == "octodns") { Writer::Octodns } else { Writer::Ours };
+        write_fixture(n.parse().expect("a record count"), Path::new(dir), writer);
         return;
     }
     let sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
     let sizes = if sizes.is_empty() { vec![1_000, 10_000, 100_000, 1_000_000] } else { sizes };
     let me = std::env::current_exe().expect("own path");
     println!(
-        "{:>9}  {:>9}  {:>9}  {:>9}  {:>9}  {:>13}  {:>8}",
-        "records", "load ms", "plan ms", "render ms", "total ms", "peak RSS MiB", "changes"
+        "{:>9}  {:>8}  {:>9}  {:>9}  {:>9}  {:>9}  {:>13}  {:>8}",
+        "records", "file", "load ms", "plan ms", "render ms", "total ms", "peak RSS MiB", "changes"
     );
-    for n in sizes {
-        let dir = setup(n);
+    for (n, writer) in sizes.iter().flat_map(|&n| [(n, Writer::Ours), (n, Writer::Octodns)]) {
+        let dir = setup(n, writer);
         let runs = if n >= 1_000_000 { 1 } else { 5 };
         let mut best: Option<Vec<f64>> = None;
         for _ in 0..runs {
@@ -173,7 +226,8 @@ fn main() {
         }
         let v = best.expect("at least one run");
         println!(
-            "{n:>9}  {:>9.1}  {:>9.1}  {:>9.1}  {:>9.1}  {:>13.1}  {:>8}",
+            "{n:>9}  {:>8}  {:>9.1}  {:>9.1}  {:>9.1}  {:>9.1}  {:>13.1}  {:>8}",
+            writer.name(),
             v[0],
             v[1],
             v[2],

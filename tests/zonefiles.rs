@@ -69,6 +69,9 @@ fn debian_zone_files_read_and_export_to_a_plan_that_only_takes_over_the_soa() {
         );
         assert!(plan.contains(&soa_line), "{file}: {plan}");
         assert!(plan.contains("Plan: 0 to create, 1 to update, 0 to delete."), "{file}: {plan}");
+        // The rewrite into our form is one line, not a diff of every line of the file.
+        assert!(plan.contains("taken over and rewritten whole in zonekeeper's form"), "{file}: {plan}");
+        assert!(!plan.contains("+$ORIGIN") && !plan.contains("-$TTL"), "{file}: {plan}");
         // With the file's own SOA in the settings, nothing is left to change.
         let soa =
             format!("{{admin: root.localhost., refresh: 604800, retry: 86400, expire: 2419200, minimum: {negative}}}");

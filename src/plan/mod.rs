@@ -23,6 +23,10 @@ pub struct NativeText {
     pub before: String,
     /// `None` when the plan leaves the text as it is.
     pub after: Option<String>,
+    /// Shown instead of the line diff when the whole text is rewritten into our form (a file
+    /// another tool wrote, adopted): the record changes say what clients will see, and a
+    /// diff of every line (200,000 at 100k records) would say nothing more.
+    pub rewrite: Option<String>,
 }
 
 /// One plan over every target and zone, and what it was computed from.

@@ -39,6 +39,9 @@ pub fn native_diff(n: &NativeText) -> String {
     let Some(after) = n.after.as_deref().filter(|a| *a != n.before) else {
         return String::new();
     };
+    if let Some(note) = &n.rewrite {
+        return format!("{}: {note}\n", n.label);
+    }
     similar::TextDiff::from_lines(&n.before, after)
         .unified_diff()
         .context_radius(2)

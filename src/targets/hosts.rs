@@ -211,7 +211,7 @@ impl Target for HostsTarget {
         let label = self.path.display().to_string();
         let before = observation.text.unwrap_or_default();
         if plan.changes.is_empty() {
-            return Some(NativeText { label, before, after: None });
+            return Some(NativeText { label, before, after: None, rewrite: None });
         }
         let entries: Vec<(IpAddr, Name)> = merged(&observation.sets, &plan.changes)
             .into_iter()
@@ -224,7 +224,7 @@ impl Target for HostsTarget {
             })
             .collect();
         let after = self.splice(&before, zone, entries).ok()?;
-        Some(NativeText { label, before, after: Some(after) })
+        Some(NativeText { label, before, after: Some(after), rewrite: None })
     }
 
     /// The block holds several zones, each planned on its own; so apply re-reads the file and

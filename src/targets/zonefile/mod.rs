@@ -162,7 +162,17 @@ impl Target for ZoneFileTarget {
             }
             render_zone(zone, &self.owner, &self.soa, next_serial(old_serial, today()), &sets)
         });
-        Some(NativeText { label, before: observation.text.unwrap_or_default(), after })
+        let before = observation.text.unwrap_or_default();
+        // A file without our header is adopted: written once in our form, every line new.
+        let rewrite = (after.as_ref().is_some_and(|a| !a.is_empty()) && !before.is_empty() && header_owner(&before).is_none())
+            .then(|| {
+                format!(
+                    "written by another tool or by hand: taken over and rewritten whole in zonekeeper's form ({} lines before, {} after); the record and SOA changes above are every change a client sees",
+                    before.lines().count(),
+                    after.as_deref().map(|a| a.lines().count()).unwrap_or(0)
+                )
+            });
+        Some(NativeText { label, before, after, rewrite })
     }
 
     fn lock_place(&self) -> super::lock::LockPlace {
