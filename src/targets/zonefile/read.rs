@@ -166,8 +166,15 @@ impl Reader<'_> {
 
     fn record(&mut self, record: &ScannedRecord, file: usize, line: usize) -> Result<(), TargetError> {
         let err = |m: String| self.err(file, line, m);
-        let owner = record.owner().to_string();
-        let name = Name::parse(&owner).map_err(|e| err(format!("owner `{owner}`: {e}")))?;
+        let name = match plain_name(record.owner()).map(|s| Name::parse(&s)) {
+            Some(Ok(name)) => name,
+            // Not a plain host name, or not a valid one: the full form for the message.
+            _ => {
+                let owner = record.owner().to_string();
+                Name::parse(&owner).map_err(|e| err(format!("owner `{owner}`: {e}")))?
+            }
+        };
+        let owner = name.as_str();
         if !name.is_in(self.zone) {
             return Err(err(format!(
                 "`{owner}` is outside zone {}; a zone file holds only its own zone's names (BIND ignores the rest)",
@@ -178,16 +185,19 @@ impl Reader<'_> {
             return Err(err(format!("class {} is not supported; zonekeeper manages class IN only", record.class())));
         }
         let ttl = record.ttl().as_secs();
-        let target = |n: &dyn std::fmt::Display| {
+        let target = |n: &domain::zonefile::inplace::ScannedDname| {
+            if let Some(Ok(name)) = plain_name(n).map(|s| Name::parse_target(&s)) {
+                return Ok(name);
+            }
             let s = n.to_string();
             Name::parse_target(&s).map_err(|e| err(format!("`{s}`: {e}")))
         };
         let value = match record.data() {
             ZoneRecordData::Soa(soa) => {
-                let name = |n: String| Name::parse(&n).map_err(|e| err(format!("SOA name `{n}`: {e}")));
-                if self.soa.is_some() || name_is_not_apex(&owner, self.zone) {
+                if self.soa.is_some() || name != *self.zone {
                     return Err(err("a second SOA, or an SOA below the zone's apex".into()));
                 }
+                let name = |n: String| Name::parse(&n).map_err(|e| err(format!("SOA name `{n}`: {e}")));
                 self.soa = Some(Soa {
                     primary: name(soa.mname().to_string())?,
                     admin: name(soa.rname().to_string())?,
@@ -310,8 +320,28 @@ impl Reader<'_> {
     }
 }
 
-fn name_is_not_apex(owner: &str, zone: &Name) -> bool {
-    Name::parse(owner).map(|n| n != *zone).unwrap_or(true)
+/// A scanned name as text when every label is plain (letters, digits, `-`, `_`, `*`), read
+/// from the labels' bytes rather than through `Display`, which formats each character on its
+/// own (most of what reading a large zone's names cost); `.` for the root; `None` otherwise.
+fn plain_name(n: &impl domain::base::name::ToLabelIter) -> Option<String> {
+    let mut s = String::with_capacity(48);
+    for label in n.iter_labels() {
+        if label.is_root() {
+            break;
+        }
+        let bytes = label.as_slice();
+        if !bytes.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'*')) {
+            return None;
+        }
+        if !s.is_empty() {
+            s.push('.');
+        }
+        s.extend(bytes.iter().map(|c| c.to_ascii_lowercase() as char));
+    }
+    if s.is_empty() {
+        s.push('.');
+    }
+    Some(s)
 }
 
 /// The line number and message of a scanner error (`line:col: message`), with `$GENERATE`

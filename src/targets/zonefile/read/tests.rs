@@ -94,7 +94,8 @@ fn reads_the_types_reverse_and_service_zones_hold() {
 
 #[test]
 fn refuses_what_it_could_not_write_back_with_the_line() {
-    let cases: [(&str, usize, &str); 12] = [
+    let cases: [(&str, usize, &str); 13] = [
+        ("$TTL 300\n@ SOA a. b. 1 2 3 4 5\nsub SOA a. b. 1 2 3 4 5\n", 3, "SOA below the zone's apex"),
         ("$TTL 300\nwords TXT two words\n", 2, "2 character-strings of 3+5 octets"),
         ("$TTL 300\nhex A \\# 4 C0000201\n", 2, "RFC 3597"),
         ("$TTL 300\nx A 1.2.3.4 extra\n", 2, "column 13: trailing tokens"),
