@@ -2,7 +2,7 @@
 //! anything else that must produce a file `load` reads back unchanged.
 
 use crate::desired::format::API_VERSION;
-use crate::model::{Name, RecordSet};
+use crate::model::{Name, RData, RecordSet, txt_strings};
 
 /// A YAML scalar in double quotes; JSON string syntax is valid YAML and escapes everything.
 fn q(s: &str) -> String {
@@ -21,8 +21,31 @@ pub fn records_yaml(zone: &Name, sets: &[RecordSet], schema_path: &str, ttls: bo
     sets.sort();
     for s in sets {
         let name = s.name.relative(zone);
-        let vals: Vec<String> = s.values.iter().map(|v| q(&v.to_value())).collect();
         let ttl = if ttls { format!(", ttl: {}", s.ttl) } else { String::new() };
+        // A TXT set holding a value with its own character-strings is written whole in the
+        // `strings` form, every value as the strings it goes out as.
+        if s.values.iter().any(|v| matches!(v, RData::TxtStrings(_))) {
+            let lists: Vec<String> = s
+                .values
+                .iter()
+                .map(|v| {
+                    let strings: Vec<String> = match v {
+                        RData::TxtStrings(strings) => strings.iter().map(|p| q(p)).collect(),
+                        RData::Txt(t) => txt_strings(t).map(q).collect(),
+                        other => vec![q(&other.to_value())],
+                    };
+                    format!("[{}]", strings.join(", "))
+                })
+                .collect();
+            out.push_str(&format!(
+                "  - {{name: {}, type: {}{ttl}, strings: [{}]}}\n",
+                q(&name),
+                s.rtype,
+                lists.join(", ")
+            ));
+            continue;
+        }
+        let vals: Vec<String> = s.values.iter().map(|v| q(&v.to_value())).collect();
         if vals.len() == 1 {
             out.push_str(&format!("  - {{name: {}, type: {}{ttl}, value: {}}}\n", q(&name), s.rtype, vals[0]));
         } else {

@@ -90,6 +90,8 @@ fn a_hand_written_zone_round_trips_and_what_we_write_back_passes_named_checkzone
         "{name: \"txt2\", type: TXT, ttl: 3600, value: \"  padded  \"}",
         "{name: \"txt3\", type: TXT, ttl: 3600, value: \"quote \\\" and backslash \\\\ and ü\"}",
         "{name: \"nomail\", type: MX, ttl: 3600, value: \"0 .\"}",
+        "{name: \"dkim._domainkey\", type: TXT, ttl: 3600, strings: [[\"v=DKIM1; k=rsa; \", \"p=MIGfMA0GCSqGSIb3DQEBAQUAA4GN\"]]}",
+        "{name: \"_printer._tcp\", type: TXT, ttl: 3600, strings: [[\"txtvers=1\", \"path=/\"]]}",
         "{name: \"www\", type: CNAME, ttl: 86400, value: \"web.lab.test.\"}",
         "{name: \"80.2.0.192.in-addr\", type: PTR, ttl: 3600, value: \"web.lab.test.\"}",
         "type: TLSA, ttl: 3600, value: \"3 1 1 D2ABDE240D7CD3EE6B4B28C54DF034B97983A1D16E8A410E4561CB106618E971\"}",
@@ -124,7 +126,6 @@ fn a_hand_written_zone_round_trips_and_what_we_write_back_passes_named_checkzone
 fn what_cannot_be_kept_is_refused_with_the_file_and_line_and_nothing_is_written() {
     let base = "$TTL 300\n@ SOA ns1 hm 1 2 3 4 5\n@ NS ns1\nns1 A 192.0.2.1\n";
     for (extra, needle) in [
-        ("dkim TXT \"v=DKIM1; k=rsa; \" \"p=abc\"\n", "db.lab.test:5: TXT is split into 2 character-strings"),
         ("x 600 A 192.0.2.2\nx 60 A 192.0.2.3\n", "db.lab.test:6: x.lab.test A has TTL 60 here and 600 at"),
         ("$GENERATE 1-9 h$ A 192.0.2.$\n", "db.lab.test:5: $GENERATE is not supported"),
         ("$INCLUDE /etc/hostname\n", "outside the target directory"),
@@ -189,4 +190,29 @@ fn a_zone_file_made_again_never_starts_below_the_serial_it_had() {
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
         .collect();
     assert!(names.iter().filter(|n| n.contains("db.")).all(|n| n == "db.home.example"), "{names:?}");
+}
+
+#[test]
+fn txt_strings_in_a_records_file_are_checked_with_their_line() {
+    let long = "x".repeat(256);
+    let records = format!(
+        "apiVersion: zonekeeper.dev/v1alpha1\nkind: Records\nzone: home.example\nrecords:\n\
+         \x20 - {{name: \"@\", type: NS, value: ns1.home.example.}}\n\
+         \x20 - {{name: ns1, type: A, value: 192.0.2.53}}\n\
+         \x20 - {{name: a, type: A, strings: [[\"x\"]]}}\n\
+         \x20 - {{name: b, type: TXT, value: x, strings: [[\"x\"]]}}\n\
+         \x20 - {{name: c, type: TXT, strings: [[\"{long}\"]]}}\n\
+         \x20 - {{name: d, type: TXT, strings: [[\"ok \", \"fine\"]]}}\n"
+    );
+    let repo = Repo::example().with_records("home.example", &records);
+    let out = repo.run(&["validate"]).expect_code(1);
+    let err = out.all();
+    for needle in [
+        "records/home.example.yaml:7:5: records[2].strings: `strings` is for TXT records only",
+        "records/home.example.yaml:8:5: records[3].strings: give `strings` or `value`/`values`, not both",
+        "records/home.example.yaml:9:5: records[4].strings[0]: a TXT character-string is 256 octets long; the limit is 255",
+    ] {
+        assert!(err.contains(needle), "missing {needle} in {err}");
+    }
+    assert!(!err.contains("records[5]"), "{err}");
 }

@@ -161,14 +161,32 @@ impl EntryCheck<'_> {
             }
             out
         };
-        let values = match (&e.value, &e.values) {
-            (Some(_), Some(_)) => {
+        let values = match (&e.value, &e.values, &e.strings) {
+            (Some(_), Some(_), _) => {
                 diags.push(at("", "give `value` or `values`, not both".into()));
                 None
             }
-            (Some(v), None) => Some(parse_all(".value".into(), std::slice::from_ref(v), diags)),
-            (None, Some(vs)) => Some(parse_all(".values".into(), vs, diags)),
-            (None, None) => None,
+            (Some(_), None, Some(_)) | (None, Some(_), Some(_)) => {
+                diags.push(at(".strings", "give `strings` or `value`/`values`, not both".into()));
+                None
+            }
+            (None, None, Some(_)) if e.rtype != RecordType::Txt => {
+                diags.push(at(".strings", "`strings` is for TXT records only".into()));
+                None
+            }
+            (None, None, Some(all)) => {
+                let mut out = Vec::with_capacity(all.len());
+                for (j, strings) in all.iter().enumerate() {
+                    match RData::txt_strings(strings) {
+                        Ok(v) => out.push(v),
+                        Err(err) => diags.push(at(&format!(".strings[{j}]"), err.to_string())),
+                    }
+                }
+                Some(out)
+            }
+            (Some(v), None, None) => Some(parse_all(".value".into(), std::slice::from_ref(v), diags)),
+            (None, Some(vs), None) => Some(parse_all(".values".into(), vs, diags)),
+            (None, None, None) => None,
         };
         let mut per_view = Vec::new();
         for (view, vals) in e.views.iter().flatten() {
@@ -180,7 +198,7 @@ impl EntryCheck<'_> {
             per_view.push((view.clone(), parse_all(format!(".views.{view}"), vals, diags)));
         }
         if values.is_none() && per_view.is_empty() {
-            diags.push(at("", "no values: give `value`, `values` or `views`".into()));
+            diags.push(at("", "no values: give `value`, `values`, `strings` (TXT) or `views`".into()));
         }
         if e.rtype == RecordType::Cname {
             let many = values.as_ref().is_some_and(|v| v.len() > 1) || per_view.iter().any(|(_, v)| v.len() > 1);
@@ -284,6 +302,7 @@ pub(super) fn check_technitium_text(
         for r in records.get(&zone.name).into_iter().flatten() {
             let bad = r.all_values().any(|v| match v {
                 RData::Txt(text) => !text.is_ascii(),
+                RData::TxtStrings(strings) => strings.iter().any(|s| !s.is_ascii()),
                 RData::Caa(c) => !c.value.is_ascii(),
                 _ => false,
             });

@@ -439,6 +439,11 @@ pub struct RecordEntry {
     pub value: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub values: Option<Vec<String>>,
+    /// TXT only, instead of `value`/`values`: each value as its character-strings, exactly as
+    /// they go on the wire (at most 255 octets each), for a text split where zonekeeper would
+    /// not split it: `[["v=DKIM1; k=rsa; ", "p=MIIB…"]]`, `[["txtvers=1", "path=/"]]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strings: Option<Vec<Vec<String>>>,
     /// Values per view name; they replace `value`/`values` in that view.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub views: Option<BTreeMap<String, Vec<String>>>,

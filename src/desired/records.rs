@@ -398,6 +398,8 @@ fn flow_entry(body: &str) -> Option<RecordEntry> {
         ttl,
         value,
         values,
+        // `strings:` is not in the line reader's subset: such an item takes the full parser.
+        strings: None,
         views: None,
         internal: None,
         allow_public: None,

@@ -121,6 +121,10 @@ pub enum RData {
     },
     /// The text as the user means it; split into 255-octet strings only when written.
     Txt(Box<str>),
+    /// A TXT value whose character-strings are not the ones `Txt` would write for their
+    /// joined text (a DKIM key split by another tool, DNS-SD's `"txtvers=1" "path=/"`): kept
+    /// exactly, since clients see each string. `RData::txt_strings` picks the form.
+    TxtStrings(Box<[Box<str>]>),
     Srv {
         priority: u16,
         weight: u16,
@@ -164,6 +168,8 @@ pub enum RDataError {
     TxtTooLong(usize),
     #[error("CAA tag `{0}` must be letters and digits only")]
     CaaTag(String),
+    #[error("a TXT character-string is {0} octets long; the limit is 255 (RFC 1035)")]
+    TxtStringTooLong(usize),
     #[error("`{value}` is not a valid {rtype} value: {reason}")]
     Grammar { rtype: RecordType, value: String, reason: String },
 }
@@ -297,7 +303,7 @@ impl RData {
             RData::Cname(_) => RecordType::Cname,
             RData::Ns(_) => RecordType::NS,
             RData::Mx { .. } => RecordType::MX,
-            RData::Txt(_) => RecordType::Txt,
+            RData::Txt(_) | RData::TxtStrings(_) => RecordType::Txt,
             RData::Srv { .. } => RecordType::Srv,
             RData::Caa(_) => RecordType::Caa,
             RData::Ptr(_) => RecordType::Ptr,
@@ -373,7 +379,34 @@ impl RData {
         })
     }
 
-    /// The value as a records file writes it; `RData::parse` reads it back unchanged.
+    /// A TXT value from its character-strings: `Txt` when they are the ones zonekeeper would
+    /// write for their joined text (so one value has one form), else `TxtStrings`.
+    pub fn txt_strings<S: AsRef<str>>(strings: &[S]) -> Result<RData, RDataError> {
+        let mut total = 0;
+        for s in strings {
+            let s = s.as_ref();
+            if s.len() > 255 {
+                return Err(RDataError::TxtStringTooLong(s.len()));
+            }
+            check_text(s)?;
+            total += s.len();
+        }
+        if total > MAX_TXT_OCTETS {
+            return Err(RDataError::TxtTooLong(total));
+        }
+        if strings.is_empty() {
+            return Err(RDataError::Shape(String::new(), "at least one character-string"));
+        }
+        let joined: String = strings.iter().map(|s| s.as_ref()).collect();
+        if txt_strings(&joined).eq(strings.iter().map(|s| s.as_ref())) {
+            Ok(RData::Txt(joined.into()))
+        } else {
+            Ok(RData::TxtStrings(strings.iter().map(|s| s.as_ref().into()).collect()))
+        }
+    }
+
+    /// The value as a records file writes it; `RData::parse` reads it back unchanged (for
+    /// `TxtStrings`, a records file gives the strings as a list in `strings:`).
     pub fn to_value(&self) -> String {
         match self {
             RData::Txt(t) => t.to_string(),
@@ -405,6 +438,15 @@ impl fmt::Display for RData {
             RData::Cname(n) | RData::Ns(n) | RData::Ptr(n) => write!(f, "{n}."),
             RData::Mx { preference, exchange } => write!(f, "{preference} {exchange}."),
             RData::Txt(t) => write_txt_strings(f, t),
+            RData::TxtStrings(strings) => {
+                for (i, piece) in strings.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" ")?;
+                    }
+                    write_quoted(f, piece)?;
+                }
+                Ok(())
+            }
             RData::Srv { priority, weight, port, target } => write!(f, "{priority} {weight} {port} {target}."),
             RData::Caa(caa) => {
                 write!(f, "{} {} ", caa.flags, caa.tag)?;

@@ -296,10 +296,10 @@ pub fn check_ttl_max(changes: &[Change], max: Option<u32>) -> Option<Refusal> {
 }
 
 /// Sets that a create or update would give a type the target cannot take.
-pub fn check_types(changes: &[Change], kind: &str, supports: impl Fn(RecordType) -> bool) -> Option<Refusal> {
+pub fn check_types(changes: &[Change], kind: &str, supports: impl Fn(&RecordSet) -> bool) -> Option<Refusal> {
     let sets: Vec<TtlTooHigh> = changes
         .iter()
-        .filter(|c| c.op() != Op::Delete && !supports(c.set().rtype))
+        .filter(|c| c.op() != Op::Delete && !supports(c.set()))
         .map(|c| TtlTooHigh { name: c.set().name.clone(), rtype: c.set().rtype, ttl: c.set().ttl })
         .collect();
     (!sets.is_empty()).then(|| Refusal::TypeUnsupported { sets, target_kind: kind.to_string() })

@@ -8,7 +8,7 @@ pub mod technitium;
 pub mod zonefile;
 
 use crate::desired::{TargetKind, TargetSettings};
-use crate::model::{Name, Observed, RecordType, Wanted};
+use crate::model::{Name, Observed, RecordSet, Wanted};
 use crate::plan::{NativeText, SettingChange, TargetPlan};
 use crate::secrets::Secrets;
 
@@ -72,9 +72,9 @@ pub trait Target {
         wanted
     }
     /// Whether the planner may take over unowned records.
-    /// Whether this target can hold record sets of `rtype` (a plan that would create or update
-    /// one it cannot is refused for that zone: `Refusal::TypeUnsupported`).
-    fn supports(&self, _rtype: RecordType) -> bool {
+    /// Whether this target can hold `set` (its type, and its values' form): a plan that would
+    /// create or update one it cannot is refused for that zone (`Refusal::TypeUnsupported`).
+    fn supports(&self, _set: &RecordSet) -> bool {
         true
     }
     /// Changes to the zone's own settings that this target would write with the plan (a zone

@@ -7,8 +7,8 @@
 //! turned into seconds before a second scan (only when the first scan fails, so our own files
 //! and other tools' plain-seconds files are scanned once); and refusals, each with the file
 //! and line, of everything we could not write back unchanged: a type we do not model, a name
-//! outside the zone, a class other than IN, a set whose values carry different TTLs, a TXT
-//! split into character-strings other than the ones we would write, `$GENERATE`.
+//! outside the zone, a class other than IN, a set whose values carry different TTLs,
+//! `$GENERATE`. TXT character-strings are kept as they are (`RData::txt_strings`).
 
 use std::path::{Path, PathBuf};
 
@@ -16,7 +16,7 @@ use domain::base::iana::Class;
 use domain::rdata::ZoneRecordData;
 use domain::zonefile::inplace::{Entry, ScannedRecord, Zonefile};
 
-use crate::model::{Caa, Name, RData, RecordSet, RecordType, structured_text, txt_strings};
+use crate::model::{Caa, Name, RData, RecordSet, RecordType, structured_text};
 use crate::targets::TargetError;
 
 /// A zone's SOA as the file holds it.
@@ -226,19 +226,9 @@ impl Reader<'_> {
                         err("TXT holds bytes that are not UTF-8 text, which zonekeeper cannot keep".into())
                     })?);
                 }
-                let text = strings.concat();
-                if !txt_strings(&text).eq(strings.iter().copied()) {
-                    return Err(err(format!(
-                        "TXT is split into {} character-strings of {} octets; zonekeeper would write this text as {} and a client would read it differently (DKIM joins the strings, DNS-SD does not), so it is refused rather than changed",
-                        strings.len(),
-                        strings.iter().map(|s| s.len().to_string()).collect::<Vec<_>>().join("+"),
-                        match txt_strings(&text).count() {
-                            1 => "one string".to_string(),
-                            n => format!("{n} strings of at most 255 octets"),
-                        }
-                    )));
-                }
-                RData::parse(RecordType::Txt, &text).map_err(|e| err(e.to_string()))?
+                // Kept as the strings they are: one text when they are the ones we would
+                // write for it, else each string exactly (clients see each one).
+                RData::txt_strings(&strings).map_err(|e| err(e.to_string()))?
             }
             ZoneRecordData::Caa(c) => {
                 let tag = c.tag().to_string();
