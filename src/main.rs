@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
+use zonekeeper::desired::diagnostic::ValidationReport;
 use zonekeeper::desired::files::{Files, WorkTree};
 use zonekeeper::desired::{self, DesiredState, Invalid, TargetKind, TargetSettings, yaml::DocKind};
 use zonekeeper::model::Name;
@@ -592,7 +593,9 @@ fn validate(origin: &Origin, format: ValidateFormat) -> Result<ExitCode> {
         Ok(state) => {
             let records: usize = state.records.values().map(|r| r.len()).sum();
             match format {
-                ValidateFormat::Json => println!("{}", serde_json::json!({"valid": true, "problems": []})),
+                ValidateFormat::Json => {
+                    println!("{}", serde_json::to_string(&ValidationReport { version: 1, valid: true, problems: &[] })?)
+                }
                 _ => println!(
                     "ok: {} zone(s), {} record entries, {} resolver set(s), {} target(s)",
                     state.settings.zones.len(),
@@ -612,7 +615,9 @@ fn validate(origin: &Origin, format: ValidateFormat) -> Result<ExitCode> {
             }
             eprintln!("{} problem(s); nothing was written", diags.len());
         }
-        ValidateFormat::Json => println!("{}", serde_json::json!({"valid": false, "problems": diags})),
+        ValidateFormat::Json => {
+            println!("{}", serde_json::to_string(&ValidationReport { version: 1, valid: false, problems: &diags })?)
+        }
         ValidateFormat::Github => {
             for d in &diags {
                 let (esc, prop) = (render::github_data, render::github_property);
@@ -927,9 +932,16 @@ fn observe(origin: &Origin, state: &DesiredState, source: &str, commit: bool) ->
 
 fn schema(dir: &Path, check: bool) -> Result<ExitCode> {
     let mut stale = Vec::new();
+    let mut docs: Vec<(String, serde_json::Value)> = Vec::new();
     for kind in DocKind::ALL {
-        let path = dir.join(kind.schema_file());
-        let text = serde_json::to_string_pretty(&kind.schema())? + "\n";
+        docs.push((kind.schema_file().to_string(), serde_json::to_value(kind.schema())?));
+    }
+    // The JSON outputs are a contract too: their schemas are checked in beside the inputs'.
+    docs.extend(render::output_schemas().into_iter().map(|(file, schema)| (file.to_string(), schema)));
+    docs.push(("validate.json".to_string(), ValidationReport::schema()));
+    for (file, schema) in docs {
+        let path = dir.join(&file);
+        let text = serde_json::to_string_pretty(&schema)? + "\n";
         if check {
             let current = std::fs::read_to_string(&path).unwrap_or_default();
             if current != text {

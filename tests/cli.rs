@@ -289,7 +289,7 @@ fn schema_check_matches_the_checked_in_files() {
     let repo = Repo::empty();
     let out = repo.run(&["schema", "--dir", repo.path().join("schema").to_str().unwrap()]).expect_code(0);
     assert!(out.stdout().contains("records.json"));
-    for f in ["settings.json", "records.json", "resolver-set.json"] {
+    for f in ["settings.json", "records.json", "resolver-set.json", "plan.json", "validate.json"] {
         let fresh = repo.read(&format!("schema/{f}")).unwrap();
         let checked_in = std::fs::read_to_string(format!("schema/{f}")).unwrap();
         assert_eq!(fresh, checked_in, "schema/{f} is stale: run `zonekeeper schema`");
@@ -597,4 +597,50 @@ fn small_edges_export_of_a_zone_not_held_schema_check_of_the_repo_and_no_colour_
     let out = repo.run(&["--log-level", "info", "--log-format", "text", "apply"]).expect_code(0);
     assert!(out.stderr().contains("applied"), "{}", out.all());
     assert!(!out.stderr().contains('\x1b'), "colour codes in a pipe: {:?}", out.stderr());
+}
+
+/// Every plan JSON of these cases is valid against the checked-in schema/plan.json, and a
+/// document that breaks the contract is not.
+#[test]
+fn plan_json_follows_its_checked_in_schema() {
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string("schema/plan.json").unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let check = |json: &str| {
+        let v: serde_json::Value = serde_json::from_str(json).unwrap();
+        let errors: Vec<String> =
+            validator.iter_errors(&v).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+        assert!(errors.is_empty(), "{errors:?}\n{json}");
+        v
+    };
+    // creates, a hosts target, provenance
+    let repo = Repo::example();
+    let first = check(&repo.run(&["plan", "--format", "json"]).expect_code(0).stdout());
+    // updates, deletes, a refusal, a setting change, an unreadable target
+    repo.run(&["apply"]).expect_code(0);
+    let settings = support::SETTINGS
+        .replace("    directory: .zonekeeper/zones", "    directory: .zonekeeper/zones\n    soa: {retry: 900}")
+        .replace("    path: .zonekeeper/hosts", "    path: .zonekeeper");
+    let repo = repo.with_settings(&settings).with_records("home.example", &many_records(1));
+    let v = check(&repo.run(&["plan", "--format", "json"]).expect_code(1).stdout());
+    assert_eq!(v["complete"], false, "the hosts path is a directory: {v}");
+    let coredns = v["targets"].as_array().unwrap().iter().find(|t| t["target"]["name"] == "coredns").unwrap();
+    assert!(!coredns["refusals"].as_array().unwrap().is_empty(), "{coredns}");
+    assert_eq!(coredns["setting_changes"][0]["what"], "SOA");
+    // and the contract has teeth
+    for broken in [
+        serde_json::json!({"version": 1}),
+        {
+            let mut b = first.clone();
+            b["complete"] = serde_json::json!("yes");
+            b
+        },
+        {
+            let mut b = first.clone();
+            b["targets"][0]["changes"][0]["op"] = serde_json::json!("upsert");
+            b
+        },
+    ] {
+        assert!(!validator.is_valid(&broken), "accepted: {broken}");
+    }
 }

@@ -618,7 +618,7 @@ fn validate_json_lists_every_problem_with_its_location() {
     let good = repo.run(&["validate", "--format", "json"]);
     assert_eq!(good.code, Some(0), "{}", good.all());
     let v: serde_json::Value = serde_json::from_str(&good.stdout).unwrap_or_else(|e| panic!("{e}:\n{}", good.stdout));
-    assert_eq!(v, serde_json::json!({"valid": true, "problems": []}));
+    assert_eq!(v, serde_json::json!({"version": 1, "valid": true, "problems": []}));
 
     let text = five_problems();
     repo.write(RECORDS, text.as_bytes());
@@ -628,6 +628,12 @@ fn validate_json_lists_every_problem_with_its_location() {
     assert_eq!(tree(repo.path()), before);
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}:\n{}", out.stdout));
     assert_eq!(v["valid"], serde_json::Value::Bool(false), "{v}");
+    // the contract: the checked-in schema/validate.json takes it
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string("schema/validate.json").unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    assert!(validator.is_valid(&v), "{v}");
+    assert!(!validator.is_valid(&serde_json::json!({"valid": "no", "problems": []})));
     let problems = v["problems"].as_array().unwrap_or_else(|| panic!("no problems array: {v}"));
     assert_eq!(problems.len(), 5, "{v:#}");
     for p in problems {

@@ -16,7 +16,7 @@ impl From<serde_saphyr::Location> for Pos {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, schemars::JsonSchema)]
 pub struct Diagnostic {
     pub file: String,
     /// 1-based; 0 when the problem is about the file as a whole.
@@ -25,6 +25,24 @@ pub struct Diagnostic {
     /// Field path inside the document, e.g. `records[3].value`; empty for the whole file.
     pub path: String,
     pub message: String,
+}
+
+/// The output of `zonekeeper validate --format json`. `version` is 1; it changes only when a
+/// field changes meaning or goes away.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(title = "zonekeeper validate (validate --format json)")]
+pub struct ValidationReport<'a> {
+    pub version: u32,
+    /// True when the desired state loads with no problem.
+    pub valid: bool,
+    /// Every problem found, each with its file, line, column and field.
+    pub problems: &'a [Diagnostic],
+}
+
+impl ValidationReport<'_> {
+    pub fn schema() -> serde_json::Value {
+        serde_json::to_value(schemars::schema_for!(ValidationReport<'static>)).unwrap_or_default()
+    }
 }
 
 impl Diagnostic {

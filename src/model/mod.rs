@@ -15,7 +15,7 @@ use std::fmt;
 pub const DEFAULT_VIEW: &str = "default";
 
 /// Where a wanted record came from, so that a plan can point a reviewer at the line to change.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Provenance {
     /// A line of a file in the desired-state repository.
@@ -33,7 +33,7 @@ impl fmt::Display for Provenance {
 /// All values of one name and type, with one TTL: the unit the planner compares.
 /// `values` is kept sorted and free of duplicates, so two sets compare equal when they
 /// hold the same values in any order.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, schemars::JsonSchema)]
 pub struct RecordSet {
     pub name: Name,
     #[serde(rename = "type")]
@@ -78,7 +78,7 @@ pub struct Wanted<'a> {
 }
 
 /// Who owns a record set found at a target.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", content = "owner", rename_all = "snake_case")]
 pub enum Ownership {
     /// Carries our owner id.

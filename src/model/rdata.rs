@@ -421,6 +421,19 @@ impl RData {
     }
 }
 
+/// In JSON output a value is one string (see the `Serialize` below).
+impl schemars::JsonSchema for RData {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Value".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "One value as a records file writes it (TXT: the text; a TXT kept as several character-strings: each quoted, space-separated)."
+        })
+    }
+}
+
 /// In JSON output a value is its records-file form, so machines and people read the same text.
 impl serde::Serialize for RData {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

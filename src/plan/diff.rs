@@ -8,7 +8,7 @@ use super::NativeText;
 use crate::model::{Name, Observed, Ownership, Policy, Provenance, RecordSet, RecordType, Wanted};
 
 /// Which target and view a plan is for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct TargetRef {
     pub name: String,
     /// `zonefile`, `hosts`, ...
@@ -17,7 +17,7 @@ pub struct TargetRef {
     pub public: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Op {
     Delete,
@@ -37,7 +37,7 @@ impl Op {
 
 /// One change to one record set. A change is a message and the action that performs it:
 /// renderers print it, targets perform it, from the same list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Change {
     Create {
@@ -80,7 +80,7 @@ impl Change {
 }
 
 /// Something found at the target that the plan will not change, reported for a person.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Drift {
     /// A record without our marker where we want one; left alone unless adopt is set.
@@ -92,7 +92,7 @@ pub enum Drift {
 }
 
 /// Why (part of) a plan may not be applied.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Refusal {
     /// Internal names would reach a public view. Not overridable by --force: mark the
@@ -118,7 +118,7 @@ pub enum Refusal {
 }
 
 /// One set whose TTL a target would refuse.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct TtlTooHigh {
     pub name: Name,
     #[serde(rename = "type")]
@@ -178,7 +178,7 @@ impl Refusal {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct SafetyLimits {
     pub max_update_share: f64,
     pub max_delete_share: f64,
@@ -186,7 +186,7 @@ pub struct SafetyLimits {
 }
 
 /// The plan for one zone on one target.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct TargetPlan {
     pub target: TargetRef,
     pub zone: Name,
@@ -211,7 +211,7 @@ pub struct TargetPlan {
 /// RNAME, the four timers and its TTL; the serial is ours to raise). Planned as an update of
 /// its own, so that a `soa` change in zonekeeper.yaml, or an adoption that replaces a file's
 /// timers, never goes out unannounced with the next record change.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct SettingChange {
     /// The owner name the setting sits at (the zone's apex).
     pub name: Name,

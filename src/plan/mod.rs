@@ -17,7 +17,7 @@ use crate::model::Name;
 
 /// A target's own text before and after the plan (a zone file, a hosts block), made by the
 /// target; renderers show it as a unified diff.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct NativeText {
     pub label: String,
     pub before: String,
@@ -30,7 +30,7 @@ pub struct NativeText {
 }
 
 /// One plan over every target and zone, and what it was computed from.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct Plan {
     /// What desired state was read, e.g. `working tree of ./dns`.
     pub source: String,
@@ -42,7 +42,7 @@ pub struct Plan {
 }
 
 /// A target (or one zone of it) that could not be read; the rest of the plan still stands.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct Unplanned {
     pub target: String,
     /// `None` when the failure is not about one zone (listing the target's zones).

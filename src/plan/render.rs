@@ -10,7 +10,7 @@ use super::{Change, Drift, NativeText, Plan, TargetPlan, Unplanned};
 use crate::model::RecordSet;
 
 /// Totals of a plan by operation.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Summary {
     pub create: usize,
     pub update: usize,
@@ -315,7 +315,10 @@ pub fn markdown(plan: &Plan) -> String {
     out
 }
 
-#[derive(Serialize)]
+/// The output of `zonekeeper plan --format json`. `version` is 1; it changes only when a
+/// field changes meaning or goes away (new fields may be added).
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(title = "zonekeeper plan (plan --format json)")]
 struct JsonPlan<'a> {
     version: u32,
     source: &'a str,
@@ -327,11 +330,16 @@ struct JsonPlan<'a> {
     unplanned: &'a [Unplanned],
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct JsonTarget<'a> {
     #[serde(flatten)]
     plan: &'a TargetPlan,
     diff: String,
+}
+
+/// The JSON Schemas of the JSON outputs, by their file name in `schema/`.
+pub fn output_schemas() -> Vec<(&'static str, serde_json::Value)> {
+    vec![("plan.json", serde_json::to_value(schemars::schema_for!(JsonPlan<'static>)).unwrap_or_default())]
 }
 
 /// JSON for machines: `{version, source, owner, summary, targets: [...]}`.
