@@ -144,6 +144,10 @@ enum Command {
         /// Colour the output: auto (when a terminal), always, never.
         #[arg(long, value_enum, default_value = "auto")]
         color: Color,
+        /// text: the plan, then every change with its outcome; markdown: the plan and a table
+        /// of outcomes (a job summary); json: one report (schema/apply.json) and nothing else.
+        #[arg(long, value_enum, default_value = "text")]
+        format: ApplyFormat,
     },
     /// Render the wanted names into a managed block of a hosts file; --watch keeps it in step.
     Preview {
@@ -193,6 +197,13 @@ enum ValidateFormat {
     Json,
     /// GitHub Actions annotations (`::error file=…,line=…::`).
     Github,
+}
+
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+enum ApplyFormat {
+    Text,
+    Markdown,
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -544,9 +555,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 })
             })
         }
-        Command::Apply { target, force, wait, color } => origin.with_state_in_force(|state, source| {
+        Command::Apply { target, force, wait, color, format } => origin.with_state_in_force(|state, source| {
             let _held = lock_targets(state, &origin.secrets, target.as_deref(), wait.map(Duration::from_secs))?;
-            apply(state, &origin.secrets, source, target.as_deref(), force, color.enabled())
+            apply(state, &origin.secrets, source, target.as_deref(), force, color.enabled(), format)
         }),
         Command::Preview { hosts, watch, view } => {
             // preview is the local-editing command: it reads (and watches) the files on disk.
@@ -642,42 +653,45 @@ fn apply(
     target: Option<&str>,
     force: bool,
     color: bool,
+    format: ApplyFormat,
 ) -> Result<ExitCode> {
     let planned = reconcile::plan(state, secrets, source, target)?;
-    print!("{}", render::text(&planned.plan, color, true));
-    let mut failed = report_failures(&planned.plan.unplanned);
-    if planned.plan.change_count() == 0 {
-        return Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS });
+    match format {
+        ApplyFormat::Text => print!("{}", render::text(&planned.plan, color, true)),
+        ApplyFormat::Markdown => print!("{}", render::markdown(&planned.plan)),
+        ApplyFormat::Json => {}
     }
-    for a in reconcile::apply(state, secrets, &planned.plan, force)? {
-        // Every change with what became of it, as the target reported it.
-        let Some(tp) = planned.plan.find(&a.target, &a.zone) else { continue };
-        for (i, c) in tp.changes.iter().enumerate() {
-            let label = format!("{} {} {}", c.op().as_str(), c.set().name, c.set().rtype);
-            match a.outcome(i) {
-                Outcome::Applied => println!("  ok      {label} ({} on {})", a.zone, a.target),
-                Outcome::Failed(why) => println!("  failed  {label} ({} on {}): {why}", a.zone, a.target),
-                Outcome::Skipped(why) => println!("  skipped {label} ({} on {}): {why}", a.zone, a.target),
+    let mut failed = report_failures(&planned.plan.unplanned);
+    let applied = if planned.plan.change_count() == 0 {
+        Vec::new()
+    } else {
+        reconcile::apply(state, secrets, &planned.plan, force)?
+    };
+    let report = reconcile::ApplyReport::new(&planned.plan, &applied);
+    for r in &report.results {
+        if format == ApplyFormat::Text {
+            for c in &r.changes {
+                let label = format!("{} {} {}", c.op.as_str(), c.name, c.rtype);
+                match &c.outcome {
+                    Outcome::Applied => println!("  ok      {label} ({} on {})", r.zone, r.target),
+                    Outcome::Failed(why) => println!("  failed  {label} ({} on {}): {why}", r.zone, r.target),
+                    Outcome::Skipped(why) => println!("  skipped {label} ({} on {}): {why}", r.zone, r.target),
+                }
             }
+            println!("applied: {} of {} change(s) to {} on {}", r.applied, r.planned, r.zone, r.target);
         }
-        // A setting change goes out in the same write as the record changes: it shares its fate.
-        for c in &tp.setting_changes {
-            match &a.result {
-                Ok(_) => println!("  ok      update {} {} ({} on {})", c.name, c.what, a.zone, a.target),
-                Err(e) => println!("  failed  update {} {} ({} on {}): {e}", c.name, c.what, a.zone, a.target),
-            }
+        tracing::info!(target_name = %r.target, zone = %r.zone, changes = r.applied, "applied");
+        if let Some(e) = &r.error {
+            eprintln!("error: {} on {}: {e}", r.zone, r.target);
         }
-        let settings = if a.result.is_ok() { tp.setting_changes.len() } else { 0 };
-        let n = a.applied() + settings;
-        let planned = tp.changes.len() + tp.setting_changes.len();
-        println!("applied: {n} of {planned} change(s) to {} on {}", a.zone, a.target);
-        tracing::info!(target_name = %a.target, zone = %a.zone, changes = n, "applied");
-        if let Err(e) = &a.result {
-            eprintln!("error: {} on {}: {e}", a.zone, a.target);
-        }
-        if !a.is_complete(tp.changes.len()) {
+        if r.applied != r.planned || r.error.is_some() {
             failed = true;
         }
+    }
+    match format {
+        ApplyFormat::Text => {}
+        ApplyFormat::Markdown => print!("\n{}", report.markdown()),
+        ApplyFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
     }
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
@@ -939,6 +953,7 @@ fn schema(dir: &Path, check: bool) -> Result<ExitCode> {
     // The JSON outputs are a contract too: their schemas are checked in beside the inputs'.
     docs.extend(render::output_schemas().into_iter().map(|(file, schema)| (file.to_string(), schema)));
     docs.push(("validate.json".to_string(), ValidationReport::schema()));
+    docs.push(("apply.json".to_string(), reconcile::ApplyReport::schema()));
     for (file, schema) in docs {
         let path = dir.join(&file);
         let text = serde_json::to_string_pretty(&schema)? + "\n";

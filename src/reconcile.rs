@@ -191,6 +191,156 @@ impl Applied {
     }
 }
 
+/// The output of `zonekeeper apply --format json`: what every planned change became.
+/// `version` is 1; it changes only when a field changes meaning or goes away.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(title = "zonekeeper apply (apply --format json)")]
+pub struct ApplyReport {
+    pub version: u32,
+    /// What was read, as in the plan.
+    pub source: String,
+    pub owner: String,
+    /// The plan's totals.
+    pub summary: crate::plan::render::Summary,
+    /// True when every planned change was applied and every target zone could be read.
+    pub complete: bool,
+    /// Target zones that could not be read, so were not planned.
+    pub unplanned: Vec<crate::plan::Unplanned>,
+    pub results: Vec<ZoneResult>,
+}
+
+/// One target zone on apply.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct ZoneResult {
+    pub target: String,
+    pub zone: Name,
+    pub applied: usize,
+    pub planned: usize,
+    pub changes: Vec<ChangeResult>,
+    /// What kept the whole zone from being applied (a refusal, a write error).
+    pub error: Option<String>,
+}
+
+/// One planned change (a record set, or a zone setting such as the SOA) and its outcome.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct ChangeResult {
+    pub op: crate::plan::Op,
+    pub name: Name,
+    #[serde(rename = "type")]
+    pub rtype: String,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+impl ApplyReport {
+    pub fn new(plan: &Plan, applied: &[Applied]) -> ApplyReport {
+        let mut results = Vec::new();
+        for a in applied {
+            let Some(tp) = plan.find(&a.target, &a.zone) else { continue };
+            let mut changes: Vec<ChangeResult> = tp
+                .changes
+                .iter()
+                .enumerate()
+                .map(|(i, c)| ChangeResult {
+                    op: c.op(),
+                    name: c.set().name.clone(),
+                    rtype: c.set().rtype.to_string(),
+                    outcome: a.outcome(i),
+                })
+                .collect();
+            // A setting change goes out in the same write as the records: it shares its fate.
+            for c in &tp.setting_changes {
+                let outcome = match &a.result {
+                    Ok(_) => Outcome::Applied,
+                    Err(e) => Outcome::Failed(e.to_string()),
+                };
+                changes.push(ChangeResult {
+                    op: crate::plan::Op::Update,
+                    name: c.name.clone(),
+                    rtype: c.what.into(),
+                    outcome,
+                });
+            }
+            let planned = changes.len();
+            let done = changes.iter().filter(|c| c.outcome == Outcome::Applied).count();
+            results.push(ZoneResult {
+                target: a.target.clone(),
+                zone: a.zone.clone(),
+                applied: done,
+                planned,
+                changes,
+                error: a.result.as_ref().err().map(|e| e.to_string()),
+            });
+        }
+        let complete = plan.is_complete() && results.iter().all(|r| r.applied == r.planned && r.error.is_none());
+        ApplyReport {
+            version: 1,
+            source: plan.source.clone(),
+            owner: plan.owner.clone(),
+            summary: crate::plan::render::summary(plan),
+            complete,
+            unplanned: plan.unplanned.clone(),
+            results,
+        }
+    }
+
+    pub fn schema() -> serde_json::Value {
+        serde_json::to_value(schemars::schema_for!(ApplyReport)).unwrap_or_default()
+    }
+
+    /// Markdown for a pull-request comment or a job summary: one table of outcomes.
+    pub fn markdown(&self) -> String {
+        use std::fmt::Write;
+        let cell = |s: &str| s.replace('|', "\\|").replace('\n', " ");
+        let mut out = String::from("### zonekeeper apply\n\n");
+        let (done, planned) = self.results.iter().fold((0, 0), |(d, p), r| (d + r.applied, p + r.planned));
+        let state = if self.complete { "complete" } else { "**incomplete**" };
+        let _ = writeln!(
+            out,
+            "Read {} · owner `{}` · applied {done} of {planned} change(s) · {state}\n",
+            cell(&self.source),
+            cell(&self.owner)
+        );
+        for u in &self.unplanned {
+            let _ = writeln!(out, "> **Not planned:** {}: {}\n", cell(&u.place()), cell(&u.error));
+        }
+        if planned > 0 {
+            let _ =
+                writeln!(out, "| result | op | name | type | target | zone | message |\n|---|---|---|---|---|---|---|");
+            for r in &self.results {
+                for c in &r.changes {
+                    let (result, message) = match &c.outcome {
+                        Outcome::Applied => ("ok", ""),
+                        Outcome::Failed(m) => ("failed", m.as_str()),
+                        Outcome::Skipped(m) => ("skipped", m.as_str()),
+                    };
+                    let _ = writeln!(
+                        out,
+                        "| {result} | {} | `{}` | {} | {} | `{}` | {} |",
+                        c.op.as_str(),
+                        c.name,
+                        c.rtype,
+                        cell(&r.target),
+                        r.zone,
+                        cell(message)
+                    );
+                }
+            }
+            out.push('\n');
+        }
+        for r in self.results.iter().filter(|r| r.error.is_some()) {
+            let _ = writeln!(
+                out,
+                "> **Error:** `{}` on {}: {}\n",
+                r.zone,
+                cell(&r.target),
+                cell(r.error.as_deref().unwrap_or_default())
+            );
+        }
+        out
+    }
+}
+
 /// Checks the refusals of a plan before anything is written.
 pub fn check_refusals(plan: &Plan, force: bool) -> Result<(), ReconcileError> {
     let describe = |tp: &TargetPlan, hard: bool| {

@@ -289,7 +289,7 @@ fn schema_check_matches_the_checked_in_files() {
     let repo = Repo::empty();
     let out = repo.run(&["schema", "--dir", repo.path().join("schema").to_str().unwrap()]).expect_code(0);
     assert!(out.stdout().contains("records.json"));
-    for f in ["settings.json", "records.json", "resolver-set.json", "plan.json", "validate.json"] {
+    for f in ["settings.json", "records.json", "resolver-set.json", "plan.json", "validate.json", "apply.json"] {
         let fresh = repo.read(&format!("schema/{f}")).unwrap();
         let checked_in = std::fs::read_to_string(format!("schema/{f}")).unwrap();
         assert_eq!(fresh, checked_in, "schema/{f} is stale: run `zonekeeper schema`");
@@ -643,4 +643,31 @@ fn plan_json_follows_its_checked_in_schema() {
     ] {
         assert!(!validator.is_valid(&broken), "accepted: {broken}");
     }
+}
+
+#[test]
+fn apply_reports_every_outcome_as_json_and_markdown() {
+    let repo = Repo::example();
+    let out = repo.run(&["apply", "--format", "json"]).expect_code(0);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout()).unwrap_or_else(|e| panic!("{e}: {}", out.stdout()));
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string("schema/apply.json").unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    assert!(validator.is_valid(&v), "{v:#}");
+    assert_eq!(v["version"], 1);
+    assert_eq!(v["complete"], true);
+    let results = v["results"].as_array().unwrap();
+    let coredns = results.iter().find(|r| r["target"] == "coredns").unwrap();
+    assert_eq!(coredns["applied"], coredns["planned"]);
+    assert!(coredns["changes"].as_array().unwrap().iter().all(|c| c["result"] == "applied"), "{coredns}");
+    assert!(coredns["changes"][0]["name"].is_string() && coredns["changes"][0]["type"].is_string());
+    assert!(!validator.is_valid(&serde_json::json!({"version": 1, "results": "none"})));
+
+    // a setting change has its own row
+    let settings = support::SETTINGS
+        .replace("    directory: .zonekeeper/zones", "    directory: .zonekeeper/zones\n    soa: {retry: 900}");
+    let repo = repo.with_settings(&settings);
+    let md = repo.run(&["apply", "--format", "markdown"]).expect_code(0).stdout();
+    assert!(md.contains("### zonekeeper apply"), "{md}");
+    assert!(md.contains("| ok | update | `home.example` | SOA | coredns | `home.example` |  |"), "{md}");
 }

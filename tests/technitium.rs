@@ -360,7 +360,20 @@ fn a_5xx_mid_apply_leaves_the_rest_applied_and_a_second_run_finishes() {
     assert_eq!(out.stdout().matches("\n  ok      ").count(), 7, "{}", out.stdout());
     assert_eq!(out.stdout().matches("\n  failed  ").count(), 1, "{}", out.stdout());
     assert!(out.stdout().contains("Technitium answered HTTP 500 on /api/zones/records/add"), "{}", out.stdout());
+    // the same as JSON: one report, every change with its result, and not complete
     dns.clear_calls();
+    let v: serde_json::Value = {
+        let (dns2, repo2) = setup(1);
+        dns2.state.lock().unwrap().fail_write_at = Some(3);
+        let out = run(&repo2, TOKEN, &["apply", "--format", "json"]).expect_code(1);
+        serde_json::from_str(&out.stdout()).unwrap_or_else(|e| panic!("{e}: {}", out.stdout()))
+    };
+    assert_eq!(v["complete"], false, "{v}");
+    let changes = v["results"][0]["changes"].as_array().unwrap();
+    assert_eq!(changes.iter().filter(|c| c["result"] == "applied").count(), 7, "{v}");
+    let failed: Vec<_> = changes.iter().filter(|c| c["result"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "{v}");
+    assert!(failed[0]["message"].as_str().unwrap().contains("HTTP 500"), "{v}");
     run(&repo, TOKEN, &["apply"]).expect_code(0);
     // only the failed change is redone (one set: one name and type)
     let redo = dns.writes();

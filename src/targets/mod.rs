@@ -27,7 +27,7 @@ pub enum TargetError {
 }
 
 /// What became of one planned change on apply.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(tag = "result", content = "message", rename_all = "lowercase")]
 pub enum Outcome {
     Applied,
