@@ -126,11 +126,18 @@ enum Command {
         /// Leave out each target's native diff (zone file, hosts block).
         #[arg(long)]
         no_diff: bool,
+        /// Also save the plan to FILE, for `apply FILE` to apply exactly this plan later.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// Plan, then make the changes. Safety-limit, root-NS and emptied-zone refusals need
     /// --force. Each target is locked from before it is read until after it is written, so two runs
     /// never interleave.
     Apply {
+        /// A plan saved by `plan --out FILE`: apply exactly it, and refuse (naming what moved)
+        /// when the desired state or a target changed since it was made.
+        #[arg(value_name = "PLAN")]
+        saved: Option<PathBuf>,
         /// Apply only this target.
         #[arg(long)]
         target: Option<String>,
@@ -536,9 +543,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
     match cli.command {
         Command::Validate { format } => validate(&origin, format),
-        Command::Plan { format, detailed_exitcode, target, color, no_diff } => {
+        Command::Plan { format, detailed_exitcode, target, color, no_diff, out } => {
             origin.with_state_in_force(|state, source| {
                 let planned = reconcile::plan(state, &origin.secrets, source, target.as_deref())?;
+                if let Some(file) = &out {
+                    let saved = reconcile::SavedPlan::new(&planned.plan, target.as_deref());
+                    let text = serde_json::to_string_pretty(&saved)? + "\n";
+                    zonekeeper::targets::atomic::write_atomic(file, text.as_bytes())
+                        .with_context(|| format!("cannot save the plan to {}", file.display()))?;
+                    eprintln!(
+                        "saved the plan to {}; `zonekeeper apply {}` applies exactly it",
+                        file.display(),
+                        file.display()
+                    );
+                }
                 let out = match format {
                     PlanFormat::Text => render::text(&planned.plan, color.enabled(), !no_diff),
                     PlanFormat::Markdown => render::markdown(&planned.plan),
@@ -555,10 +573,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 })
             })
         }
-        Command::Apply { target, force, wait, color, format } => origin.with_state_in_force(|state, source| {
-            let _held = lock_targets(state, &origin.secrets, target.as_deref(), wait.map(Duration::from_secs))?;
-            apply(state, &origin.secrets, source, target.as_deref(), force, color.enabled(), format)
-        }),
+        Command::Apply { saved, target, force, wait, color, format } => {
+            let saved = match &saved {
+                Some(file) => {
+                    if target.is_some() {
+                        bail!("--target comes from the saved plan; give either a plan file or --target");
+                    }
+                    let text = std::fs::read_to_string(file)
+                        .with_context(|| format!("cannot read the saved plan {}", file.display()))?;
+                    let plan: reconcile::SavedPlan = serde_json::from_str(&text).with_context(|| {
+                        format!("{} is not a plan saved by `zonekeeper plan --out`", file.display())
+                    })?;
+                    Some(plan)
+                }
+                None => None,
+            };
+            let target = saved.as_ref().map_or(target, |s| s.only.clone());
+            origin.with_state_in_force(|state, source| {
+                let _held = lock_targets(state, &origin.secrets, target.as_deref(), wait.map(Duration::from_secs))?;
+                let options = ApplyOptions { force, color: color.enabled(), format, saved: saved.as_ref() };
+                apply(state, &origin.secrets, source, target.as_deref(), options)
+            })
+        }
         Command::Preview { hosts, watch, view } => {
             // preview is the local-editing command: it reads (and watches) the files on disk.
             if origin.remote().is_some() || origin.rev.is_some() {
@@ -646,16 +682,33 @@ fn validate(origin: &Origin, format: ValidateFormat) -> Result<ExitCode> {
     Ok(ExitCode::from(1))
 }
 
+/// How `apply` runs and reports.
+struct ApplyOptions<'a> {
+    force: bool,
+    color: bool,
+    format: ApplyFormat,
+    /// A plan saved by `plan --out`: applied only if the plan made now is exactly it.
+    saved: Option<&'a reconcile::SavedPlan>,
+}
+
 fn apply(
     state: &DesiredState,
     secrets: &Secrets,
     source: &str,
     target: Option<&str>,
-    force: bool,
-    color: bool,
-    format: ApplyFormat,
+    options: ApplyOptions<'_>,
 ) -> Result<ExitCode> {
+    let ApplyOptions { force, color, format, saved } = options;
     let planned = reconcile::plan(state, secrets, source, target)?;
+    if let Some(saved) = saved {
+        let moved = saved.moved(&planned.plan);
+        if !moved.is_empty() {
+            bail!(
+                "the saved plan is out of date, so nothing was applied; plan again and review:\n  {}",
+                moved.join("\n  ")
+            );
+        }
+    }
     match format {
         ApplyFormat::Text => print!("{}", render::text(&planned.plan, color, true)),
         ApplyFormat::Markdown => print!("{}", render::markdown(&planned.plan)),

@@ -149,6 +149,7 @@ pub fn plan(
         // An empty records file says on purpose that the zone holds nothing.
         tp.refuse_emptying(state.records.get(v.zone).is_some_and(|r| r.is_empty()));
         tp.setting_changes = v.target.setting_changes(v.zone, &v.observation, &tp);
+        tp.fingerprint = fingerprint(&v.wanted, &v.observation);
         large |= v.wanted.len().max(v.observation.sets.len()) >= crate::memory::LARGE;
         drop(v.wanted);
         tp.native = v.target.render(v.zone, v.observation, &tp);
@@ -160,6 +161,124 @@ pub fn plan(
     }
     out.unplanned = failures;
     Ok(Planned { plan: out })
+}
+
+/// Digests of one zone's wanted sets and of what its target holds. `DefaultHasher::new()`
+/// is the same in every run of one build; a saved plan records the version that made it.
+fn fingerprint(wanted: &[Wanted<'_>], observation: &Observation) -> crate::plan::Fingerprint {
+    use std::hash::{Hash, Hasher};
+    let mut w = std::hash::DefaultHasher::new();
+    for x in wanted {
+        (&*x.set, x.provenance, x.internal).hash(&mut w);
+    }
+    let mut o = std::hash::DefaultHasher::new();
+    for x in &observation.sets {
+        (&x.set, &x.ownership).hash(&mut o);
+    }
+    (&observation.text, observation.ttl_max).hash(&mut o);
+    crate::plan::Fingerprint { wanted: w.finish(), observed: o.finish() }
+}
+
+/// A plan saved by `plan --out FILE` for `apply FILE`: the plan as JSON for whoever reviews
+/// it, and what it was computed from. `apply FILE` plans again and applies only when every
+/// digest matches, so what is applied is exactly what was reviewed.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct SavedPlan {
+    /// 1.
+    pub version: u32,
+    /// The zonekeeper version that made it: the digests are only comparable within one.
+    pub zonekeeper: String,
+    /// `--target` of the plan, if any.
+    pub only: Option<String>,
+    pub source: String,
+    pub zones: Vec<SavedZone>,
+    /// Target zones that could not be read when the plan was made.
+    pub unplanned: Vec<String>,
+    /// The plan as `plan --format json` prints it.
+    pub plan: serde_json::Value,
+}
+
+#[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SavedZone {
+    pub target: String,
+    pub zone: String,
+    pub changes: usize,
+    pub wanted: String,
+    pub observed: String,
+}
+
+impl SavedPlan {
+    pub fn new(plan: &Plan, only: Option<&str>) -> SavedPlan {
+        SavedPlan {
+            version: 1,
+            zonekeeper: env!("CARGO_PKG_VERSION").to_string(),
+            only: only.map(str::to_string),
+            source: plan.source.clone(),
+            zones: SavedPlan::zones_of(plan),
+            unplanned: plan.unplanned.iter().map(|u| u.place()).collect(),
+            plan: serde_json::from_str(&crate::plan::render::json(plan)).unwrap_or_default(),
+        }
+    }
+
+    fn zones_of(plan: &Plan) -> Vec<SavedZone> {
+        plan.targets
+            .iter()
+            .map(|t| SavedZone {
+                target: t.target.name.clone(),
+                zone: t.zone.to_string(),
+                changes: t.changes.len() + t.setting_changes.len(),
+                wanted: format!("{:016x}", t.fingerprint.wanted),
+                observed: format!("{:016x}", t.fingerprint.observed),
+            })
+            .collect()
+    }
+
+    /// What moved between this saved plan and `fresh`, a plan made now from the same
+    /// settings; empty when `fresh` is exactly the plan that was saved.
+    pub fn moved(&self, fresh: &Plan) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.version != 1 {
+            out.push(format!("the plan file has version {}, this zonekeeper reads version 1", self.version));
+            return out;
+        }
+        if self.zonekeeper != env!("CARGO_PKG_VERSION") {
+            out.push(format!(
+                "the plan was made by zonekeeper {}, this is {}; plan again with this version",
+                self.zonekeeper,
+                env!("CARGO_PKG_VERSION")
+            ));
+            return out;
+        }
+        let now = SavedPlan::zones_of(fresh);
+        for z in &self.zones {
+            match now.iter().find(|n| n.target == z.target && n.zone == z.zone) {
+                None => out.push(format!("{} on {} is no longer planned", z.zone, z.target)),
+                Some(n) if n.wanted != z.wanted => out.push(format!(
+                    "the desired state of {} on {} changed since the plan (records or settings)",
+                    z.zone, z.target
+                )),
+                Some(n) if n.observed != z.observed => out.push(format!(
+                    "what {} holds for {} changed since the plan (another run, a person, or the server)",
+                    z.target, z.zone
+                )),
+                Some(_) => {}
+            }
+        }
+        for n in &now {
+            if !self.zones.iter().any(|z| z.target == n.target && z.zone == n.zone) {
+                out.push(format!("{} on {} is planned now but was not in the saved plan", n.zone, n.target));
+            }
+        }
+        let unplanned: Vec<String> = fresh.unplanned.iter().map(|u| u.place()).collect();
+        if unplanned != self.unplanned {
+            out.push(format!(
+                "the target zones that could not be read differ: then [{}], now [{}]",
+                self.unplanned.join(", "),
+                unplanned.join(", ")
+            ));
+        }
+        out
+    }
 }
 
 /// What one target and zone did on apply: an outcome per planned change (in plan order), or

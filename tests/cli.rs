@@ -671,3 +671,49 @@ fn apply_reports_every_outcome_as_json_and_markdown() {
     assert!(md.contains("### zonekeeper apply"), "{md}");
     assert!(md.contains("| ok | update | `home.example` | SOA | coredns | `home.example` |  |"), "{md}");
 }
+
+#[test]
+fn a_saved_plan_is_applied_exactly_or_refused_naming_what_moved() {
+    let repo = Repo::example();
+    let plan_file = repo.path().join("reviewed.json");
+    let file = plan_file.to_str().unwrap();
+    let shown = repo.run(&["plan", "--out", file]).expect_code(0);
+    assert!(shown.stderr().contains("saved the plan to"), "{}", shown.stderr());
+    let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&plan_file).unwrap()).unwrap();
+    assert_eq!(saved["plan"]["summary"]["create"].as_u64().map(|n| n > 0), Some(true), "{saved}");
+    let out = repo.run(&["apply", file]).expect_code(0).stdout();
+    assert!(out.contains("applied:"), "{out}");
+    repo.run(&["plan", "--detailed-exitcode"]).expect_code(0);
+    // the same file again: what the target holds moved (the plan was applied)
+    let out = repo.run(&["apply", file]).expect_code(1);
+    assert!(out.stderr().contains("what coredns holds for home.example changed since the plan"), "{}", out.stderr());
+
+    // the desired state moved after review: refused, nothing written
+    let repo = repo.with_records("home.example", &many_records(2));
+    repo.run(&["plan", "--out", file]).expect_code(0);
+    let before = repo.read(".zonekeeper/zones/db.home.example").unwrap();
+    let repo = repo.with_records("home.example", &many_records(3));
+    let out = repo.run(&["apply", "--force", file]).expect_code(1);
+    assert!(
+        out.stderr().contains("the desired state of home.example on coredns changed since the plan"),
+        "{}",
+        out.stderr()
+    );
+    assert!(out.stderr().contains("nothing was applied"), "{}", out.stderr());
+    assert_eq!(repo.read(".zonekeeper/zones/db.home.example").unwrap(), before, "nothing written");
+
+    // a hand edit of the target after review: refused as well
+    let repo = repo.with_records("home.example", &many_records(2));
+    repo.run(&["plan", "--out", file]).expect_code(0);
+    repo.write(".zonekeeper/zones/db.home.example", &before.replace("192.0.2.53", "192.0.2.54"));
+    let out = repo.run(&["apply", "--force", file]).expect_code(1);
+    assert!(out.stderr().contains("what coredns holds for home.example changed"), "{}", out.stderr());
+
+    // not a plan, and a plan with --target
+    repo.write("junk.json", "{\"version\": 1}");
+    let junk = repo.path().join("junk.json");
+    let out = repo.run(&["apply", junk.to_str().unwrap()]).expect_code(1);
+    assert!(out.stderr().contains("is not a plan saved by `zonekeeper plan --out`"), "{}", out.stderr());
+    let out = repo.run(&["apply", "--target", "coredns", file]).expect_code(1);
+    assert!(out.stderr().contains("give either a plan file or --target"), "{}", out.stderr());
+}

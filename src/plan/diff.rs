@@ -202,9 +202,20 @@ pub struct TargetPlan {
     /// Changes to the zone's own settings that a target writes besides its record sets
     /// (a zone file's SOA). Each counts as an update.
     pub setting_changes: Vec<SettingChange>,
+    /// Digests of what the plan was computed from, for a saved plan (`plan --out`).
+    #[serde(skip)]
+    pub fingerprint: Fingerprint,
     /// Shown as a unified diff by the renderers (JSON carries the diff, not both texts).
     #[serde(skip)]
     pub native: Option<NativeText>,
+}
+
+/// Digests of the wanted sets (with where each came from) and of what the target held, for
+/// one zone on one target: `apply FILE` refuses a saved plan when either has moved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub wanted: u64,
+    pub observed: u64,
 }
 
 /// A zone setting a target writes besides its record sets: the SOA of a zone file (MNAME,
@@ -260,6 +271,7 @@ pub fn plan_target(
         owned,
         unowned_elsewhere,
         setting_changes: Vec::new(),
+        fingerprint: Fingerprint::default(),
         native: None,
     }
 }

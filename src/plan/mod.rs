@@ -9,8 +9,8 @@ mod diff;
 pub mod render;
 
 pub use diff::{
-    Change, Drift, Op, Refusal, SafetyLimits, SettingChange, TargetPlan, TargetRef, apply_changes, check_emptied,
-    check_ttl_max, check_types, merged, plan_target,
+    Change, Drift, Fingerprint, Op, Refusal, SafetyLimits, SettingChange, TargetPlan, TargetRef, apply_changes,
+    check_emptied, check_ttl_max, check_types, merged, plan_target,
 };
 
 use crate::model::Name;
