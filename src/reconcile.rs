@@ -227,7 +227,16 @@ impl SavedPlan {
                 target: t.target.name.clone(),
                 zone: t.zone.to_string(),
                 changes: t.changes.len() + t.setting_changes.len(),
-                wanted: format!("{:016x}", t.fingerprint.wanted),
+                // The settings that make the zone's SOA are desired state too.
+                wanted: format!("{:016x}", {
+                    use std::hash::{Hash, Hasher};
+                    let mut h = std::hash::DefaultHasher::new();
+                    t.fingerprint.wanted.hash(&mut h);
+                    for c in &t.setting_changes {
+                        (&c.what, &c.from, &c.to).hash(&mut h);
+                    }
+                    h.finish()
+                }),
                 observed: format!("{:016x}", t.fingerprint.observed),
             })
             .collect()

@@ -709,6 +709,15 @@ fn a_saved_plan_is_applied_exactly_or_refused_naming_what_moved() {
     let out = repo.run(&["apply", "--force", file]).expect_code(1);
     assert!(out.stderr().contains("what coredns holds for home.example changed"), "{}", out.stderr());
 
+    // a soa setting changed after review is a desired-state change too
+    repo.write(".zonekeeper/zones/db.home.example", &before);
+    repo.run(&["plan", "--out", file]).expect_code(0);
+    let settings = support::SETTINGS
+        .replace("    directory: .zonekeeper/zones", "    directory: .zonekeeper/zones\n    soa: {refresh: 7200}");
+    let repo = repo.with_settings(&settings);
+    let out = repo.run(&["apply", "--force", file]).expect_code(1);
+    assert!(out.stderr().contains("the desired state of home.example on coredns changed"), "{}", out.stderr());
+
     // not a plan, and a plan with --target
     repo.write("junk.json", "{\"version\": 1}");
     let junk = repo.path().join("junk.json");

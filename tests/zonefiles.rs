@@ -190,6 +190,10 @@ fn a_zone_file_made_again_never_starts_below_the_serial_it_had() {
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
         .collect();
     assert!(names.iter().filter(|n| n.contains("db.")).all(|n| n == "db.home.example"), "{names:?}");
+    // a memory that cannot be read is an error, never "nothing remembered"
+    repo.write(".zonekeeper/zones/.zonekeeper-serials", "home.example 2026120705\ngarbage\n");
+    let out = repo.run(&["plan"]).expect_code(1);
+    assert!(out.stderr().contains(".zonekeeper-serials:2: not a `ZONE SERIAL` line"), "{}", out.stderr());
 }
 
 #[test]

@@ -206,18 +206,41 @@ pub fn scan_structured(rtype: RecordType, value: &str) -> Result<RData, RDataErr
             _ => {}
         }
     }
+    let data = scan_one(rtype, value).map_err(grammar)?;
+    Ok(RData::Other(rtype, writable_structured(rtype, &data).map_err(grammar)?))
+}
+
+/// Scans `value` as the one record of a one-line zone with no origin.
+fn scan_one(rtype: RecordType, value: &str) -> Result<domain::zonefile::inplace::ScannedRecordData, String> {
     let line = format!(". 0 IN {} {value}\n", rtype.as_str());
     let mut scanner = domain::zonefile::inplace::Zonefile::from(line.as_str());
     scanner.set_default_class(domain::base::iana::Class::IN);
-    let text = match scanner.next_entry() {
-        Ok(Some(domain::zonefile::inplace::Entry::Record(r))) => structured_text(r.data()),
-        Ok(_) => return Err(grammar("no value".into())),
-        Err(e) => return Err(grammar(scan_reason(&e.to_string()))),
+    let data = match scanner.next_entry() {
+        Ok(Some(domain::zonefile::inplace::Entry::Record(r))) => r.into_data(),
+        Ok(_) => return Err("no value".into()),
+        Err(e) => return Err(scan_reason(&e.to_string())),
     };
     if !matches!(scanner.next_entry(), Ok(None)) {
-        return Err(grammar("more than one value".into()));
+        return Err("more than one value".into());
     }
-    Ok(RData::Other(rtype, text.into()))
+    Ok(data)
+}
+
+/// The canonical text of a structured value `domain` scanned, checked to be safe to write:
+/// no control characters, and the text scans back to the same value. `domain` prints some
+/// SVCB parameters (`alpn`, `dohpath`) byte for byte without escapes, so a `;`, a space, a
+/// quote or a line break inside one would otherwise cut the value short, add a parameter, or
+/// add records when the text is written into a zone file.
+pub fn writable_structured(
+    rtype: RecordType,
+    data: &domain::zonefile::inplace::ScannedRecordData,
+) -> Result<Box<str>, String> {
+    let text = structured_text(data);
+    check_text(&text).map_err(|e| format!("its text form {e}"))?;
+    match scan_one(rtype, &text) {
+        Ok(again) if again == *data => Ok(text.into()),
+        _ => Err("its text form does not read back as the same value (a parameter holding `;`, a space, a quote or a byte outside printable ASCII); zonekeeper cannot write it safely".into()),
+    }
 }
 
 /// The canonical one-line presentation form of a value `domain` scanned: what a structured
@@ -666,6 +689,9 @@ mod tests {
             (RecordType::Svcb, "1 svc.example alpn=h2"),
             (RecordType::Naptr, "100 10 \"u\" \"E2U+sip\""),
             (RecordType::Https, "1 . alpn=h2\n2 . alpn=h3"),
+            (RecordType::Https, "1 . alpn=\"h2\\010www 60 IN A 192.0.2.66\""),
+            (RecordType::Https, "1 . alpn=\"h2;x\""),
+            (RecordType::Https, "1 . alpn=\"h2 port=1\""),
         ] {
             assert!(RData::parse(t, bad).is_err(), "{t} {bad}");
         }

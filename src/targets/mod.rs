@@ -71,7 +71,6 @@ pub trait Target {
         let _ = zone;
         wanted
     }
-    /// Whether the planner may take over unowned records.
     /// Whether this target can hold `set` (its type, and its values' form): a plan that would
     /// create or update one it cannot is refused for that zone (`Refusal::TypeUnsupported`).
     fn supports(&self, _set: &RecordSet) -> bool {
@@ -82,6 +81,7 @@ pub trait Target {
     fn setting_changes(&self, _zone: &Name, _observation: &Observation, _plan: &TargetPlan) -> Vec<SettingChange> {
         Vec::new()
     }
+    /// Whether the planner may take over unowned records.
     fn adopt(&self) -> bool {
         false
     }

@@ -114,6 +114,7 @@ impl Target for ZoneFileTarget {
                 });
             }
         }
+        self.check_serial_memory()?;
         let parsed = parse_zone(&text, zone, &shown, Some(&self.directory))?;
         // The file is written whole, so everything in it is ours once we own (or adopt) it.
         let sets = parsed.sets.into_iter().map(|set| Observed { set, ownership: Ownership::Ours }).collect();
@@ -195,7 +196,11 @@ impl Target for ZoneFileTarget {
             && let Some(after) = &native.after
             && let Some(serial) = our_serial(after).or_else(|| our_serial(&native.before))
         {
-            self.remember_serial(zone, serial)?;
+            // The zone is written: a failure to remember its serial must not report the
+            // changes as failed. It is said, and the next write remembers again.
+            if let Err(e) = self.remember_serial(zone, serial) {
+                tracing::warn!(target_name = %self.name, %zone, error = %e, "could not remember the zone's serial in {SERIALS}");
+            }
         }
         Ok(outcomes)
     }
@@ -206,6 +211,28 @@ impl Target for ZoneFileTarget {
 const SERIALS: &str = ".zonekeeper-serials";
 
 impl ZoneFileTarget {
+    /// A serial memory that exists but cannot be read, or holds a line that is not
+    /// `ZONE SERIAL`, is an error: read as "nothing remembered", a serial could go down.
+    fn check_serial_memory(&self) -> Result<(), TargetError> {
+        let path = self.directory.join(SERIALS);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => return Err(TargetError::Read { path: path.display().to_string(), source }),
+        };
+        for (i, l) in text.lines().enumerate() {
+            let ok = l.split_once(' ').is_some_and(|(z, n)| Name::parse(z).is_ok() && n.parse::<u32>().is_ok());
+            if !ok {
+                return Err(TargetError::Parse {
+                    path: path.display().to_string(),
+                    line: i + 1,
+                    message: "not a `ZONE SERIAL` line; fix or delete the line (zonekeeper keeps the last serial of each zone here)".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
     fn remembered_serial(&self, zone: &Name) -> Option<u32> {
         let text = std::fs::read_to_string(self.directory.join(SERIALS)).ok()?;
         text.lines().find_map(|l| {

@@ -16,7 +16,7 @@ use domain::base::iana::Class;
 use domain::rdata::ZoneRecordData;
 use domain::zonefile::inplace::{Entry, ScannedRecord, Zonefile};
 
-use crate::model::{Caa, Name, RData, RecordSet, RecordType, structured_text};
+use crate::model::{Caa, Name, RData, RecordSet, RecordType, writable_structured};
 use crate::targets::TargetError;
 
 /// A zone's SOA as the file holds it.
@@ -44,8 +44,35 @@ impl ParsedZone {
     }
 }
 
-/// How deep `$INCLUDE`s may nest.
+/// How deep `$INCLUDE`s may nest, and how many one zone may have in all.
 const MAX_INCLUDE_DEPTH: usize = 8;
+const MAX_INCLUDES: usize = 64;
+
+/// BIND carries the default TTL (`$TTL`, or the last TTL given) into an included file and
+/// back out of it; the scanner starts each file afresh. So an included file must hold no
+/// `$TTL` and give every record its own TTL, or it is refused: it would be read with other
+/// TTLs than BIND serves. (It is found with the same entry splitter as TTL units.)
+fn check_included(text: &str) -> Result<(), String> {
+    for entry in entries(text) {
+        let Some(&(s, e)) = entry.tokens.first() else { continue };
+        let first = &text[s..e];
+        if first.eq_ignore_ascii_case("$TTL") {
+            return Err("an $INCLUDEd file may not set $TTL (BIND carries it back into the including file); give each record its TTL".into());
+        }
+        if first.starts_with('$') {
+            continue;
+        }
+        let start = if entry.blank_start { 0 } else { 1 };
+        let has_ttl = entry.tokens.iter().skip(start).take(2).any(|&(s, e)| {
+            let t = &text[s..e];
+            t.bytes().all(|b| b.is_ascii_digit()) || ttl_with_units(t).is_some()
+        });
+        if !has_ttl {
+            return Err("every record of an $INCLUDEd file needs its own TTL: BIND would give it the including file's, which zonekeeper does not carry over".into());
+        }
+    }
+    Ok(())
+}
 
 /// One record as read, with the line it ends on (for messages).
 struct Read {
@@ -63,6 +90,8 @@ struct Reader<'a> {
     dir: Option<&'a Path>,
     /// Every file read, the zone file first, for messages.
     files: Vec<String>,
+    /// The canonical paths of the `$INCLUDE`s being read now (a file may not include itself).
+    stack: Vec<PathBuf>,
     records: Vec<Read>,
     soa: Option<Soa>,
 }
@@ -82,7 +111,8 @@ pub fn parse_zone(text: &str, zone: &Name, shown: &str, dir: Option<&Path>) -> R
 }
 
 fn read_all<'a>(text: &str, zone: &'a Name, shown: &str, dir: Option<&'a Path>) -> Result<Reader<'a>, TargetError> {
-    let mut reader = Reader { zone, dir, files: vec![shown.to_string()], records: Vec::new(), soa: None };
+    let mut reader =
+        Reader { zone, dir, files: vec![shown.to_string()], stack: Vec::new(), records: Vec::new(), soa: None };
     reader.scan(text, 0, zone_name(zone), 0)?;
     Ok(reader)
 }
@@ -124,14 +154,23 @@ impl Reader<'_> {
                     if depth >= MAX_INCLUDE_DEPTH {
                         return Err(self.err(file, line, format!("$INCLUDE nested deeper than {MAX_INCLUDE_DEPTH}")));
                     }
+                    if self.files.len() > MAX_INCLUDES {
+                        return Err(self.err(file, line, format!("more than {MAX_INCLUDES} $INCLUDEs")));
+                    }
                     let (path, included) = self.include(path.as_ref(), file, line)?;
+                    if self.stack.contains(&path) {
+                        return Err(self.err(file, line, format!("$INCLUDE `{}` includes itself", path.display())));
+                    }
+                    check_included(&included).map_err(|m| self.err(file, line, m))?;
                     let origin = match origin {
                         Some(o) => o,
                         None => scanner.origin().map_err(|_| self.err(file, line, "no origin for $INCLUDE".into()))?,
                     };
                     self.files.push(path.display().to_string());
                     let index = self.files.len() - 1;
+                    self.stack.push(path);
                     self.scan(&included, index, origin, depth + 1)?;
+                    self.stack.pop();
                 }
             }
         }
@@ -192,6 +231,14 @@ impl Reader<'_> {
             let s = n.to_string();
             Name::parse_target(&s).map_err(|e| err(format!("`{s}`: {e}")))
         };
+        // The root is a target only for MX (null MX) and SRV ("no such service").
+        let not_root = |n: Name| {
+            if n.is_root() {
+                Err(err(format!("{} to the root `.` is not a valid value", record.rtype())))
+            } else {
+                Ok(n)
+            }
+        };
         let value = match record.data() {
             ZoneRecordData::Soa(soa) => {
                 if self.soa.is_some() || name != *self.zone {
@@ -212,9 +259,9 @@ impl Reader<'_> {
             }
             ZoneRecordData::A(a) => RData::A(a.addr()),
             ZoneRecordData::Aaaa(a) => RData::Aaaa(a.addr()),
-            ZoneRecordData::Cname(c) => RData::Cname(target(c.cname())?),
-            ZoneRecordData::Ns(n) => RData::Ns(target(n.nsdname())?),
-            ZoneRecordData::Ptr(p) => RData::Ptr(target(p.ptrdname())?),
+            ZoneRecordData::Cname(c) => RData::Cname(not_root(target(c.cname())?)?),
+            ZoneRecordData::Ns(n) => RData::Ns(not_root(target(n.nsdname())?)?),
+            ZoneRecordData::Ptr(p) => RData::Ptr(not_root(target(p.ptrdname())?)?),
             ZoneRecordData::Mx(m) => RData::Mx { preference: m.preference(), exchange: target(m.exchange())? },
             ZoneRecordData::Srv(s) => {
                 RData::Srv { priority: s.priority(), weight: s.weight(), port: s.port(), target: target(s.target())? }
@@ -255,7 +302,9 @@ impl Reader<'_> {
             other => {
                 let mnemonic = record.rtype().to_string();
                 match RecordType::parse(&mnemonic) {
-                    Some(t) if t.is_structured_text() => RData::Other(t, structured_text(other).into()),
+                    Some(t) if t.is_structured_text() => {
+                        RData::Other(t, writable_structured(t, other).map_err(|m| err(format!("{mnemonic}: {m}")))?)
+                    }
                     _ => {
                         return Err(err(format!(
                             "record type {mnemonic} is not supported by zonekeeper; a file it cannot write back whole is not taken over"
@@ -403,8 +452,11 @@ fn ttl_with_units(token: &str) -> Option<u32> {
             }
         }
     }
-    // A trailing number without a unit is seconds, as BIND reads it.
-    total.checked_add(number.unwrap_or(0))
+    // BIND refuses a number without a unit after one with a unit (`1h30`).
+    match number {
+        Some(_) => None,
+        None => Some(total),
+    }
 }
 
 /// The text with every TTL written with units (`$TTL`, a record's TTL field, the four SOA
