@@ -656,3 +656,48 @@ fn a_type_without_documented_parameters_is_refused_for_its_zone_and_nothing_is_g
     assert_ne!(out.code(), 0, "a zone held back is not a success: {}", out.all());
     assert!(dns.writes().is_empty(), "nothing sent for the zone held back: {:?}", dns.writes());
 }
+
+/// Values that stress quoting, through both write paths (record by record, and the zone-file
+/// import of a large first sync), read back by the double as the server reads them.
+#[test]
+fn text_that_stresses_quoting_survives_both_write_paths() {
+    let long = "k".repeat(300);
+    let mut records = String::from(
+        "apiVersion: zonekeeper.dev/v1alpha1\nkind: Records\nzone: home.example\nrecords:\n  - {name: \"@\", type: NS, value: ns.home.example.}\n",
+    );
+    // one by one: quotes, backslashes and text over 255 octets are never imported
+    records.push_str("  - {name: q, type: TXT, value: 'say \"hi\" \\ there'}\n");
+    records.push_str(&format!("  - {{name: long, type: TXT, value: {long}}}\n"));
+    // the import: a `;` with spaces around it inside the quotes, and a CAA value with one
+    for i in 0..60 {
+        records.push_str(&format!("  - {{name: t{i}, type: TXT, value: \"v=spf1 a ; b -all {i}\"}}\n"));
+    }
+    records.push_str("  - {name: caa, type: CAA, value: '0 issue \"ca.example; policy=ev\"'}\n");
+    let dns = Technitium::start(TOKEN, "home.example");
+    let repo = Repo::empty().with_settings(&settings(&dns.url(), 3)).with_records("home.example", &records);
+    run(&repo, TOKEN, &["apply"]).expect_code(0);
+    assert!(
+        dns.writes().iter().any(|w| w.starts_with("import")),
+        "the large first sync is one import: {:?}",
+        dns.writes()
+    );
+    let recs = dns.records("home.example");
+    let text = |name: &str| {
+        recs.iter().find(|r| r.name == name).map(|r| r.rdata["text"].as_str().unwrap_or_default().to_string())
+    };
+    assert_eq!(text("t7.home.example").as_deref(), Some("v=spf1 a ; b -all 7"), "the `;` inside quotes is text");
+    assert_eq!(text("q.home.example").as_deref(), Some("say \"hi\" \\ there"));
+    assert_eq!(text("long.home.example").as_deref(), Some(long.as_str()));
+    let long_rec = recs.iter().find(|r| r.name == "long.home.example").unwrap();
+    assert_eq!(long_rec.rdata["characterStrings"].as_array().unwrap().len(), 2, "cut into 255-character strings");
+    let caa = recs.iter().find(|r| r.name == "caa.home.example").unwrap();
+    assert_eq!(caa.rdata["value"], "ca.example; policy=ev", "{:?}", caa.rdata);
+    assert!(
+        recs.iter()
+            .filter(|r| r.rtype == "TXT")
+            .all(|r| r.comments.as_deref() == Some("zonekeeper:owner=example-home"))
+    );
+    // and it all reads back as in sync: no write on the next run
+    dns.clear_calls();
+    run(&repo, TOKEN, &["plan", "--detailed-exitcode"]).expect_code(0);
+}

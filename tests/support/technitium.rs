@@ -264,16 +264,229 @@ fn rdata_of(t: &str, p: &Params) -> Result<Value, Response> {
         }
         "NS" => json!({"nameServer": norm(p.req("nameServer")?)}),
         "MX" => json!({"preference": num("preference")?, "exchange": norm(p.req("exchange")?)}),
-        "TXT" => {
-            let text = p.req("text")?;
-            json!({"text": text, "splitText": p.flag("splitText"), "characterStrings": [text]})
-        }
+        "TXT" => txt_rdata(p.req("text")?, p.flag("splitText")),
         "SRV" => {
             json!({"priority": num("priority")?, "weight": num("weight")?, "port": num("port")?, "target": norm(p.req("target")?)})
         }
         "CAA" => json!({"flags": num("flags")?, "tag": p.req("tag")?, "value": p.req("value")?}),
         other => return Err(error(&format!("Requested resource record type is not supported: {other}"))),
     })
+}
+
+/// One token of a zone file as the server's import reads it: quoted strings lose their
+/// quotes but keep their backslashes (api-facts §1.8 #17), and a `;` outside quotes starts
+/// the comment, which becomes the record's comments.
+#[derive(Debug)]
+enum Tok {
+    Word(String),
+    Quoted(String),
+}
+
+impl Tok {
+    fn text(&self) -> &str {
+        match self {
+            Tok::Word(s) | Tok::Quoted(s) => s,
+        }
+    }
+}
+
+/// Splits a zone file into entries (parentheses join lines): tokens, the comment, and
+/// whether the entry began with white space (no owner).
+/// One entry: whether it began with white space, its tokens, and its comment.
+type ImportEntry = (bool, Vec<Tok>, Option<String>);
+
+fn import_entries(text: &str) -> Result<Vec<ImportEntry>, Response> {
+    let mut out = Vec::new();
+    let mut toks = Vec::new();
+    let mut comment: Option<String> = None;
+    let mut depth = 0usize;
+    let mut blank_start = false;
+    let mut at_start = true;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if at_start {
+            blank_start = c == ' ' || c == '\t';
+            at_start = false;
+        }
+        match c {
+            '\n' if depth == 0 => {
+                out.push((blank_start, std::mem::take(&mut toks), comment.take()));
+                at_start = true;
+            }
+            '\n' | ' ' | '\t' | '\r' => {}
+            ';' => {
+                let mut c2 = String::new();
+                while let Some(&n) = chars.peek() {
+                    if n == '\n' {
+                        break;
+                    }
+                    c2.push(n);
+                    chars.next();
+                }
+                let c2 = c2.trim().to_string();
+                comment = Some(match comment.take() {
+                    Some(prev) => format!("{prev} {c2}"),
+                    None => c2,
+                });
+            }
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            '"' => {
+                let mut q = String::new();
+                loop {
+                    match chars.next() {
+                        None => return Err(error("Invalid zone file: unterminated quoted string.")),
+                        Some('"') => break,
+                        Some('\\') => {
+                            // kept as written: the import does not undo escapes
+                            q.push('\\');
+                            if let Some(n) = chars.next() {
+                                q.push(n);
+                            }
+                        }
+                        Some(other) => q.push(other),
+                    }
+                }
+                toks.push(Tok::Quoted(q));
+            }
+            _ => {
+                let mut w = String::from(c);
+                while let Some(&n) = chars.peek() {
+                    if matches!(n, ' ' | '\t' | '\r' | '\n' | ';' | '(' | ')' | '"') {
+                        break;
+                    }
+                    w.push(n);
+                    chars.next();
+                }
+                toks.push(Tok::Word(w));
+            }
+        }
+    }
+    if depth != 0 {
+        return Err(error("Invalid zone file: unbalanced parentheses."));
+    }
+    out.push((blank_start, toks, comment));
+    Ok(out)
+}
+
+/// The records of a zone file sent to `/api/zones/import`, read as the server reads them
+/// (api-facts §1.4 import, §1.8 #17): `$ORIGIN`, `$TTL`, owners relative or absolute or
+/// carried from the line before, TTL and class in either order, class IN only; out-of-zone
+/// A/AAAA lines are kept as glue and any other out-of-zone line is an error.
+fn parse_import(text: &str, zone: &str) -> Result<Vec<Rec>, Response> {
+    let mut imported = Vec::new();
+    let mut origin = zone.to_string();
+    let mut default_ttl: Option<u64> = None;
+    let mut last_owner: Option<String> = None;
+    for (blank_start, toks, comment) in import_entries(text)? {
+        let Some(first) = toks.first() else { continue };
+        let bad =
+            || error(&format!("Invalid zone file entry: {}", toks.iter().map(Tok::text).collect::<Vec<_>>().join(" ")));
+        match first.text() {
+            "$ORIGIN" => {
+                origin = norm(toks.get(1).ok_or_else(bad)?.text());
+                continue;
+            }
+            "$TTL" => {
+                default_ttl = Some(toks.get(1).and_then(|t| t.text().parse().ok()).ok_or_else(bad)?);
+                continue;
+            }
+            d if d.starts_with('$') => return Err(error(&format!("Unsupported directive: {d}"))),
+            _ => {}
+        }
+        let mut i = 0;
+        let name = if blank_start {
+            last_owner.clone().ok_or_else(bad)?
+        } else {
+            i = 1;
+            let o = first.text();
+            let n = if o == "@" {
+                origin.clone()
+            } else if o.ends_with('.') {
+                norm(o)
+            } else {
+                format!("{}.{origin}", o.to_ascii_lowercase())
+            };
+            last_owner = Some(n.clone());
+            n
+        };
+        let mut ttl = None;
+        let mut class = None;
+        while i < toks.len() && i < 3 + usize::from(!blank_start) {
+            let t = toks[i].text();
+            if let Ok(n) = t.parse::<u64>() {
+                ttl = Some(n);
+            } else if ["IN", "CH", "HS", "CS"].iter().any(|c| t.eq_ignore_ascii_case(c)) {
+                class = Some(t.to_ascii_uppercase());
+            } else {
+                break;
+            }
+            i += 1;
+        }
+        if class.as_deref().is_some_and(|c| c != "IN") {
+            return Err(error("Only the IN class is supported for import."));
+        }
+        let t = toks.get(i).ok_or_else(bad)?.text().to_ascii_uppercase();
+        let f: Vec<&str> = toks[i + 1..].iter().map(Tok::text).collect();
+        let ttl = ttl.or(default_ttl).unwrap_or(3600);
+        let in_zone = name == zone || name.ends_with(&format!(".{zone}"));
+        if !in_zone && !matches!(t.as_str(), "A" | "AAAA") {
+            return Err(error(&format!("Cannot import record: '{name}' is outside the zone '{zone}'.")));
+        }
+        let abs = |s: &str| {
+            if s == "@" {
+                origin.clone()
+            } else if s.ends_with('.') {
+                norm(s)
+            } else {
+                format!("{s}.{origin}")
+            }
+        };
+        let num = |k: usize| f.get(k).and_then(|v| v.parse::<u64>().ok()).ok_or_else(bad);
+        let word = |k: usize| f.get(k).copied().ok_or_else(bad);
+        let rdata = match t.as_str() {
+            "A" | "AAAA" => {
+                let ip: std::net::IpAddr = word(0)?.parse().map_err(|_| bad())?;
+                json!({"ipAddress": ip.to_string()})
+            }
+            "CNAME" => json!({"cname": abs(word(0)?)}),
+            "NS" => json!({"nameServer": abs(word(0)?)}),
+            "MX" => json!({"preference": num(0)?, "exchange": abs(word(1)?)}),
+            "TXT" => {
+                if f.is_empty() {
+                    return Err(bad());
+                }
+                let strings: Vec<String> = f.iter().map(|s| s.to_string()).collect();
+                json!({"text": strings.concat(), "splitText": strings.len() > 1, "characterStrings": strings})
+            }
+            "SRV" => json!({"priority": num(0)?, "weight": num(1)?, "port": num(2)?, "target": abs(word(3)?)}),
+            "CAA" => {
+                if f.len() != 3 {
+                    return Err(bad());
+                }
+                json!({"flags": num(0)?, "tag": word(1)?, "value": word(2)?})
+            }
+            "RRSIG" | "NSEC" | "NSEC3" | "DNSKEY" => continue, // DNSSEC records are skipped
+            other => return Err(error(&format!("Record type not supported for import: {other}"))),
+        };
+        imported.push(Rec { name, rtype: t, ttl, disabled: false, comments: comment, rdata });
+    }
+    Ok(imported)
+}
+
+/// A TXT record as the server stores it (api-facts §1.8 #22, v15.2): with `splitText` the
+/// text's lines are its character-strings; without it, text longer than 255 characters is
+/// cut into 255-character strings and every non-ASCII character becomes `?`.
+fn txt_rdata(text: &str, split: bool) -> Value {
+    if split {
+        let strings: Vec<&str> = text.split('\n').collect();
+        return json!({"text": text, "splitText": true, "characterStrings": strings});
+    }
+    let stored: String = text.chars().map(|c| if c.is_ascii() { c } else { '?' }).collect();
+    let chars: Vec<char> = stored.chars().collect();
+    let strings: Vec<String> =
+        if chars.is_empty() { vec![String::new()] } else { chars.chunks(255).map(|c| c.iter().collect()).collect() };
+    json!({"text": stored, "splitText": false, "characterStrings": strings})
 }
 
 /// Two rData describe the same record (TXT compares the text only, like the server).
@@ -451,11 +664,11 @@ fn route(st: &mut State, endpoint: &str, p: &Params) -> Result<Response, Respons
                     None => old.clone(),
                 },
                 "TXT" => match p.get("newText") {
-                    Some(text) => {
-                        json!({"text": text, "splitText": p.flag("newSplitText"), "characterStrings": [text]})
-                    }
+                    Some(text) => txt_rdata(text, p.flag("newSplitText")),
                     None => old.clone(),
                 },
+                // api-facts §1.5: a CNAME's update takes the new target in `cname`.
+                "CNAME" => old.clone(),
                 other => return Err(error(&format!("Updating {other} is not supported by this double"))),
             };
             let recs = st.zones.get_mut(&zone).ok_or_else(|| error(&format!("No such zone was found: {domain}")))?;
@@ -465,7 +678,8 @@ fn route(st: &mut State, endpoint: &str, p: &Params) -> Result<Response, Respons
             }
             let rec = recs
                 .iter_mut()
-                .find(|r| r.name == domain && r.rtype == t && same(&t, &r.rdata, &old))
+                // A name holds one CNAME: it is found by name, and `cname` is its new target.
+                .find(|r| r.name == domain && r.rtype == t && (t == "CNAME" || same(&t, &r.rdata, &old)))
                 .ok_or_else(|| error("Cannot update record: the record does not exists to be updated."))?;
             // Omitted fields are reset, as the server does (api-facts §1.8 #6).
             rec.rdata = new;
@@ -500,54 +714,7 @@ fn route(st: &mut State, endpoint: &str, p: &Params) -> Result<Response, Respons
             // The server compares the content type exactly (api-facts §1.8 #18).
             let text = p.text.as_deref().ok_or_else(|| error("The zone file to import is missing."))?;
             let overwrite = p.get("overwrite").is_none_or(|v| v.eq_ignore_ascii_case("true"));
-            let mut imported = Vec::new();
-            let mut origin = zone.clone();
-            for line in text.lines() {
-                let (data, comment) = match line.split_once(" ; ") {
-                    Some((d, c)) => (d, Some(c.trim().to_string())),
-                    None => (line, None),
-                };
-                let f: Vec<&str> = data.split_whitespace().collect();
-                match f.first() {
-                    None => continue,
-                    Some(&"$ORIGIN") => {
-                        origin = norm(f.get(1).copied().unwrap_or_default());
-                        continue;
-                    }
-                    _ => {}
-                }
-                if f.len() < 5 || f[2] != "IN" {
-                    return Err(error(&format!("Invalid zone file line: {line}")));
-                }
-                let name = if f[0].ends_with('.') { norm(f[0]) } else { format!("{}.{origin}", f[0]) };
-                let ttl: u64 = f[1].parse().map_err(|_| error(&format!("Invalid TTL: {}", f[1])))?;
-                let t = f[3].to_ascii_uppercase();
-                // Quoted strings are taken as written: the import does not undo escapes (#17).
-                let unq = |s: &str| s.trim_matches('"').to_string();
-                let num = |i: usize| {
-                    f.get(i)
-                        .and_then(|v| v.parse::<u64>().ok())
-                        .ok_or_else(|| error(&format!("Invalid zone file line: {line}")))
-                };
-                let rdata = match t.as_str() {
-                    "A" | "AAAA" => json!({"ipAddress": f[4]}),
-                    "CNAME" => json!({"cname": norm(f[4])}),
-                    "NS" => json!({"nameServer": norm(f[4])}),
-                    "MX" => json!({"preference": num(4)?, "exchange": norm(f.get(5).copied().unwrap_or_default())}),
-                    "TXT" => {
-                        let text = unq(&f[4..].join(" "));
-                        json!({"text": text, "splitText": false, "characterStrings": [text]})
-                    }
-                    "SRV" => {
-                        json!({"priority": num(4)?, "weight": num(5)?, "port": num(6)?, "target": norm(f.get(7).copied().unwrap_or_default())})
-                    }
-                    "CAA" => {
-                        json!({"flags": num(4)?, "tag": f.get(5).copied().unwrap_or_default(), "value": unq(&f[6..].join(" "))})
-                    }
-                    other => return Err(error(&format!("Record type not supported for import: {other}"))),
-                };
-                imported.push(Rec { name, rtype: t, ttl, disabled: false, comments: comment, rdata });
-            }
+            let imported = parse_import(text, &zone)?;
             let recs = st.zones.get_mut(&zone).ok_or_else(|| error(&format!("No such zone was found: {zone}")))?;
             let expire = soa_expire(recs);
             // Not atomic (api-facts §1.8 #19): each record set is written on its own, in file
