@@ -6,6 +6,7 @@ pub mod export;
 pub mod memory;
 pub mod model;
 pub mod plan;
+pub mod progress;
 pub mod reconcile;
 pub mod secrets;
 pub mod sources;

@@ -71,6 +71,10 @@ struct Cli {
     /// that the next run does not finish.
     #[arg(long, global = true, env = "ZONEKEEPER_TIMEOUT", value_name = "SECONDS", default_value = "1800")]
     timeout: u64,
+    /// Give up one git fetch or push after this many seconds: a cached clone's last fetched
+    /// commits then stay in force (a fetch), or the commit is not pushed (a push).
+    #[arg(long, global = true, value_name = "SECONDS", default_value = "120", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    git_timeout: u64,
     #[command(subcommand)]
     command: Command,
 }
@@ -280,6 +284,8 @@ struct Origin {
     repo: PathBuf,
     rev: Option<String>,
     worktree: bool,
+    /// `--git-timeout`: the deadline of each git fetch and push.
+    git_timeout: Duration,
     /// `export` loads a state whose zones may have no records file yet.
     purpose: desired::Purpose,
     credentials: Option<zonekeeper::sources::git::Credentials>,
@@ -320,6 +326,7 @@ impl Origin {
             repo: cli.repo.clone(),
             rev: cli.git_ref.clone(),
             worktree: cli.worktree,
+            git_timeout: Duration::from_secs(cli.git_timeout),
             purpose: if matches!(cli.command, Command::Export { .. }) {
                 desired::Purpose::Export
             } else {
@@ -398,7 +405,7 @@ impl Origin {
             // The first clone of a large repository takes a while: say what is going on.
             eprintln!("cloning {} into {}", git::redact(url), dir.display());
         }
-        if let git::Fetched::Stale(why) = git::fetch(url, &dir, self.credentials.as_ref())? {
+        if let git::Fetched::Stale(why) = git::fetch(url, &dir, self.credentials.as_ref(), self.git_timeout)? {
             let why = git::with_token_hint(why, self.credentials.is_some());
             eprintln!("warning: fetching {} failed ({why}); reading the last fetched commits", git::redact(url));
         }
@@ -978,16 +985,18 @@ fn observe(origin: &Origin, state: &DesiredState, source: &str, commit: bool) ->
             println!("committed {id} to {}", cb.branch);
             return Ok(ExitCode::SUCCESS);
         }
-        let refused = match git::push(&dir, &repo_str, &id, &cb.branch, origin.credentials.as_ref())? {
-            git::Pushed::Done => {
-                println!("committed {id} to {} and pushed it to {}", cb.branch, git::redact(&repo_str));
-                return Ok(ExitCode::SUCCESS);
-            }
-            git::Pushed::MaybeMoved(detail) => detail,
-        };
+        let refused =
+            match git::push(&dir, &repo_str, &id, &cb.branch, origin.credentials.as_ref(), origin.git_timeout)? {
+                git::Pushed::Done => {
+                    println!("committed {id} to {} and pushed it to {}", cb.branch, git::redact(&repo_str));
+                    return Ok(ExitCode::SUCCESS);
+                }
+                git::Pushed::MaybeMoved(detail) => detail,
+            };
         // Perhaps the remote moved on: fetch, and make the commit again on top of what is
         // there now. If it did not move, the refusal has another cause: retrying cannot help.
-        if let git::Fetched::Stale(why) = git::fetch(&repo_str, &dir, origin.credentials.as_ref())? {
+        if let git::Fetched::Stale(why) = git::fetch(&repo_str, &dir, origin.credentials.as_ref(), origin.git_timeout)?
+        {
             bail!("the push was refused ({refused}) and fetching again failed: {why}");
         }
         if git::resolve(&dir, &tip) == parent {

@@ -730,3 +730,15 @@ fn preview_reads_the_disk_and_says_so_when_given_a_ref_or_a_url() {
         .expect_code(1);
     assert!(out.stderr().contains("preview reads the files on disk"), "{}", out.all());
 }
+
+#[test]
+fn a_remote_that_never_answers_is_given_up_after_the_git_timeout() {
+    // accepts the connection, then says nothing: only a deadline ends the fetch
+    let (url, _hang) = support::silent_listener();
+    let url = format!("{url}/dns.git");
+    let (cache_dir, cwd_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let out = zk_remote(&url, cache_dir.path(), cwd_dir.path(), &["--git-timeout", "1", "--timeout", "60", "plan"])
+        .expect_code(1);
+    assert!(out.stderr().contains("no answer within 1 s (--git-timeout)"), "{}", out.stderr());
+    assert!(!out.stderr().contains("--timeout 60"), "the fetch's own deadline ended it: {}", out.stderr());
+}

@@ -398,15 +398,54 @@ pub enum Fetched {
 /// Clones `url` into `dir` (no checkout), or fetches into an existing clone. When the fetch
 /// fails and a clone exists, the last fetched commits stay usable: a failing remote never
 /// reads as "no records".
-pub fn fetch(url: &str, dir: &Path, credentials: Option<&Credentials>) -> Result<Fetched, GitError> {
-    use std::sync::atomic::AtomicBool;
+/// How long a fetch or a push may take before it is given up (`--git-timeout`).
+pub const DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// `fetch_once` in a thread of its own, given up after `deadline`: gix sets only a connect
+/// timeout, so a remote that accepts and then never answers would otherwise hold the run.
+/// Given up on, the fetch is told to stop; with a clone cached, its commits stay usable
+/// (`Stale`), as for any failed fetch.
+pub fn fetch(
+    url: &str,
+    dir: &Path,
+    credentials: Option<&Credentials>,
+    deadline: std::time::Duration,
+) -> Result<Fetched, GitError> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
     check_plain_http(url, credentials)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (u, d, c, s) = (url.to_string(), dir.to_path_buf(), credentials.cloned(), stop.clone());
+    std::thread::spawn(move || {
+        let _ = tx.send(fetch_once(&u, &d, c.as_ref(), &s));
+    });
+    tracing::info!(url = %redact(url), "fetching");
+    match rx.recv_timeout(deadline) {
+        Ok(result) => result,
+        Err(_) => {
+            stop.store(true, Ordering::Relaxed);
+            let why = format!("no answer within {} s (--git-timeout)", deadline.as_secs());
+            if dir.join(".git").exists() {
+                Ok(Fetched::Stale(why))
+            } else {
+                Err(GitError::Fetch { url: redact(url), detail: why })
+            }
+        }
+    }
+}
+
+fn fetch_once(
+    url: &str,
+    dir: &Path,
+    credentials: Option<&Credentials>,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<Fetched, GitError> {
     let shown = redact(url);
     let failed = |e: &dyn std::fmt::Display| GitError::Fetch {
         url: shown.clone(),
         detail: with_token_hint(e.to_string(), credentials.is_some()),
     };
-    let stop = AtomicBool::new(false);
     if dir.join(".git").exists() {
         let refetch = || -> Result<(), String> {
             let repo = open_repo(dir).map_err(|e| chain(&e))?;
@@ -424,7 +463,7 @@ pub fn fetch(url: &str, dir: &Path, credentials: Option<&Credentials>) -> Result
             let outcome = conn
                 .prepare_fetch(gix::progress::Discard, options)
                 .map_err(|e| chain(&e))?
-                .receive(gix::progress::Discard, &stop)
+                .receive(gix::progress::Discard, stop)
                 .map_err(|e| chain(&e))?;
             // Like `git fetch --prune`: a branch deleted on the remote is deleted here too, so
             // it can never be read as if it were still there.
@@ -508,7 +547,7 @@ pub fn fetch(url: &str, dir: &Path, credentials: Option<&Credentials>) -> Result
             })
         })
         .map_err(|e| chain(&e))
-        .and_then(|mut p| p.fetch_only(gix::progress::Discard, &stop).map(|_| ()).map_err(|e| chain(&e)))
+        .and_then(|mut p| p.fetch_only(gix::progress::Discard, stop).map(|_| ()).map_err(|e| chain(&e)))
         .map_err(|e| failed(&e.replace(url, &shown)))?;
     let fresh =
         open_repo(tmp.path()).map_err(|e| failed(&e)).and_then(|r| drop_local_branches(&r).map_err(|e| failed(&e)));
@@ -714,6 +753,52 @@ pub enum Pushed {
     MaybeMoved(String),
 }
 
+/// Runs `cmd` to its end, or kills it after `deadline`; its output either way.
+fn output_within(
+    cmd: &mut std::process::Command,
+    deadline: std::time::Duration,
+) -> Result<std::process::Output, String> {
+    use std::io::Read;
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    // Read both pipes as the child writes, so a full pipe never stalls it.
+    let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
+    let reader = std::thread::spawn(move || {
+        let mut o = Vec::new();
+        if let Some(p) = out.as_mut() {
+            let _ = p.read_to_end(&mut o);
+        }
+        o
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut e = Vec::new();
+        if let Some(p) = err.as_mut() {
+            let _ = p.read_to_end(&mut e);
+        }
+        e
+    });
+    let started = std::time::Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("git push gave no answer within {} s (--git-timeout)", deadline.as_secs()));
+            }
+            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(50)),
+            Err(e) => return Err(format!("cannot wait for git: {e}")),
+        }
+    };
+    let stdout = reader.join().unwrap_or_default();
+    let stderr = err_reader.join().unwrap_or_default();
+    Ok(std::process::Output { status, stdout, stderr })
+}
+
 /// Pushes `commit` to `branch` of `origin` with the git binary (gix cannot push yet), never
 /// forcing.
 pub fn push(
@@ -722,6 +807,7 @@ pub fn push(
     commit: &str,
     branch: &str,
     credentials: Option<&Credentials>,
+    deadline: std::time::Duration,
 ) -> Result<Pushed, GitError> {
     let mut git = std::process::Command::new("git");
     git.arg("-C").arg(dir).env_remove("ZONEKEEPER_GIT_TOKEN");
@@ -752,9 +838,8 @@ pub fn push(
     }
     let out = git
         .args(["push", "--porcelain", "origin", &format!("{commit}:refs/heads/{branch}")])
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .output()
-        .map_err(|e| GitError::Push { remote: "origin".into(), detail: format!("cannot run git: {e}") })?;
+        .env("GIT_TERMINAL_PROMPT", "0");
+    let out = output_within(out, deadline).map_err(|detail| GitError::Push { remote: "origin".into(), detail })?;
     if out.status.success() {
         return Ok(Pushed::Done);
     }

@@ -248,11 +248,15 @@ impl TechnitiumTarget {
             }
         }
         use futures_util::StreamExt;
+        let progress =
+            crate::progress::Progress::new(format!("{zone} on {}", self.name), by_name.iter().map(Vec::len).sum());
+        let progress = &progress;
         let results: Vec<Vec<(usize, Result<(), ApiError>)>> = futures_util::stream::iter(by_name)
             .map(|group| async move {
                 let mut out = Vec::with_capacity(group.len());
                 for (i, change) in group {
                     out.push((i, self.apply_change(client, zone, change).await));
+                    progress.step();
                 }
                 out
             })
