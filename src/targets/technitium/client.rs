@@ -7,9 +7,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use tokio::sync::Mutex;
-use tokio::time::Instant;
-
 /// A secret that prints as `***`.
 #[derive(Clone)]
 pub struct Token(String);
@@ -90,9 +87,38 @@ pub struct Policy {
     pub attempts: u32,
 }
 
-/// Backoff before try `n` (n ≥ 1): 1 s, 2 s, 4 s, 8 s … at most 30 s.
-pub fn backoff(n: u32) -> Duration {
-    Duration::from_secs((1u64 << (n.saturating_sub(1)).min(5)).min(30))
+/// The waits between tries: 1 s, 2 s, 4 s … at most 30 s, each with up to as much again of
+/// random jitter (backon), so that many clients a failure knocked over do not all come back
+/// in the same second. `retries` waits, for `retries + 1` tries.
+pub fn backoff(retries: u32) -> backon::ExponentialBackoff {
+    use backon::BackoffBuilder;
+    backon::ExponentialBuilder::new()
+        .with_min_delay(Duration::from_secs(1))
+        .with_max_delay(Duration::from_secs(30))
+        .with_factor(2.0)
+        .with_jitter()
+        .with_max_times(retries as usize)
+        .build()
+}
+
+/// At most `rate` requests per second, one at a time (no burst): governor's GCRA limiter.
+fn limiter<C: governor::clock::Clock>(
+    rate: f64,
+    clock: C,
+) -> governor::RateLimiter<
+    governor::state::NotKeyed,
+    governor::state::InMemoryState,
+    C,
+    governor::middleware::NoOpMiddleware<C::Instant>,
+> {
+    // `rate` is held to 0.01–100000 by the settings' schema (src/desired/format.rs).
+    let period = Duration::from_secs_f64(1.0 / rate.clamp(0.01, 100_000.0));
+    let quota = governor::Quota::with_period(period).unwrap_or_else(|| governor::Quota::per_second(nonzero(1)));
+    governor::RateLimiter::direct_with_clock(quota, clock)
+}
+
+fn nonzero(n: u32) -> std::num::NonZeroU32 {
+    std::num::NonZeroU32::new(n).unwrap_or(std::num::NonZeroU32::MIN)
 }
 
 pub struct Client {
@@ -100,26 +126,18 @@ pub struct Client {
     base: String,
     token: Token,
     policy: Policy,
-    next_slot: Mutex<Option<Instant>>,
+    pace: governor::DefaultDirectRateLimiter,
 }
 
 impl Client {
     pub fn new(http: reqwest::Client, base: &str, token: Token, policy: Policy) -> Client {
-        Client { http, base: base.trim_end_matches('/').to_string(), token, policy, next_slot: Mutex::new(None) }
+        let pace = limiter(policy.rate, governor::clock::DefaultClock::default());
+        Client { http, base: base.trim_end_matches('/').to_string(), token, policy, pace }
     }
 
     /// Waits for this request's slot under the rate limit.
     async fn pace(&self) {
-        let gap = Duration::from_secs_f64(1.0 / self.policy.rate);
-        let mut next = self.next_slot.lock().await;
-        let now = Instant::now();
-        let at = match *next {
-            Some(t) if t > now => t,
-            _ => now,
-        };
-        *next = Some(at + gap);
-        drop(next);
-        tokio::time::sleep_until(at).await;
+        self.pace.until_ready().await;
     }
 
     async fn once(
@@ -203,6 +221,7 @@ impl Client {
         done_if: &[&str],
     ) -> Result<serde_json::Value, ApiError> {
         let mut attempt = 1;
+        let mut waits = backoff(self.policy.attempts.saturating_sub(1));
         loop {
             match self.once(endpoint, params, text).await {
                 Err(e) if attempt > 1 && e.api_message().is_some_and(|x| done_if.iter().any(|m| x.contains(m))) => {
@@ -214,7 +233,8 @@ impl Client {
                         ApiError::Http { retry_after: Some(s), .. } => Some(Duration::from_secs(*s)),
                         _ => None,
                     };
-                    let wait = asked.unwrap_or_else(|| backoff(attempt));
+                    let Some(next) = waits.next() else { return Err(e) };
+                    let wait = asked.unwrap_or(next);
                     tracing::info!(
                         endpoint,
                         attempt,
@@ -237,22 +257,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_up_to_thirty_seconds() {
-        let b: Vec<u64> = (1..=7).map(|n| backoff(n).as_secs()).collect();
-        assert_eq!(b, [1, 2, 4, 8, 16, 30, 30]);
+    fn backoff_doubles_up_to_thirty_seconds_with_jitter() {
+        for _ in 0..20 {
+            let waits: Vec<Duration> = backoff(7).collect();
+            assert_eq!(waits.len(), 7, "one wait per retry");
+            for (w, base) in waits.iter().zip([1u64, 2, 4, 8, 16, 30, 30]) {
+                let base = Duration::from_secs(base);
+                assert!(*w >= base && *w <= base * 2, "{w:?} for a base of {base:?}");
+            }
+        }
+        assert_eq!(backoff(0).count(), 0, "one try: no wait");
     }
 
-    /// The limit is measured on tokio's paused clock, not the wall clock.
-    #[tokio::test(start_paused = true)]
-    async fn requests_are_paced_to_the_rate_limit() {
-        let policy = Policy { timeout: Duration::from_secs(1), rate: 4.0, attempts: 1 };
-        let client = Client::new(reqwest::Client::new(), "http://127.0.0.1:9", Token::new("x"), policy);
-        let start = Instant::now();
-        for _ in 0..9 {
-            client.pace().await;
-        }
-        // the first goes at once, each next one 250 ms later
-        assert_eq!(Instant::now() - start, Duration::from_millis(2000));
+    /// On governor's fake clock: one request per 1/rate seconds, no burst.
+    #[test]
+    fn requests_are_paced_to_the_rate_limit() {
+        let clock = governor::clock::FakeRelativeClock::default();
+        let limit = limiter(4.0, clock.clone());
+        assert!(limit.check().is_ok(), "the first goes at once");
+        assert!(limit.check().is_err(), "no burst");
+        clock.advance(Duration::from_millis(249));
+        assert!(limit.check().is_err());
+        clock.advance(Duration::from_millis(1));
+        assert!(limit.check().is_ok(), "the next one 250 ms later");
+        let slow = limiter(0.5, clock.clone());
+        assert!(slow.check().is_ok());
+        clock.advance(Duration::from_millis(1999));
+        assert!(slow.check().is_err(), "0.5 requests/s: one every 2 s");
     }
 
     #[test]
