@@ -377,8 +377,12 @@ impl ApplyReport {
                 })
                 .collect();
             // A setting change goes out in the same write as the records: it shares its fate.
+            // Nothing written when every record change was skipped (the file could not be
+            // rendered): the setting was not applied either.
+            let all_skipped = !changes.is_empty() && changes.iter().all(|c| matches!(c.outcome, Outcome::Skipped(_)));
             for c in &tp.setting_changes {
                 let outcome = match &a.result {
+                    Ok(_) if all_skipped => Outcome::Skipped("nothing was written".into()),
                     Ok(_) => Outcome::Applied,
                     Err(e) => Outcome::Failed(e.to_string()),
                 };

@@ -206,7 +206,9 @@ fn txt_strings_in_a_records_file_are_checked_with_their_line() {
          \x20 - {{name: a, type: A, strings: [[\"x\"]]}}\n\
          \x20 - {{name: b, type: TXT, value: x, strings: [[\"x\"]]}}\n\
          \x20 - {{name: c, type: TXT, strings: [[\"{long}\"]]}}\n\
-         \x20 - {{name: d, type: TXT, strings: [[\"ok \", \"fine\"]]}}\n"
+         \x20 - {{name: d, type: TXT, strings: [[\"ok \", \"fine\"]]}}\n\
+         \x20 - {{name: e, type: TXT, views: {{default: [plain, [\"ok \", \"fine\"]]}}}}\n\
+         \x20 - {{name: f, type: A, views: {{default: [192.0.2.1, [\"x\"]]}}}}\n"
     );
     let repo = Repo::example().with_records("home.example", &records);
     let out = repo.run(&["validate"]).expect_code(1);
@@ -215,8 +217,9 @@ fn txt_strings_in_a_records_file_are_checked_with_their_line() {
         "records/home.example.yaml:7:5: records[2].strings: `strings` is for TXT records only",
         "records/home.example.yaml:8:5: records[3].strings: give `strings` or `value`/`values`, not both",
         "records/home.example.yaml:9:5: records[4].strings[0]: a TXT character-string is 256 octets long; the limit is 255",
+        "records/home.example.yaml:12:5: records[7].views.default[1]: a list of character-strings is for TXT records only",
     ] {
         assert!(err.contains(needle), "missing {needle} in {err}");
     }
-    assert!(!err.contains("records[5]"), "{err}");
+    assert!(!err.contains("records[5]") && !err.contains("records[6]"), "{err}");
 }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use foldhash::{HashMap, HashMapExt};
 
 use super::diagnostic::{Diagnostic, Pos};
-use super::format::RecordEntry;
+use super::format::{RecordEntry, ViewValue};
 use super::records::RecordsDoc;
 use super::settings::{SETTINGS_FILE, Settings, TargetKind};
 use super::state::DesiredRecord;
@@ -143,23 +143,28 @@ impl EntryCheck<'_> {
         {
             diags.push(at(".ttl", "TTL must be at most 2147483647 (RFC 2181)".into()));
         }
-        let parse_all = |field: String, vals: &[String], diags: &mut Vec<Diagnostic>| -> Vec<RData> {
-            let mut out = Vec::with_capacity(vals.len());
-            for (j, v) in vals.iter().enumerate() {
-                match RData::parse(e.rtype, v) {
-                    Ok(r) => out.push(r),
-                    // A record value is not relative to the zone (BIND's would be): say which
-                    // absolute name is most likely meant, the one in this zone first.
-                    Err(crate::model::RDataError::NotAbsolute(n)) => diags.push(at(
-                        &format!("{field}[{j}]"),
+        let parse_one = |place: &str, v: &str, diags: &mut Vec<Diagnostic>| -> Option<RData> {
+            match RData::parse(e.rtype, v) {
+                Ok(r) => Some(r),
+                // A record value is not relative to the zone (BIND's would be): say which
+                // absolute name is most likely meant, the one in this zone first.
+                Err(crate::model::RDataError::NotAbsolute(n)) => {
+                    diags.push(at(
+                        place,
                         format!(
                             "`{n}` must be a fully qualified name ending in `.`: write `{n}.{zone}.` for the name in this zone (or `{n}.` if you mean that name itself)"
                         ),
-                    )),
-                    Err(err) => diags.push(at(&format!("{field}[{j}]"), err.to_string())),
+                    ));
+                    None
+                }
+                Err(err) => {
+                    diags.push(at(place, err.to_string()));
+                    None
                 }
             }
-            out
+        };
+        let parse_all = |field: String, vals: &[String], diags: &mut Vec<Diagnostic>| -> Vec<RData> {
+            vals.iter().enumerate().filter_map(|(j, v)| parse_one(&format!("{field}[{j}]"), v, diags)).collect()
         };
         let values = match (&e.value, &e.values, &e.strings) {
             (Some(_), Some(_), _) => {
@@ -195,7 +200,22 @@ impl EntryCheck<'_> {
             {
                 diags.push(at(&format!(".views.{view}"), format!("view `{view}` is not declared in zonekeeper.yaml")));
             }
-            per_view.push((view.clone(), parse_all(format!(".views.{view}"), vals, diags)));
+            let field = format!(".views.{view}");
+            let mut parsed = Vec::with_capacity(vals.len());
+            for (j, v) in vals.iter().enumerate() {
+                match v {
+                    ViewValue::Text(t) => parsed.extend(parse_one(&format!("{field}[{j}]"), t, diags)),
+                    ViewValue::Strings(_) if e.rtype != RecordType::Txt => diags.push(at(
+                        &format!("{field}[{j}]"),
+                        "a list of character-strings is for TXT records only".into(),
+                    )),
+                    ViewValue::Strings(strings) => match RData::txt_strings(strings) {
+                        Ok(r) => parsed.push(r),
+                        Err(err) => diags.push(at(&format!("{field}[{j}]"), err.to_string())),
+                    },
+                }
+            }
+            per_view.push((view.clone(), parsed));
         }
         if values.is_none() && per_view.is_empty() {
             diags.push(at("", "no values: give `value`, `values`, `strings` (TXT) or `views`".into()));

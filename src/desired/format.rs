@@ -422,6 +422,14 @@ pub struct RecordsFile {
     pub records: Vec<Spanned<RecordEntry>>,
 }
 
+/// One value of a view: its text, or (TXT only) its character-strings.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ViewValue {
+    Text(String),
+    Strings(Vec<String>),
+}
+
 /// One name and type with its values. Give `value` or `values` for every view, and/or
 /// `views` for values that differ per view; a view that gets no values gets no record.
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
@@ -444,9 +452,10 @@ pub struct RecordEntry {
     /// not split it: `[["v=DKIM1; k=rsa; ", "p=MIIB…"]]`, `[["txtvers=1", "path=/"]]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strings: Option<Vec<Vec<String>>>,
-    /// Values per view name; they replace `value`/`values` in that view.
+    /// Values per view name; they replace `value`/`values` in that view. For TXT, an item
+    /// may be a list of character-strings, as in `strings`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub views: Option<BTreeMap<String, Vec<String>>>,
+    pub views: Option<BTreeMap<String, Vec<ViewValue>>>,
     /// This name must never reach a public view.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub internal: Option<bool>,
