@@ -648,7 +648,7 @@ fn a_type_without_documented_parameters_is_refused_for_its_zone_and_nothing_is_g
     let out = run(&repo, TOKEN, &["plan"]).expect_code(1);
     assert!(
         out.stdout()
-            .contains("ssh.home.example SSHFP: zonekeeper cannot write this record type to a technitium target yet"),
+            .contains("ssh.home.example SSHFP: zonekeeper cannot write this record type, or this form of its value, to a technitium target yet"),
         "{}",
         out.stdout()
     );
@@ -700,4 +700,50 @@ fn text_that_stresses_quoting_survives_both_write_paths() {
     // and it all reads back as in sync: no write on the next run
     dns.clear_calls();
     run(&repo, TOKEN, &["plan", "--detailed-exitcode"]).expect_code(0);
+}
+
+/// PTR and TXT with several character-strings, as the server's source takes and returns them
+/// (api-facts §1.9): written, read back in sync, and changed in place of the old value.
+#[test]
+fn ptr_and_multi_string_txt_are_written_and_read_back_as_the_server_keeps_them() {
+    let records = "apiVersion: zonekeeper.dev/v1alpha1\nkind: Records\nzone: home.example\nrecords:\n\
+        \x20 - {name: \"@\", type: NS, value: ns.home.example.}\n\
+        \x20 - {name: \"1.2\", type: PTR, value: nas.home.example.}\n\
+        \x20 - {name: _printer._tcp, type: TXT, strings: [[\"txtvers=1\", \"path=/a\\\\b\"]]}\n\
+        \x20 - {name: dkim, type: TXT, strings: [[\"v=DKIM1; k=rsa; \", \"p=MIGf\"]]}\n";
+    let dns = Technitium::start(TOKEN, "home.example");
+    let repo = Repo::empty().with_settings(&settings(&dns.url(), 3)).with_records("home.example", records);
+    run(&repo, TOKEN, &["apply"]).expect_code(0);
+    let mut writes = dns.writes();
+    writes.sort();
+    assert_eq!(
+        writes,
+        [
+            "add PTR 1.2.home.example nas.home.example",
+            "add TXT _printer._tcp.home.example txtvers=1\npath=/a\\\\b",
+            "add TXT dkim.home.example v=DKIM1; k=rsa; \np=MIGf",
+        ]
+    );
+    let recs = dns.records("home.example");
+    let strings = |n: &str| recs.iter().find(|r| r.name == n).map(|r| r.rdata["characterStrings"].clone());
+    assert_eq!(strings("_printer._tcp.home.example"), Some(serde_json::json!(["txtvers=1", "path=/a\\b"])));
+    dns.clear_calls();
+    run(&repo, TOKEN, &["plan", "--detailed-exitcode"]).expect_code(0);
+
+    // one string changed: the old value goes, the new one comes, nothing else
+    let repo = repo.with_records("home.example", &records.replace("p=MIGf", "p=MIGg"));
+    run(&repo, TOKEN, &["apply"]).expect_code(0);
+    let mut writes = dns.writes();
+    writes.sort();
+    assert_eq!(
+        writes,
+        ["add TXT dkim.home.example v=DKIM1; k=rsa; \np=MIGg", "delete TXT dkim.home.example v=DKIM1; k=rsa; \np=MIGf"]
+    );
+    run(&repo, TOKEN, &["plan", "--detailed-exitcode"]).expect_code(0);
+
+    // an empty character-string cannot be sent (the server drops empty lines): refused in the plan
+    let repo =
+        repo.with_records("home.example", &format!("{records}  - {{name: e, type: TXT, strings: [[\"a\", \"\"]]}}\n"));
+    let out = run(&repo, TOKEN, &["plan"]).expect_code(1);
+    assert!(out.stdout().contains("e.home.example TXT: zonekeeper cannot write"), "{}", out.stdout());
 }

@@ -170,7 +170,7 @@ impl Refusal {
                 let shown: Vec<String> = sets.iter().take(5).map(|s| format!("{} {}", s.name, s.rtype)).collect();
                 let more = if sets.len() > 5 { format!(" and {} more", sets.len() - 5) } else { String::new() };
                 format!(
-                    "{}{more}: zonekeeper cannot write this record type to a {kind} target yet; serve it from a zonefile target or leave it out of this target's view",
+                    "{}{more}: zonekeeper cannot write this record type, or this form of its value, to a {kind} target yet; serve it from a zonefile target or leave it out of this target's view",
                     shown.join(", ")
                 )
             }

@@ -63,7 +63,7 @@ impl Call {
             return format!("import {}", self.params.get("zone").cloned().unwrap_or_default());
         }
         let p = |k: &str| self.params.get(k).cloned().unwrap_or_default();
-        let value = ["ipAddress", "cname", "nameServer", "exchange", "text", "target", "value"]
+        let value = ["ipAddress", "cname", "nameServer", "exchange", "text", "target", "ptrName", "value"]
             .iter()
             .find_map(|k| self.params.get(*k).cloned())
             .unwrap_or_default();
@@ -264,7 +264,10 @@ fn rdata_of(t: &str, p: &Params) -> Result<Value, Response> {
         }
         "NS" => json!({"nameServer": norm(p.req("nameServer")?)}),
         "MX" => json!({"preference": num("preference")?, "exchange": norm(p.req("exchange")?)}),
-        "TXT" => txt_rdata(p.req("text")?, p.flag("splitText")),
+        "TXT" => txt_rdata(p.req("text")?, p.flag("splitText"))?,
+        "PTR" => {
+            json!({"ptrName": norm(p.get("ptrName").or(p.get("value")).ok_or_else(|| error("Parameter 'ptrName' missing."))?)})
+        }
         "SRV" => {
             json!({"priority": num("priority")?, "weight": num("weight")?, "port": num("port")?, "target": norm(p.req("target")?)})
         }
@@ -451,6 +454,7 @@ fn parse_import(text: &str, zone: &str) -> Result<Vec<Rec>, Response> {
             }
             "CNAME" => json!({"cname": abs(word(0)?)}),
             "NS" => json!({"nameServer": abs(word(0)?)}),
+            "PTR" => json!({"ptrName": abs(word(0)?)}),
             "MX" => json!({"preference": num(0)?, "exchange": abs(word(1)?)}),
             "TXT" => {
                 if f.is_empty() {
@@ -474,24 +478,52 @@ fn parse_import(text: &str, zone: &str) -> Result<Vec<Rec>, Response> {
     Ok(imported)
 }
 
-/// A TXT record as the server stores it (api-facts §1.8 #22, v15.2): with `splitText` the
-/// text's lines are its character-strings; without it, text longer than 255 characters is
-/// cut into 255-character strings and every non-ASCII character becomes `?`.
-fn txt_rdata(text: &str, split: bool) -> Value {
-    if split {
-        let strings: Vec<&str> = text.split('\n').collect();
-        return json!({"text": text, "splitText": true, "characterStrings": strings});
-    }
-    let stored: String = text.chars().map(|c| if c.is_ascii() { c } else { '?' }).collect();
-    let chars: Vec<char> = stored.chars().collect();
-    let strings: Vec<String> =
-        if chars.is_empty() { vec![String::new()] } else { chars.chunks(255).map(|c| c.iter().collect()).collect() };
-    json!({"text": stored, "splitText": false, "characterStrings": strings})
+/// A TXT record as the server stores it (api-facts §1.8 #22, §1.9): with `splitText` the
+/// text's lines (CR or LF, empty ones dropped) are its character-strings, each with `\\`,
+/// `\n`, `\r` and `\t` decoded; without it the text is cut into 255-character strings.
+/// Either way it is stored as ASCII (anything else becomes `?`); `text` reads back as the
+/// strings joined, and `splitText` as "more than one string".
+fn txt_rdata(text: &str, split: bool) -> Result<Value, Response> {
+    let ascii: String = text.chars().map(|c| if c.is_ascii() { c } else { '?' }).collect();
+    let strings: Vec<String> = if split {
+        let mut out = Vec::new();
+        for line in ascii.split(['\r', '\n']).filter(|l| !l.is_empty()) {
+            let mut piece = String::new();
+            let mut chars = line.chars();
+            while let Some(c) = chars.next() {
+                if c != '\\' {
+                    piece.push(c);
+                    continue;
+                }
+                match chars.next() {
+                    Some('n') => piece.push('\n'),
+                    Some('r') => piece.push('\r'),
+                    Some('t') => piece.push('\t'),
+                    Some('\\') => piece.push('\\'),
+                    Some(other) => {
+                        piece.push('\\');
+                        piece.push(other);
+                    }
+                    None => piece.push('\\'),
+                }
+            }
+            if piece.len() > 255 {
+                return Err(error("TXT record character-string length cannot exceed 255 bytes."));
+            }
+            out.push(piece);
+        }
+        out
+    } else {
+        let chars: Vec<char> = ascii.chars().collect();
+        if chars.is_empty() { vec![String::new()] } else { chars.chunks(255).map(|c| c.iter().collect()).collect() }
+    };
+    Ok(json!({"text": strings.concat(), "splitText": strings.len() > 1, "characterStrings": strings}))
 }
 
-/// Two rData describe the same record (TXT compares the text only, like the server).
+/// Two rData describe the same record (TXT compares its character-strings in order, like the
+/// server; `splitText` is how they were sent, not what they are).
 fn same(t: &str, a: &Value, b: &Value) -> bool {
-    if t == "TXT" { a.get("text") == b.get("text") } else { a == b }
+    if t == "TXT" { a.get("characterStrings") == b.get("characterStrings") } else { a == b }
 }
 
 async fn handle(
@@ -664,7 +696,10 @@ fn route(st: &mut State, endpoint: &str, p: &Params) -> Result<Response, Respons
                     None => old.clone(),
                 },
                 "TXT" => match p.get("newText") {
-                    Some(text) => txt_rdata(text, p.flag("newSplitText")),
+                    Some(text) => txt_rdata(
+                        text,
+                        p.get("newSplitText").map_or(p.flag("splitText"), |v| v.eq_ignore_ascii_case("true")),
+                    )?,
                     None => old.clone(),
                 },
                 // api-facts §1.5: a CNAME's update takes the new target in `cname`.

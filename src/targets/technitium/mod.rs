@@ -437,6 +437,9 @@ fn value_params(v: &RData) -> Vec<(&'static str, String)> {
             vec![("preference", preference.to_string()), ("exchange", target_param(exchange))]
         }
         RData::Txt(t) => vec![("text", t.to_string()), ("splitText", "false".into())],
+        // One character-string per line; in split mode the server undoes `\\`, `\n`, `\r`, `\t`.
+        RData::TxtStrings(strings) => vec![("text", split_text(strings)), ("splitText", "true".into())],
+        RData::Ptr(n) => vec![("ptrName", n.to_string())],
         RData::Srv { priority, weight, port, target } => vec![
             ("priority", priority.to_string()),
             ("weight", weight.to_string()),
@@ -446,8 +449,14 @@ fn value_params(v: &RData) -> Vec<(&'static str, String)> {
         RData::Caa(c) => vec![("flags", c.flags.to_string()), ("tag", c.tag.clone()), ("value", c.value.clone())],
         // Refused in the plan (`supports`), so never sent; an empty list would be refused by
         // the server as a missing parameter rather than guessed at.
-        RData::Ptr(_) | RData::Other(..) | RData::TxtStrings(_) => Vec::new(),
+        RData::Other(..) => Vec::new(),
     }
+}
+
+/// The `text` of a TXT sent with `splitText=true`: the strings one per line, each with `\`
+/// escaped (the server decodes `\\` back; its other escapes need a backslash first).
+fn split_text(strings: &[Box<str>]) -> String {
+    strings.iter().map(|s| s.replace('\\', "\\\\")).collect::<Vec<_>>().join("\n")
 }
 
 /// A target name as a parameter: the root (null MX, "no service" SRV) is `.`.
@@ -474,10 +483,19 @@ fn rdata(rtype: RecordType, r: &Value) -> Option<RData> {
         RecordType::NS => RData::Ns(name("nameServer")?),
         RecordType::MX => RData::Mx { preference: n("preference")?.try_into().ok()?, exchange: target("exchange")? },
         // A hostile or huge value from the server is left alone rather than mis-read.
-        RecordType::Txt => match RData::parse(RecordType::Txt, s("text")?) {
-            Ok(t) => t,
-            Err(_) => return None,
+        // Several character-strings come back in `characterStrings` (`text` is them joined):
+        // kept as they are, or one text when they are the ones we would write for it.
+        RecordType::Txt => match r.get("characterStrings").and_then(|v| v.as_array()) {
+            Some(list) if list.len() > 1 => {
+                let strings: Option<Vec<&str>> = list.iter().map(|v| v.as_str()).collect();
+                RData::txt_strings(&strings?).ok()?
+            }
+            _ => match RData::parse(RecordType::Txt, s("text")?) {
+                Ok(t) => t,
+                Err(_) => return None,
+            },
         },
+        RecordType::Ptr => RData::Ptr(name("ptrName")?),
         RecordType::Srv => RData::Srv {
             priority: n("priority")?.try_into().ok()?,
             weight: n("weight")?.try_into().ok()?,
@@ -574,13 +592,17 @@ impl Target for TechnitiumTarget {
     fn name(&self) -> &str {
         &self.name
     }
-    /// The types whose add, delete and read parameters are in research/api-facts.md. PTR,
-    /// SSHFP, TLSA, HTTPS, SVCB, NAPTR and DS are not, and a guess at a parameter name would
-    /// fail on the server (or, worse, write something else); they are refused in the plan.
-    /// A TXT whose character-strings are kept as given (`TxtStrings`) is refused too: the
-    /// server's `splitText` splits on newlines, which no test of ours has checked against it.
+    /// The types whose add, delete and read parameters are in research/api-facts.md, PTR
+    /// (`ptrName`) and TXT with several character-strings (`splitText`) among them (§1.9).
+    /// SSHFP, TLSA, HTTPS, SVCB, NAPTR and DS are refused in the plan until their values are
+    /// mapped to the server's parameters. A TXT with an empty or non-ASCII character-string is
+    /// refused too: the server drops empty lines in split mode and stores text as ASCII.
     fn supports(&self, set: &RecordSet) -> bool {
-        !set.values.iter().any(|v| matches!(v, RData::TxtStrings(_)))
+        let sendable = |v: &RData| match v {
+            RData::TxtStrings(strings) => strings.iter().all(|s| !s.is_empty() && s.is_ascii()),
+            _ => true,
+        };
+        set.values.iter().all(sendable)
             && matches!(
                 set.rtype,
                 RecordType::A
@@ -591,6 +613,7 @@ impl Target for TechnitiumTarget {
                     | RecordType::Txt
                     | RecordType::Srv
                     | RecordType::Caa
+                    | RecordType::Ptr
             )
     }
     fn kind(&self) -> &'static str {
