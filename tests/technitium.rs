@@ -747,3 +747,44 @@ fn ptr_and_multi_string_txt_are_written_and_read_back_as_the_server_keeps_them()
     let out = run(&repo, TOKEN, &["plan"]).expect_code(1);
     assert!(out.stdout().contains("e.home.example TXT: zonekeeper cannot write"), "{}", out.stdout());
 }
+
+/// The double checks names with the server's words, so that a client sending a name the
+/// server refuses fails here too; zonekeeper's own checks refuse such names before any call.
+#[test]
+fn the_double_refuses_names_the_server_refuses() {
+    let dns = Technitium::start(TOKEN, "home.example");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let client = reqwest::Client::new();
+    let add = |domain: &str| -> serde_json::Value {
+        rt.block_on(async {
+            client
+                .post(format!("{}/api/zones/records/add", dns.url()))
+                .bearer_auth(TOKEN)
+                .form(&[("domain", domain), ("zone", "home.example"), ("type", "A"), ("ipAddress", "192.0.2.1")])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap()
+        })
+    };
+    for (name, words) in [
+        ("a b.home.example", "Invalid domain name [a b.home.example]: invalid character [32] was found."),
+        (&format!("{}.home.example", "x".repeat(64)), "label length cannot exceed 63 bytes."),
+        ("a..home.example", "label length cannot be 0 byte."),
+    ] {
+        let v = add(name);
+        assert_eq!(v["status"], "error", "{v}");
+        assert!(v["errorMessage"].as_str().unwrap().contains(words), "{v}");
+    }
+    assert_eq!(add("_acme-challenge.home.example")["status"], "ok", "underscores are allowed");
+    // and zonekeeper never sends such a name: it is refused in validation, with its line
+    let repo = Repo::empty()
+        .with_settings(&settings(&dns.url(), 1))
+        .with_records("home.example", &format!("{RECORDS}  - {{name: \"a b\", type: A, value: 192.0.2.9}}\n"));
+    dns.clear_calls();
+    let out = run(&repo, TOKEN, &["apply"]).expect_code(1);
+    assert!(out.all().contains("is not a valid name"), "{}", out.all());
+    assert!(dns.writes().is_empty());
+}

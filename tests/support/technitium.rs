@@ -244,6 +244,34 @@ impl Params {
     }
 }
 
+/// The server's check of a domain name (api-facts §1.9: `DnsClient.IsDomainNameValid`), with
+/// its words: at most 255 characters, labels of 1–63, characters of `[A-Za-z0-9-_/]`, `*` as a
+/// whole label. The root (empty) is valid.
+fn valid_name(name: &str) -> Result<(), Response> {
+    if name.is_empty() {
+        return Ok(());
+    }
+    let bad = |why: String| Err(error(&format!("Invalid domain name [{name}]: {why}")));
+    if name.chars().count() > 255 {
+        return bad("length cannot exceed 255 bytes.".into());
+    }
+    for label in name.split('.') {
+        if label.is_empty() {
+            return bad("label length cannot be 0 byte.".into());
+        }
+        if label.chars().count() > 63 {
+            return bad("label length cannot exceed 63 bytes.".into());
+        }
+        if label == "*" {
+            continue;
+        }
+        if let Some(c) = label.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '/'))) {
+            return bad(format!("invalid character [{}] was found.", c as u32));
+        }
+    }
+    Ok(())
+}
+
 /// The rData a request describes, for add and delete.
 fn rdata_of(t: &str, p: &Params) -> Result<Value, Response> {
     let num = |k: &str| -> Result<u64, Response> {
@@ -629,6 +657,7 @@ fn route(st: &mut State, endpoint: &str, p: &Params) -> Result<Response, Respons
         }
         "/api/zones/records/add" => {
             let domain = norm(p.req("domain")?);
+            valid_name(&domain)?;
             let zone = closest(st, &p.get("zone").map(norm).unwrap_or_else(|| domain.clone()))
                 .ok_or_else(|| error(&format!("No such zone was found: {domain}")))?;
             writable(st, &zone)?;
@@ -639,6 +668,11 @@ fn route(st: &mut State, endpoint: &str, p: &Params) -> Result<Response, Respons
                 return Err(error("Resource record comment text cannot exceed 255 characters. (Parameter 'Comments')"));
             }
             let rdata = rdata_of(&t, p)?;
+            for k in ["cname", "nameServer", "exchange", "target", "ptrName"] {
+                if let Some(n) = rdata.get(k).and_then(|v| v.as_str()) {
+                    valid_name(n)?;
+                }
+            }
             let overwrite = p.flag("overwrite");
             let recs = st.zones.get_mut(&zone).ok_or_else(|| error(&format!("No such zone was found: {domain}")))?;
             if ttl > soa_expire(recs) {
