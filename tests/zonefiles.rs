@@ -90,6 +90,7 @@ fn a_hand_written_zone_round_trips_and_what_we_write_back_passes_named_checkzone
         "{name: \"txt2\", type: TXT, ttl: 3600, value: \"  padded  \"}",
         "{name: \"txt3\", type: TXT, ttl: 3600, value: \"quote \\\" and backslash \\\\ and ü\"}",
         "{name: \"nomail\", type: MX, ttl: 3600, value: \"0 .\"}",
+        "{name: \"private\", type: TYPE65534, ttl: 3600, value: \"\\\\# 3 ab cd ef\"}",
         "{name: \"dkim._domainkey\", type: TXT, ttl: 3600, strings: [[\"v=DKIM1; k=rsa; \", \"p=MIGfMA0GCSqGSIb3DQEBAQUAA4GN\"]]}",
         "{name: \"_printer._tcp\", type: TXT, ttl: 3600, strings: [[\"txtvers=1\", \"path=/\"]]}",
         "{name: \"www\", type: CNAME, ttl: 86400, value: \"web.lab.test.\"}",

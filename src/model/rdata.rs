@@ -10,38 +10,27 @@ use super::name::{Name, NameError};
 /// tokens) stay well below this; anything larger is almost certainly a mistake or an attack.
 pub const MAX_TXT_OCTETS: usize = 4096;
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
-)]
-#[serde(rename_all = "UPPERCASE")]
+/// A record type. The ones zonekeeper models by name, and any other by its number
+/// (`TYPE65534`, RFC 3597), whose values are kept in the generic `\# length hex` form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RecordType {
     A,
-    #[serde(rename = "AAAA")]
     Aaaa,
-    #[serde(rename = "CNAME")]
     Cname,
     NS,
     MX,
-    #[serde(rename = "TXT")]
     Txt,
-    #[serde(rename = "SRV")]
     Srv,
-    #[serde(rename = "CAA")]
     Caa,
-    #[serde(rename = "PTR")]
     Ptr,
-    #[serde(rename = "SSHFP")]
     Sshfp,
-    #[serde(rename = "TLSA")]
     Tlsa,
-    #[serde(rename = "HTTPS")]
     Https,
-    #[serde(rename = "SVCB")]
     Svcb,
-    #[serde(rename = "NAPTR")]
     Naptr,
-    #[serde(rename = "DS")]
     Ds,
+    /// A type zonekeeper does not model, by its number (never one of the above's).
+    Unknown(u16),
 }
 
 impl RecordType {
@@ -63,8 +52,11 @@ impl RecordType {
         RecordType::Ds,
     ];
 
+    /// The mnemonic of a type zonekeeper models by name; `TYPEn` (RFC 3597) for any other,
+    /// as `Display` writes it.
     pub fn as_str(self) -> &'static str {
         match self {
+            RecordType::Unknown(_) => "TYPE",
             RecordType::A => "A",
             RecordType::Aaaa => "AAAA",
             RecordType::Cname => "CNAME",
@@ -83,8 +75,43 @@ impl RecordType {
         }
     }
 
+    /// The type's number (IANA).
+    pub fn number(self) -> u16 {
+        match self {
+            RecordType::A => 1,
+            RecordType::NS => 2,
+            RecordType::Cname => 5,
+            RecordType::Ptr => 12,
+            RecordType::MX => 15,
+            RecordType::Txt => 16,
+            RecordType::Aaaa => 28,
+            RecordType::Srv => 33,
+            RecordType::Naptr => 35,
+            RecordType::Ds => 43,
+            RecordType::Sshfp => 44,
+            RecordType::Tlsa => 52,
+            RecordType::Svcb => 64,
+            RecordType::Https => 65,
+            RecordType::Caa => 257,
+            RecordType::Unknown(n) => n,
+        }
+    }
+
+    /// The type of a number: a modelled one by name, any other as `Unknown`.
+    pub fn from_number(n: u16) -> RecordType {
+        RecordType::ALL.into_iter().find(|t| t.number() == n).unwrap_or(RecordType::Unknown(n))
+    }
+
+    /// A mnemonic zonekeeper models (any case), or `TYPEn` (RFC 3597) for any type number.
     pub fn parse(s: &str) -> Option<RecordType> {
-        RecordType::ALL.into_iter().find(|t| t.as_str().eq_ignore_ascii_case(s))
+        if let Some(t) = RecordType::ALL.into_iter().find(|t| t.as_str().eq_ignore_ascii_case(s)) {
+            return Some(t);
+        }
+        let digits = s.get(..4).filter(|p| p.eq_ignore_ascii_case("TYPE")).map(|_| &s[4..])?;
+        if digits.is_empty() || digits.len() > 5 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse::<u16>().ok().map(RecordType::from_number)
     }
 
     /// The types whose values zonekeeper keeps in their canonical presentation form, parsed
@@ -98,13 +125,55 @@ impl RecordType {
                 | RecordType::Svcb
                 | RecordType::Naptr
                 | RecordType::Ds
+                | RecordType::Unknown(_)
         )
+    }
+}
+
+/// In files and JSON a type is its mnemonic: exact upper case (`AAAA`), or `TYPEn`.
+impl serde::Serialize for RecordType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RecordType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RecordType, D::Error> {
+        let s = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
+        if let Some(t) = RecordType::ALL.into_iter().find(|t| t.as_str() == s) {
+            return Ok(t);
+        }
+        match RecordType::parse(&s) {
+            Some(t) if s.starts_with("TYPE") => Ok(t),
+            _ => Err(serde::de::Error::custom(format!(
+                "unknown record type `{s}`: one of {}, or TYPEnnn (RFC 3597) for any other",
+                RecordType::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
+            ))),
+        }
+    }
+}
+
+impl schemars::JsonSchema for RecordType {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "RecordType".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let names: Vec<&str> = RecordType::ALL.iter().map(|t| t.as_str()).collect();
+        schemars::json_schema!({
+            "anyOf": [
+                {"type": "string", "enum": names},
+                {"type": "string", "pattern": "^TYPE[0-9]{1,5}$", "description": "Any other type by its number (RFC 3597); its values in the generic form `\\# LENGTH HEX`."}
+            ]
+        })
     }
 }
 
 impl fmt::Display for RecordType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.as_str())
+        match self {
+            RecordType::Unknown(n) => f.pad(&format!("TYPE{n}")),
+            t => f.pad(t.as_str()),
+        }
     }
 }
 
@@ -212,7 +281,7 @@ pub fn scan_structured(rtype: RecordType, value: &str) -> Result<RData, RDataErr
 
 /// Scans `value` as the one record of a one-line zone with no origin.
 fn scan_one(rtype: RecordType, value: &str) -> Result<domain::zonefile::inplace::ScannedRecordData, String> {
-    let line = format!(". 0 IN {} {value}\n", rtype.as_str());
+    let line = format!(". 0 IN {rtype} {value}\n");
     let mut scanner = domain::zonefile::inplace::Zonefile::from(line.as_str());
     scanner.set_default_class(domain::base::iana::Class::IN);
     let data = match scanner.next_entry() {
@@ -364,7 +433,8 @@ impl RData {
             | RecordType::Https
             | RecordType::Svcb
             | RecordType::Naptr
-            | RecordType::Ds => return scan_structured(rtype, value),
+            | RecordType::Ds
+            | RecordType::Unknown(_) => return scan_structured(rtype, value),
             RecordType::Srv => {
                 const SHAPE: &str = "PRIORITY WEIGHT PORT TARGET., e.g. `10 5 443 host.example.org.`";
                 let priority = number(parts.next(), value, SHAPE)?;
@@ -707,5 +777,23 @@ mod tests {
         let long = format!("{}ü{}", "a".repeat(254), "b".repeat(10));
         let pieces: Vec<&str> = txt_strings(&long).collect();
         assert_eq!(pieces.iter().map(|p| p.len()).collect::<Vec<_>>(), [254, 12], "never inside a UTF-8 sequence");
+    }
+
+    #[test]
+    fn any_other_type_goes_by_its_number() {
+        let t = |s: &str| serde_json::from_value::<RecordType>(serde_json::json!(s));
+        assert_eq!(t("AAAA").unwrap(), RecordType::Aaaa);
+        assert_eq!(t("TYPE65534").unwrap(), RecordType::Unknown(65534));
+        assert_eq!(t("TYPE1").unwrap(), RecordType::A, "a modelled type by its number is that type");
+        for bad in ["aaaa", "TYPE", "TYPE65536", "TYPE1x", "HINFO", "type5"] {
+            assert!(t(bad).is_err(), "{bad}");
+        }
+        assert_eq!(serde_json::to_value(RecordType::Unknown(65534)).unwrap(), "TYPE65534");
+        assert_eq!(RecordType::Unknown(65534).to_string(), "TYPE65534");
+        let v = RData::parse(RecordType::Unknown(65534), "\\# 3 ABCDEF").unwrap();
+        assert_eq!(v.to_value(), "\\# 3 ab cd ef");
+        assert_eq!(RData::parse(RecordType::Unknown(65534), &v.to_value()).unwrap(), v);
+        assert!(RData::parse(RecordType::Unknown(65534), "\\# 4 ABCDEF").is_err(), "the length is checked");
+        assert!(RData::parse(RecordType::Unknown(65534), "plain words").is_err(), "only the generic form");
     }
 }

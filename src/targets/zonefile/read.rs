@@ -293,12 +293,18 @@ impl Reader<'_> {
                     _ => RData::Caa(Box::new(Caa { flags: c.flags().bits(), tag, value: value.to_string() })),
                 }
             }
-            ZoneRecordData::Unknown(_) => {
-                return Err(err(format!(
-                    "{} in the generic `\\# length hex` form (RFC 3597) is not supported; write it in its usual form",
-                    record.rtype()
-                )));
-            }
+            // A type zonekeeper does not model, in the generic form (RFC 3597): kept as it is.
+            ZoneRecordData::Unknown(_) => match RecordType::from_number(record.rtype().to_int()) {
+                t @ RecordType::Unknown(_) => {
+                    RData::Other(t, writable_structured(t, record.data()).map_err(|m| err(format!("{t}: {m}")))?)
+                }
+                _ => {
+                    return Err(err(format!(
+                        "{} in the generic `\\# length hex` form (RFC 3597) is not supported for a type zonekeeper models; write it in its usual form",
+                        record.rtype()
+                    )));
+                }
+            },
             other => {
                 let mnemonic = record.rtype().to_string();
                 match RecordType::parse(&mnemonic) {
