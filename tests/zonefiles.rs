@@ -224,3 +224,14 @@ fn txt_strings_in_a_records_file_are_checked_with_their_line() {
     }
     assert!(!err.contains("records[5]") && !err.contains("records[6]"), "{err}");
 }
+
+#[test]
+fn out_of_zone_data_is_left_out_of_the_export_as_bind_leaves_it_out() {
+    let text = "$TTL 300\n@ SOA ns1 hm 1 2 3 4 5\n@ NS ns1\nns1 A 192.0.2.1\nelsewhere.test. A 192.0.2.66\n";
+    let (repo, exported) = adopted("lab.test", text);
+    assert!(!exported.contains("elsewhere") && !exported.contains("192.0.2.66"), "{exported}");
+    assert!(exported.contains("{name: \"ns1\", type: A, ttl: 300, value: \"192.0.2.1\"}"), "{exported}");
+    // the export reads back: the records are in sync (only the SOA, ours or the file's, differs)
+    let plan = repo.run(&["plan"]).expect_code(0).stdout();
+    assert!(plan.contains("0 to create, 1 to update, 0 to delete"), "{plan}");
+}

@@ -6,8 +6,8 @@
 //! What we add on top: BIND's TTL units (`1h`, `1w2d`), which `domain` does not read, are
 //! turned into seconds before a second scan (only when the first scan fails, so our own files
 //! and other tools' plain-seconds files are scanned once); and refusals, each with the file
-//! and line, of everything we could not write back unchanged: a type we do not model, a name
-//! outside the zone, a class other than IN, a set whose values carry different TTLs,
+//! and line, of everything we could not write back unchanged: a type we do not model,
+//! a class other than IN, a set whose values carry different TTLs,
 //! `$GENERATE`. TXT character-strings are kept as they are (`RData::txt_strings`).
 
 use std::path::{Path, PathBuf};
@@ -36,6 +36,8 @@ pub struct Soa {
 pub struct ParsedZone {
     pub soa: Option<Soa>,
     pub sets: Vec<RecordSet>,
+    /// Records outside the zone, left out as BIND leaves them out.
+    pub ignored: usize,
 }
 
 impl ParsedZone {
@@ -94,6 +96,8 @@ struct Reader<'a> {
     stack: Vec<PathBuf>,
     records: Vec<Read>,
     soa: Option<Soa>,
+    /// Records left out because they are outside the zone.
+    ignored: usize,
 }
 
 /// Reads a zone file. `shown` names it in messages; `dir` is where `$INCLUDE`d files must be.
@@ -111,8 +115,15 @@ pub fn parse_zone(text: &str, zone: &Name, shown: &str, dir: Option<&Path>) -> R
 }
 
 fn read_all<'a>(text: &str, zone: &'a Name, shown: &str, dir: Option<&'a Path>) -> Result<Reader<'a>, TargetError> {
-    let mut reader =
-        Reader { zone, dir, files: vec![shown.to_string()], stack: Vec::new(), records: Vec::new(), soa: None };
+    let mut reader = Reader {
+        zone,
+        dir,
+        files: vec![shown.to_string()],
+        stack: Vec::new(),
+        records: Vec::new(),
+        soa: None,
+        ignored: 0,
+    };
     reader.scan(text, 0, zone_name(zone), 0)?;
     Ok(reader)
 }
@@ -215,10 +226,11 @@ impl Reader<'_> {
         };
         let owner = name.as_str();
         if !name.is_in(self.zone) {
-            return Err(err(format!(
-                "`{owner}` is outside zone {}; a zone file holds only its own zone's names (BIND ignores the rest)",
-                self.zone
-            )));
+            // BIND ignores out-of-zone data ("ignoring out-of-zone data"), so no client ever
+            // got it: it is left out, as BIND leaves it out, and said.
+            tracing::warn!(file = %self.files[file], line, name = owner, zone = %self.zone, "ignoring out-of-zone data, as BIND does");
+            self.ignored += 1;
+            return Ok(());
         }
         if record.class() != Class::IN {
             return Err(err(format!("class {} is not supported; zonekeeper manages class IN only", record.class())));
@@ -361,7 +373,7 @@ impl Reader<'_> {
                 s.values.dedup();
             }
         }
-        Ok(ParsedZone { soa: self.soa, sets })
+        Ok(ParsedZone { soa: self.soa, sets, ignored: self.ignored })
     }
 }
 
