@@ -143,14 +143,16 @@ impl EntryCheck<'_> {
         {
             diags.push(at(".ttl", "TTL must be at most 2147483647 (RFC 2181)".into()));
         }
-        let parse_one = |place: &str, v: &str, diags: &mut Vec<Diagnostic>| -> Option<RData> {
+        // The place (`.values[3]`) is formatted only for a problem: a large zone's values are
+        // nearly all fine, and a string for each would cost more than parsing it.
+        let parse_one = |field: &str, j: usize, v: &str, diags: &mut Vec<Diagnostic>| -> Option<RData> {
             match RData::parse(e.rtype, v) {
                 Ok(r) => Some(r),
                 // A record value is not relative to the zone (BIND's would be): say which
                 // absolute name is most likely meant, the one in this zone first.
                 Err(crate::model::RDataError::NotAbsolute(n)) => {
                     diags.push(at(
-                        place,
+                        &format!("{field}[{j}]"),
                         format!(
                             "`{n}` must be a fully qualified name ending in `.`: write `{n}.{zone}.` for the name in this zone (or `{n}.` if you mean that name itself)"
                         ),
@@ -158,13 +160,17 @@ impl EntryCheck<'_> {
                     None
                 }
                 Err(err) => {
-                    diags.push(at(place, err.to_string()));
+                    diags.push(at(&format!("{field}[{j}]"), err.to_string()));
                     None
                 }
             }
         };
         let parse_all = |field: String, vals: &[String], diags: &mut Vec<Diagnostic>| -> Vec<RData> {
-            vals.iter().enumerate().filter_map(|(j, v)| parse_one(&format!("{field}[{j}]"), v, diags)).collect()
+            // Exactly as many as given: `collect` from a filter would reserve four, and a
+            // large zone keeps every one of these vectors.
+            let mut out = Vec::with_capacity(vals.len());
+            out.extend(vals.iter().enumerate().filter_map(|(j, v)| parse_one(&field, j, v, diags)));
+            out
         };
         let values = match (&e.value, &e.values, &e.strings) {
             (Some(_), Some(_), _) => {
@@ -194,7 +200,7 @@ impl EntryCheck<'_> {
             (None, None, None) => None,
         };
         let mut per_view = Vec::new();
-        for (view, vals) in e.views.iter().flatten() {
+        for (view, vals) in e.views.as_deref().into_iter().flatten() {
             if let Some(s) = settings
                 && s.view(view).is_none()
             {
@@ -204,7 +210,7 @@ impl EntryCheck<'_> {
             let mut parsed = Vec::with_capacity(vals.len());
             for (j, v) in vals.iter().enumerate() {
                 match v {
-                    ViewValue::Text(t) => parsed.extend(parse_one(&format!("{field}[{j}]"), t, diags)),
+                    ViewValue::Text(t) => parsed.extend(parse_one(&field, j, t, diags)),
                     ViewValue::Strings(_) if e.rtype != RecordType::Txt => diags.push(at(
                         &format!("{field}[{j}]"),
                         "a list of character-strings is for TXT records only".into(),

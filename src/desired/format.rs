@@ -451,11 +451,12 @@ pub struct RecordEntry {
     /// they go on the wire (at most 255 octets each), for a text split where zonekeeper would
     /// not split it: `[["v=DKIM1; k=rsa; ", "p=MIIB…"]]`, `[["txtvers=1", "path=/"]]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub strings: Option<Vec<Vec<String>>>,
+    pub strings: Option<Box<Vec<Vec<String>>>>,
     /// Values per view name; they replace `value`/`values` in that view. For TXT, an item
     /// may be a list of character-strings, as in `strings`.
+    // Boxed, as `strings`: rare fields, and 100,000 entries are held at once while loading.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub views: Option<BTreeMap<String, Vec<ViewValue>>>,
+    pub views: Option<Box<BTreeMap<String, Vec<ViewValue>>>>,
     /// This name must never reach a public view.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub internal: Option<bool>,

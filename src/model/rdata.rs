@@ -139,17 +139,27 @@ impl serde::Serialize for RecordType {
 
 impl<'de> serde::Deserialize<'de> for RecordType {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RecordType, D::Error> {
-        let s = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
-        if let Some(t) = RecordType::ALL.into_iter().find(|t| t.as_str() == s) {
-            return Ok(t);
+        struct Mnemonic;
+        impl serde::de::Visitor<'_> for Mnemonic {
+            type Value = RecordType;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a record type (`A`, `AAAA`, …, or `TYPEnnn`)")
+            }
+            // A visitor, not a `String`: the type of every record in a large file is read here.
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<RecordType, E> {
+                if let Some(t) = RecordType::ALL.into_iter().find(|t| t.as_str() == s) {
+                    return Ok(t);
+                }
+                match RecordType::parse(s) {
+                    Some(t) if s.starts_with("TYPE") => Ok(t),
+                    _ => Err(E::custom(format!(
+                        "unknown record type `{s}`: one of {}, or TYPEnnn (RFC 3597) for any other",
+                        RecordType::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
+                    ))),
+                }
+            }
         }
-        match RecordType::parse(&s) {
-            Some(t) if s.starts_with("TYPE") => Ok(t),
-            _ => Err(serde::de::Error::custom(format!(
-                "unknown record type `{s}`: one of {}, or TYPEnnn (RFC 3597) for any other",
-                RecordType::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
-            ))),
-        }
+        d.deserialize_str(Mnemonic)
     }
 }
 
