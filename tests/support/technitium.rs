@@ -6,8 +6,11 @@
 //! delete of a missing one is an error, one TTL per RRset (a TTL change rewrites the siblings
 //! and drops their comments), CNAME exclusivity, comments of at most 255 characters, no TTL
 //! above the zone's SOA EXPIRE (add, set, update and import, each with the server's words), no
-//! change at all to an internal zone, and an unknown `/api` path is HTTP 404 with an empty body. Every call is logged (without the
-//! token) so a test can state exactly the calls it expects.
+//! change at all to an internal zone, and an unknown `/api` path is HTTP 404 with an empty body.
+//! From the server's source (§1.9): the zone-file import tokenized as the server reads it
+//! (quotes kept raw), TXT stored as the server stores it (255-character strings, ASCII,
+//! `splitText` lines), PTR, and names checked with the server's words. Every call is logged
+//! (without the token) so a test can state exactly the calls it expects.
 #![allow(dead_code)]
 // An error here *is* the HTTP answer the double sends back; boxing it would only add noise.
 #![allow(clippy::result_large_err)]

@@ -4,9 +4,10 @@
 //! Decisions: the SOA serial is YYYYMMDDnn and rises only when the content changes (CoreDNS
 //! reloads only on a new serial); rendering is deterministic (sorted, one record per line);
 //! a file without our header is refused unless the target sets `adopt`, and one whose header
-//! names another owner is always refused. We read back the one-record-per-line form we write;
-//! an adopted file with multi-line records or types we do not model is refused with the line,
-//! because writing it whole would silently drop what we could not read.
+//! names another owner is always refused. Files are read with NLnet Labs' `domain` scanner
+//! (`read.rs`): whatever BIND reads, or a refusal with the file and line of what we could not
+//! write back unchanged. The file's SOA is compared with ours and planned as a setting
+//! change; the last serial of each zone is remembered beside the files.
 
 use std::fmt::Write;
 use std::path::PathBuf;
