@@ -105,7 +105,7 @@ pub enum Refusal {
     /// Sets with a TTL above the largest the target takes (Technitium: the SOA EXPIRE), which
     /// it would refuse. Not overridable: the target refuses them whatever we do. It holds back
     /// this zone on this target only; the rest of the plan is applied.
-    TtlAboveMax { sets: Vec<TtlTooHigh>, max: u32 },
+    TtlAboveMax { sets: Vec<RefusedSet>, max: u32 },
     /// Every record set we own in the zone would be deleted, whatever the zone's size, and no
     /// records file says so on purpose (`records: []`): a renamed or deleted file, or a zone
     /// taken out of the settings, needs --force.
@@ -114,12 +114,12 @@ pub enum Refusal {
     /// API parameters are not in our research yet). Not overridable, this zone on this target
     /// only, like `TtlAboveMax`: creating them is impossible, and ignoring them would read as
     /// "in sync".
-    TypeUnsupported { sets: Vec<TtlTooHigh>, target_kind: String },
+    TypeUnsupported { sets: Vec<RefusedSet>, target_kind: String },
 }
 
-/// One set whose TTL a target would refuse.
+/// One set a target would refuse (its TTL, or its type), as a refusal names it.
 #[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
-pub struct TtlTooHigh {
+pub struct RefusedSet {
     pub name: Name,
     #[serde(rename = "type")]
     pub rtype: RecordType,
@@ -296,24 +296,25 @@ impl TargetPlan {
     }
 }
 
+/// The sets a create or an update would write that `refused` says the target cannot take.
+fn refused_sets(changes: &[Change], refused: impl Fn(&RecordSet) -> bool) -> Vec<RefusedSet> {
+    changes
+        .iter()
+        .filter(|c| c.op() != Op::Delete && refused(c.set()))
+        .map(|c| RefusedSet { name: c.set().name.clone(), rtype: c.set().rtype, ttl: c.set().ttl })
+        .collect()
+}
+
 /// Sets that a create or update would give a TTL above `max`, the largest the target takes.
 pub fn check_ttl_max(changes: &[Change], max: Option<u32>) -> Option<Refusal> {
     let max = max?;
-    let sets: Vec<TtlTooHigh> = changes
-        .iter()
-        .filter(|c| c.op() != Op::Delete && c.set().ttl > max)
-        .map(|c| TtlTooHigh { name: c.set().name.clone(), rtype: c.set().rtype, ttl: c.set().ttl })
-        .collect();
+    let sets = refused_sets(changes, |s| s.ttl > max);
     (!sets.is_empty()).then_some(Refusal::TtlAboveMax { sets, max })
 }
 
 /// Sets that a create or update would give a type the target cannot take.
 pub fn check_types(changes: &[Change], kind: &str, supports: impl Fn(&RecordSet) -> bool) -> Option<Refusal> {
-    let sets: Vec<TtlTooHigh> = changes
-        .iter()
-        .filter(|c| c.op() != Op::Delete && !supports(c.set()))
-        .map(|c| TtlTooHigh { name: c.set().name.clone(), rtype: c.set().rtype, ttl: c.set().ttl })
-        .collect();
+    let sets = refused_sets(changes, |s| !supports(s));
     (!sets.is_empty()).then(|| Refusal::TypeUnsupported { sets, target_kind: kind.to_string() })
 }
 
