@@ -641,14 +641,15 @@ fn clean_orphans_deletes_only_our_records_in_a_zone_no_longer_served() {
 #[test]
 fn a_type_without_documented_parameters_is_refused_for_its_zone_and_nothing_is_guessed() {
     let (dns, repo) = setup(3);
-    let records =
-        format!("{RECORDS}  - {{name: ssh, type: SSHFP, value: 1 1 123456789abcdef67890123456789abcdef67890}}\n");
+    let records = format!(
+        "{RECORDS}  - {{name: _443._tcp, type: TLSA, value: 3 1 1 d2abde240d7cd3ee6b4b28c54df034b97983a1d16e8a410e4561cb106618e971}}\n"
+    );
     let repo = repo.with_records("home.example", &records);
     // a refusal no flag overrides: plan says so and exits 1, as for a TTL the server refuses
     let out = run(&repo, TOKEN, &["plan"]).expect_code(1);
     assert!(
         out.stdout()
-            .contains("ssh.home.example SSHFP: zonekeeper cannot write this record type, or this form of its value, to a technitium target yet"),
+            .contains("_443._tcp.home.example TLSA: zonekeeper cannot write this record type, or this form of its value, to a technitium target yet"),
         "{}",
         out.stdout()
     );
@@ -787,4 +788,39 @@ fn the_double_refuses_names_the_server_refuses() {
     let out = run(&repo, TOKEN, &["apply"]).expect_code(1);
     assert!(out.all().contains("is not a valid name"), "{}", out.all());
     assert!(dns.writes().is_empty());
+}
+
+/// SSHFP and DS as the server's source takes them (enum fields as numbers, hex) and returns
+/// them (names, upper-case hex): written one by one and by import, read back in sync.
+#[test]
+fn sshfp_and_ds_are_written_and_read_back_as_the_server_keeps_them() {
+    let mut records = String::from(
+        "apiVersion: zonekeeper.dev/v1alpha1\nkind: Records\nzone: home.example\nrecords:\n\
+         \x20 - {name: \"@\", type: NS, value: ns.home.example.}\n\
+         \x20 - {name: ssh, type: SSHFP, value: 4 2 123456789abcdef67890123456789abcdef67890123456789abcdef678901234}\n\
+         \x20 - {name: child, type: DS, value: 60485 13 2 2BB183AF5F22588179A53B0A98631FAD1A2921182BB183AF5F22588179A53B0A}\n",
+    );
+    let dns = Technitium::start(TOKEN, "home.example");
+    let repo = Repo::empty().with_settings(&settings(&dns.url(), 3)).with_records("home.example", &records);
+    run(&repo, TOKEN, &["apply"]).expect_code(0);
+    let recs = dns.records("home.example");
+    let ssh = recs.iter().find(|r| r.rtype == "SSHFP").unwrap();
+    assert_eq!(ssh.rdata["algorithm"], "Ed25519", "{:?}", ssh.rdata);
+    assert_eq!(ssh.rdata["fingerprint"], "123456789ABCDEF67890123456789ABCDEF67890123456789ABCDEF678901234");
+    let ds = recs.iter().find(|r| r.rtype == "DS").unwrap();
+    assert_eq!(
+        (ds.rdata["algorithm"].as_str(), ds.rdata["digestTypeNumber"].as_u64()),
+        (Some("ECDSAP256SHA256"), Some(2))
+    );
+    dns.clear_calls();
+    run(&repo, TOKEN, &["plan", "--detailed-exitcode"]).expect_code(0);
+    // by import too: a large first sync carries them in the zone file
+    for i in 0..60 {
+        records.push_str(&format!("  - {{name: s{i}, type: SSHFP, value: 1 1 {:040x}}}\n", i + 1));
+    }
+    let dns = Technitium::start(TOKEN, "home.example");
+    let repo = Repo::empty().with_settings(&settings(&dns.url(), 3)).with_records("home.example", &records);
+    run(&repo, TOKEN, &["apply"]).expect_code(0);
+    assert!(dns.writes().iter().any(|w| w.starts_with("import")), "{:?}", dns.writes());
+    run(&repo, TOKEN, &["plan", "--detailed-exitcode"]).expect_code(0);
 }

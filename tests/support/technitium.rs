@@ -275,6 +275,75 @@ fn valid_name(name: &str) -> Result<(), Response> {
     Ok(())
 }
 
+/// An enum parameter as the server parses it (`Enum.Parse(value, true)`): a name in any case
+/// or a number; the name it reads back as (its number when it has none).
+fn enum_value(names: &[(&str, u64)], given: &str, what: &str) -> Result<(u64, String), Response> {
+    let given = given.replace('-', "_");
+    if let Some((n, v)) = names.iter().find(|(n, _)| n.replace('-', "_").eq_ignore_ascii_case(&given)) {
+        return Ok((*v, n.to_string()));
+    }
+    let v: u64 =
+        given.parse().map_err(|_| error(&format!("Requested value '{given}' was not found. (Parameter '{what}')")))?;
+    let name = names.iter().find(|(_, x)| *x == v).map(|(n, _)| n.to_string()).unwrap_or_else(|| v.to_string());
+    Ok((v, name))
+}
+
+const SSHFP_ALGORITHMS: &[(&str, u64)] =
+    &[("Reserved", 0), ("RSA", 1), ("DSA", 2), ("ECDSA", 3), ("Ed25519", 4), ("Ed448", 6)];
+const SSHFP_TYPES: &[(&str, u64)] = &[("SHA1", 1), ("SHA256", 2)];
+const DS_ALGORITHMS: &[(&str, u64)] = &[
+    ("RSAMD5", 1),
+    ("DSA", 3),
+    ("RSASHA1", 5),
+    ("DSA-NSEC3-SHA1", 6),
+    ("RSASHA1-NSEC3-SHA1", 7),
+    ("RSASHA256", 8),
+    ("RSASHA512", 10),
+    ("ECC-GOST", 12),
+    ("ECDSAP256SHA256", 13),
+    ("ECDSAP384SHA384", 14),
+    ("ED25519", 15),
+    ("ED448", 16),
+];
+const DS_DIGESTS: &[(&str, u64)] = &[("SHA1", 1), ("SHA256", 2), ("GOST-R-34-11-94", 3), ("SHA384", 4)];
+
+/// Hex as `Convert.FromHexString` takes it (either case, even length), written back upper case.
+fn hex(given: &str, bad: &str) -> Result<String, Response> {
+    if given.is_empty() || !given.len().is_multiple_of(2) || !given.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(error(bad));
+    }
+    Ok(given.to_ascii_uppercase())
+}
+
+/// SSHFP's rData (api-facts §1.9): the fingerprint's length must fit its type.
+fn sshfp_rdata(alg: &str, fp_type: &str, fingerprint: &str) -> Result<Value, Response> {
+    let (_, alg) = enum_value(SSHFP_ALGORITHMS, alg, "sshfpAlgorithm")?;
+    let (t, fp_name) = enum_value(SSHFP_TYPES, fp_type, "sshfpFingerprintType")?;
+    let fp = hex(fingerprint, "Invalid Fingerprint value for the Fingerprint Type.")?;
+    let want = match t {
+        1 => 40,
+        2 => 64,
+        other => return Err(error(&format!("Fingerprint Type is not supported: {other}"))),
+    };
+    if fp.len() != want {
+        return Err(error("Invalid Fingerprint value for the Fingerprint Type."));
+    }
+    Ok(json!({"algorithm": alg, "fingerprintType": fp_name, "fingerprint": fp}))
+}
+
+/// DS's rData (api-facts §1.9): a digest of 20, 32 or 48 bytes; names with `_` for `-`.
+fn ds_rdata(key_tag: u64, alg: &str, digest_type: &str, digest: &str) -> Result<Value, Response> {
+    let (alg_n, alg) = enum_value(DS_ALGORITHMS, alg, "algorithm")?;
+    let (dt_n, dt) = enum_value(DS_DIGESTS, digest_type, "digestType")?;
+    let digest = hex(digest, "Invalid Digest value for the Digest Type.")?;
+    if ![40, 64, 96].contains(&digest.len()) {
+        return Err(error("Invalid Digest value for the Digest Type."));
+    }
+    Ok(
+        json!({"keyTag": key_tag, "algorithm": alg.replace('-', "_"), "algorithmNumber": alg_n, "digestType": dt.replace('-', "_"), "digestTypeNumber": dt_n, "digest": digest}),
+    )
+}
+
 /// The rData a request describes, for add and delete.
 fn rdata_of(t: &str, p: &Params) -> Result<Value, Response> {
     let num = |k: &str| -> Result<u64, Response> {
@@ -298,6 +367,11 @@ fn rdata_of(t: &str, p: &Params) -> Result<Value, Response> {
         "TXT" => txt_rdata(p.req("text")?, p.flag("splitText"))?,
         "PTR" => {
             json!({"ptrName": norm(p.get("ptrName").or(p.get("value")).ok_or_else(|| error("Parameter 'ptrName' missing."))?)})
+        }
+        "SSHFP" => sshfp_rdata(p.req("sshfpAlgorithm")?, p.req("sshfpFingerprintType")?, p.req("sshfpFingerprint")?)?,
+        "DS" => {
+            let digest = p.get("digest").or(p.get("value")).ok_or_else(|| error("Parameter 'digest' missing."))?;
+            ds_rdata(num("keyTag")?, p.req("algorithm")?, p.req("digestType")?, digest)?
         }
         "SRV" => {
             json!({"priority": num("priority")?, "weight": num("weight")?, "port": num("port")?, "target": norm(p.req("target")?)})
@@ -486,6 +560,8 @@ fn parse_import(text: &str, zone: &str) -> Result<Vec<Rec>, Response> {
             "CNAME" => json!({"cname": abs(word(0)?)}),
             "NS" => json!({"nameServer": abs(word(0)?)}),
             "PTR" => json!({"ptrName": abs(word(0)?)}),
+            "SSHFP" => sshfp_rdata(word(0)?, word(1)?, &f[2..].concat())?,
+            "DS" => ds_rdata(num(0)?, word(1)?, word(2)?, &f[3..].concat())?,
             "MX" => json!({"preference": num(0)?, "exchange": abs(word(1)?)}),
             "TXT" => {
                 if f.is_empty() {
@@ -687,6 +763,9 @@ fn route(st: &mut State, endpoint: &str, p: &Params) -> Result<Response, Respons
             }
             if t == "CNAME" && domain == zone {
                 return Err(error("Cannot add CNAME record to zone apex."));
+            }
+            if t == "DS" && domain == zone {
+                return Err(error("Cannot set DS record at zone apex."));
             }
             let others = recs.iter().any(|r| r.name == domain && r.rtype != t && (r.rtype == "CNAME" || t == "CNAME"));
             if others {

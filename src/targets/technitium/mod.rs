@@ -449,6 +449,32 @@ fn value_params(v: &RData) -> Vec<(&'static str, String)> {
         RData::Caa(c) => vec![("flags", c.flags.to_string()), ("tag", c.tag.clone()), ("value", c.value.clone())],
         // Refused in the plan (`supports`), so never sent; an empty list would be refused by
         // the server as a missing parameter rather than guessed at.
+        // SSHFP and DS in their canonical text (`1 1 HEX`, `60485 5 1 HEX`): the server takes
+        // the enum fields as numbers too (api-facts §1.9).
+        RData::Other(RecordType::Sshfp, text) => {
+            let f: Vec<&str> = text.split_whitespace().collect();
+            match f[..] {
+                [alg, fp, hex] => vec![
+                    ("sshfpAlgorithm", alg.to_string()),
+                    ("sshfpFingerprintType", fp.to_string()),
+                    ("sshfpFingerprint", hex.to_string()),
+                ],
+                _ => Vec::new(),
+            }
+        }
+        RData::Other(RecordType::Ds, text) => {
+            let f: Vec<&str> = text.split_whitespace().collect();
+            match f[..] {
+                [tag, alg, dt, hex] => vec![
+                    ("keyTag", tag.to_string()),
+                    ("algorithm", alg.to_string()),
+                    ("digestType", dt.to_string()),
+                    ("digest", hex.to_string()),
+                ],
+                _ => Vec::new(),
+            }
+        }
+        // Refused in the plan (`supports`), so never sent.
         RData::Other(..) => Vec::new(),
     }
 }
@@ -457,6 +483,12 @@ fn value_params(v: &RData) -> Vec<(&'static str, String)> {
 /// escaped (the server decodes `\\` back; its other escapes need a backslash first).
 fn split_text(strings: &[Box<str>]) -> String {
     strings.iter().map(|s| s.replace('\\', "\\\\")).collect::<Vec<_>>().join("\n")
+}
+
+/// The number of an enum name as `records/get` writes it (`Ed25519`), or of a number string
+/// (the server writes an undefined value as its number).
+fn sshfp_number(names: &[(&str, u8)], shown: &str) -> Option<u8> {
+    names.iter().find(|(n, _)| n.eq_ignore_ascii_case(shown)).map(|(_, v)| *v).or_else(|| shown.parse().ok())
 }
 
 /// A target name as a parameter: the root (null MX, "no service" SRV) is `.`.
@@ -496,6 +528,18 @@ fn rdata(rtype: RecordType, r: &Value) -> Option<RData> {
             },
         },
         RecordType::Ptr => RData::Ptr(name("ptrName")?),
+        // Read back through the same grammar a records file's value goes through.
+        RecordType::Sshfp => {
+            let alg =
+                sshfp_number(&[("RSA", 1), ("DSA", 2), ("ECDSA", 3), ("Ed25519", 4), ("Ed448", 6)], s("algorithm")?)?;
+            let fp = sshfp_number(&[("SHA1", 1), ("SHA256", 2)], s("fingerprintType")?)?;
+            RData::parse(RecordType::Sshfp, &format!("{alg} {fp} {}", s("fingerprint")?)).ok()?
+        }
+        RecordType::Ds => RData::parse(
+            RecordType::Ds,
+            &format!("{} {} {} {}", n("keyTag")?, n("algorithmNumber")?, n("digestTypeNumber")?, s("digest")?),
+        )
+        .ok()?,
         RecordType::Srv => RData::Srv {
             priority: n("priority")?.try_into().ok()?,
             weight: n("weight")?.try_into().ok()?,
@@ -594,8 +638,8 @@ impl Target for TechnitiumTarget {
     }
     /// The types whose add, delete and read parameters are in research/api-facts.md, PTR
     /// (`ptrName`) and TXT with several character-strings (`splitText`) among them (§1.9).
-    /// SSHFP, TLSA, HTTPS, SVCB, NAPTR and DS are refused in the plan until their values are
-    /// mapped to the server's parameters. A TXT with an empty or non-ASCII character-string is
+    /// SSHFP and DS too (numbers for their enum fields, hex); TLSA, HTTPS, SVCB and NAPTR are
+    /// refused in the plan until their values are mapped to the server's parameters. A TXT with an empty or non-ASCII character-string is
     /// refused too: the server drops empty lines in split mode and stores text as ASCII.
     fn supports(&self, set: &RecordSet) -> bool {
         let sendable = |v: &RData| match v {
@@ -614,6 +658,8 @@ impl Target for TechnitiumTarget {
                     | RecordType::Srv
                     | RecordType::Caa
                     | RecordType::Ptr
+                    | RecordType::Sshfp
+                    | RecordType::Ds
             )
     }
     fn kind(&self) -> &'static str {
