@@ -278,9 +278,9 @@ impl Named {
     /// The answer, authority and additional records for `name` and `rtype` (a delegation
     /// answers in the authority section), one record per line, sorted.
     fn dig(&self, name: &str, rtype: &str) -> Vec<String> {
-        // Right after start-up named sometimes drops a query: ask again, a few times, while
-        // the answer is empty (every question here has an answer).
-        for _ in 0..5 {
+        // Right after start-up, or on a busy machine, named sometimes drops a query: ask again
+        // while the answer is empty, for up to 5 s (every question here has an answer).
+        for _ in 0..25 {
             let lines = self.dig_once(name, rtype);
             if !lines.is_empty() {
                 return lines;
