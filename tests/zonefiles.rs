@@ -195,6 +195,10 @@ fn a_zone_file_made_again_never_starts_below_the_serial_it_had() {
     repo.write(".zonekeeper/zones/.zonekeeper-serials", "home.example 2026120705\ngarbage\n");
     let out = repo.run(&["plan"]).expect_code(1);
     assert!(out.stderr().contains(".zonekeeper-serials:2: not a `ZONE SERIAL` line"), "{}", out.stderr());
+    // and above all when the zone file is gone, which is what the memory is for
+    std::fs::remove_file(repo.zone_file("home.example")).unwrap();
+    let out = repo.run(&["plan"]).expect_code(1);
+    assert!(out.stderr().contains(".zonekeeper-serials:2: not a `ZONE SERIAL` line"), "{}", out.stderr());
 }
 
 #[test]

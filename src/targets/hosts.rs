@@ -204,7 +204,7 @@ impl Target for HostsTarget {
             None => Vec::new(),
         };
         let sets = sets.into_iter().map(|set| Observed { set, ownership: Ownership::Ours }).collect();
-        Ok(Observation { sets, text: Some(text), ttl_max: None, soa: None })
+        Ok(Observation { sets, text: Some(text), ttl_max: None, soa: None, serial_floor: None })
     }
 
     fn render(&self, zone: &Name, observation: Observation, plan: &TargetPlan) -> Option<NativeText> {

@@ -61,6 +61,9 @@ pub struct Observation {
     pub ttl_max: Option<u32>,
     /// The zone's SOA as a zone file holds it (the serial to rise from, the timers to compare).
     pub soa: Option<zonefile::Soa>,
+    /// The last serial this target wrote for the zone, kept beside its files: the next one
+    /// rises above it even when the file itself is gone.
+    pub serial_floor: Option<u32>,
 }
 
 pub trait Target {

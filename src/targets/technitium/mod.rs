@@ -685,7 +685,7 @@ impl Target for TechnitiumTarget {
     fn observe(&self, zone: &Name) -> Result<Observation, TargetError> {
         let (rt, client) = self.connection()?;
         let (sets, ttl_max) = rt.block_on(self.observe_async(client, zone)).map_err(|e| api(&self.name, e))?;
-        Ok(Observation { sets, text: None, ttl_max, soa: None })
+        Ok(Observation { sets, text: None, ttl_max, soa: None, serial_floor: None })
     }
 
     fn render(&self, _zone: &Name, _observation: Observation, _plan: &TargetPlan) -> Option<NativeText> {

@@ -88,9 +88,13 @@ impl Target for ZoneFileTarget {
 
     fn observe(&self, zone: &Name) -> Result<Observation, TargetError> {
         let path = self.path(zone);
+        // Read first: a zone whose file was deleted is the case the memory is for.
+        let serial_floor = self.serials()?.get(zone.as_str()).copied();
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Observation::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Observation { serial_floor, ..Observation::default() });
+            }
             Err(source) => return Err(TargetError::Read { path: path.display().to_string(), source }),
         };
         let shown = path.display().to_string();
@@ -115,11 +119,10 @@ impl Target for ZoneFileTarget {
                 });
             }
         }
-        self.check_serial_memory()?;
         let parsed = parse_zone(&text, zone, &shown, Some(&self.directory))?;
         // The file is written whole, so everything in it is ours once we own (or adopt) it.
         let sets = parsed.sets.into_iter().map(|set| Observed { set, ownership: Ownership::Ours }).collect();
-        Ok(Observation { sets, text: Some(text), ttl_max: None, soa: parsed.soa })
+        Ok(Observation { sets, text: Some(text), ttl_max: None, soa: parsed.soa, serial_floor })
     }
 
     /// The file's SOA against the one we would write: a `soa` change in the settings, or an
@@ -164,7 +167,7 @@ impl Target for ZoneFileTarget {
         let after = plan.has_changes().then(|| {
             // The higher of the file's serial and the last one we wrote here: a file deleted
             // and made again must not start below what secondaries already hold.
-            let old_serial = observation.soa.as_ref().map(|s| s.serial).max(self.remembered_serial(zone));
+            let old_serial = observation.soa.as_ref().map(|s| s.serial).max(observation.serial_floor);
             let sets = merged(&observation.sets, &plan.changes);
             // Nothing left (an orphaned zone): the file goes; an empty text means removal.
             if sets.is_empty() {
@@ -212,52 +215,40 @@ impl Target for ZoneFileTarget {
 const SERIALS: &str = ".zonekeeper-serials";
 
 impl ZoneFileTarget {
-    /// A serial memory that exists but cannot be read, or holds a line that is not
-    /// `ZONE SERIAL`, is an error: read as "nothing remembered", a serial could go down.
-    fn check_serial_memory(&self) -> Result<(), TargetError> {
+    /// The last serial written for each zone, from `SERIALS`. A file that exists but cannot
+    /// be read, or holds a line that is not `ZONE SERIAL`, is an error: read as "nothing
+    /// remembered", a serial could go down.
+    fn serials(&self) -> Result<std::collections::BTreeMap<String, u32>, TargetError> {
         let path = self.directory.join(SERIALS);
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
             Err(source) => return Err(TargetError::Read { path: path.display().to_string(), source }),
         };
+        let mut out = std::collections::BTreeMap::new();
         for (i, l) in text.lines().enumerate() {
-            let ok = l.split_once(' ').is_some_and(|(z, n)| Name::parse(z).is_ok() && n.parse::<u32>().is_ok());
-            if !ok {
-                return Err(TargetError::Parse {
-                    path: path.display().to_string(),
-                    line: i + 1,
-                    message: "not a `ZONE SERIAL` line; fix or delete the line (zonekeeper keeps the last serial of each zone here)".into(),
-                });
-            }
+            match l.split_once(' ').and_then(|(z, n)| Some((Name::parse(z).ok()?, n.parse::<u32>().ok()?))) {
+                Some((zone, serial)) => out.insert(zone.to_string(), serial),
+                None => {
+                    return Err(TargetError::Parse {
+                        path: path.display().to_string(),
+                        line: i + 1,
+                        message: "not a `ZONE SERIAL` line; fix or delete the line (zonekeeper keeps the last serial of each zone here)".into(),
+                    });
+                }
+            };
         }
-        Ok(())
-    }
-
-    fn remembered_serial(&self, zone: &Name) -> Option<u32> {
-        let text = std::fs::read_to_string(self.directory.join(SERIALS)).ok()?;
-        text.lines().find_map(|l| {
-            let (z, serial) = l.split_once(' ')?;
-            (z == zone.as_str()).then(|| serial.trim().parse().ok()).flatten()
-        })
+        Ok(out)
     }
 
     /// Records `serial` for `zone`, atomically, under the target's lock (held by apply).
     fn remember_serial(&self, zone: &Name, serial: u32) -> Result<(), TargetError> {
-        let path = self.directory.join(SERIALS);
-        let old = std::fs::read_to_string(&path).unwrap_or_default();
-        let mut lines: Vec<String> = old
-            .lines()
-            .filter(|l| l.split_once(' ').is_some_and(|(z, _)| z != zone.as_str()))
-            .map(str::to_string)
-            .collect();
-        lines.push(format!("{zone} {serial}"));
-        lines.sort();
-        let mut text = lines.join("\n");
-        text.push('\n');
-        if text == old {
+        let mut serials = self.serials()?;
+        if serials.insert(zone.to_string(), serial) == Some(serial) {
             return Ok(());
         }
+        let text: String = serials.iter().map(|(z, n)| format!("{z} {n}\n")).collect();
+        let path = self.directory.join(SERIALS);
         super::create_parent(&path)?;
         super::atomic::write_atomic(&path, text.as_bytes())?;
         Ok(())
