@@ -78,7 +78,7 @@ fn octodns_zone(zone: &Name, sets: &[RecordSet]) -> String {
         let name = s.name.relative(zone);
         for v in &s.values {
             let shown = if name == prev { "" } else { name.as_str() };
-            let _ = writeln!(out, "{shown:<longest$} {:8} IN {:<8} {v}", s.ttl, s.rtype.as_str());
+            let _ = writeln!(out, "{shown:<longest$} {:8} IN {:<8} {v}", s.ttl, s.rtype);
         }
         prev = name;
     }

@@ -163,12 +163,15 @@ pub fn plan(
     Ok(Planned { plan: out })
 }
 
+/// The seed of every saved-plan digest.
+const FINGERPRINT_SEED: u64 = 0x7a6b;
+
 /// Digests of one zone's wanted sets and of what its target holds, with foldhash's fixed
 /// seed: the same in every run of one build (a saved plan records the version that made it),
 /// and fast enough that a plan of 100,000 records hardly notices.
 fn fingerprint(wanted: &[Wanted<'_>], observation: &Observation) -> crate::plan::Fingerprint {
     use std::hash::{BuildHasher, Hash, Hasher};
-    let seed = foldhash::fast::FixedState::with_seed(0x7a6b);
+    let seed = foldhash::fast::FixedState::with_seed(FINGERPRINT_SEED);
     let mut w = seed.build_hasher();
     for x in wanted {
         (&*x.set, x.provenance, x.internal).hash(&mut w);
@@ -231,8 +234,8 @@ impl SavedPlan {
                 changes: t.changes.len() + t.setting_changes.len(),
                 // The settings that make the zone's SOA are desired state too.
                 wanted: format!("{:016x}", {
-                    use std::hash::{Hash, Hasher};
-                    let mut h = std::hash::DefaultHasher::new();
+                    use std::hash::{BuildHasher, Hash, Hasher};
+                    let mut h = foldhash::fast::FixedState::with_seed(FINGERPRINT_SEED).build_hasher();
                     t.fingerprint.wanted.hash(&mut h);
                     for c in &t.setting_changes {
                         (&c.what, &c.from, &c.to).hash(&mut h);

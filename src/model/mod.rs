@@ -7,7 +7,7 @@ mod rdata;
 pub use name::{Name, NameError};
 pub use rdata::{
     Caa, MAX_TXT_OCTETS, RData, RDataError, RecordType, parse_presentation, parse_txt_presentation, scan_structured,
-    structured_text, txt_strings, writable_structured,
+    scanner_location, structured_text, txt_strings, writable_structured,
 };
 
 use std::fmt;

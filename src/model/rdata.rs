@@ -52,9 +52,9 @@ impl RecordType {
         RecordType::Ds,
     ];
 
-    /// The mnemonic of a type zonekeeper models by name; `TYPEn` (RFC 3597) for any other,
-    /// as `Display` writes it.
-    pub fn as_str(self) -> &'static str {
+    /// The mnemonic of a type zonekeeper models by name (`Display` writes `TYPEn` for any
+    /// other, which has none: a caller wanting text for any type uses `Display`).
+    fn mnemonic(self) -> &'static str {
         match self {
             RecordType::Unknown(_) => "TYPE",
             RecordType::A => "A",
@@ -104,7 +104,7 @@ impl RecordType {
 
     /// A mnemonic zonekeeper models (any case), or `TYPEn` (RFC 3597) for any type number.
     pub fn parse(s: &str) -> Option<RecordType> {
-        if let Some(t) = RecordType::ALL.into_iter().find(|t| t.as_str().eq_ignore_ascii_case(s)) {
+        if let Some(t) = RecordType::ALL.into_iter().find(|t| t.mnemonic().eq_ignore_ascii_case(s)) {
             return Some(t);
         }
         let digits = s.get(..4).filter(|p| p.eq_ignore_ascii_case("TYPE")).map(|_| &s[4..])?;
@@ -147,14 +147,14 @@ impl<'de> serde::Deserialize<'de> for RecordType {
             }
             // A visitor, not a `String`: the type of every record in a large file is read here.
             fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<RecordType, E> {
-                if let Some(t) = RecordType::ALL.into_iter().find(|t| t.as_str() == s) {
+                if let Some(t) = RecordType::ALL.into_iter().find(|t| t.mnemonic() == s) {
                     return Ok(t);
                 }
                 match RecordType::parse(s) {
                     Some(t) if s.starts_with("TYPE") => Ok(t),
                     _ => Err(E::custom(format!(
                         "unknown record type `{s}`: one of {}, or TYPEnnn (RFC 3597) for any other",
-                        RecordType::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
+                        RecordType::ALL.iter().map(|t| t.mnemonic()).collect::<Vec<_>>().join(", ")
                     ))),
                 }
             }
@@ -168,7 +168,7 @@ impl schemars::JsonSchema for RecordType {
         "RecordType".into()
     }
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        let names: Vec<&str> = RecordType::ALL.iter().map(|t| t.as_str()).collect();
+        let names: Vec<&str> = RecordType::ALL.iter().map(|t| t.mnemonic()).collect();
         schemars::json_schema!({
             "anyOf": [
                 {"type": "string", "enum": names},
@@ -182,7 +182,7 @@ impl fmt::Display for RecordType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RecordType::Unknown(n) => f.pad(&format!("TYPE{n}")),
-            t => f.pad(t.as_str()),
+            t => f.pad(t.mnemonic()),
         }
     }
 }
@@ -329,15 +329,17 @@ pub fn structured_text(data: &domain::zonefile::inplace::ScannedRecordData) -> S
     data.display_zonefile(DisplayKind::Simple).to_string()
 }
 
+/// The line, column and message of a `domain` scanner error (`line:col: message`).
+pub fn scanner_location(message: &str) -> Option<(usize, usize, &str)> {
+    let mut parts = message.splitn(3, ':');
+    let line = parts.next()?.parse().ok()?;
+    let col = parts.next()?.trim().parse().ok()?;
+    Some((line, col, parts.next()?.trim()))
+}
+
 /// `domain`'s error text without its `line:col:` prefix, which is meaningless for one value.
 fn scan_reason(message: &str) -> String {
-    let mut parts = message.splitn(3, ':');
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some(l), Some(c), Some(rest)) if l.parse::<u32>().is_ok() && c.parse::<u32>().is_ok() => {
-            rest.trim().to_string()
-        }
-        _ => message.to_string(),
-    }
+    scanner_location(message).map_or_else(|| message.to_string(), |(_, _, rest)| rest.to_string())
 }
 
 fn number<T: std::str::FromStr>(part: Option<&str>, whole: &str, shape: &'static str) -> Result<T, RDataError> {

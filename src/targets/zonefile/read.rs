@@ -16,7 +16,7 @@ use domain::base::iana::Class;
 use domain::rdata::ZoneRecordData;
 use domain::zonefile::inplace::{Entry, ScannedRecord, Zonefile};
 
-use crate::model::{Caa, Name, RData, RecordSet, RecordType, writable_structured};
+use crate::model::{Caa, Name, RData, RecordSet, RecordType, scanner_location, writable_structured};
 use crate::targets::TargetError;
 
 /// A zone's SOA as the file holds it.
@@ -294,16 +294,10 @@ impl Reader<'_> {
                 let value = std::str::from_utf8(c.value().as_ref())
                     .map_err(|_| err("CAA value holds bytes that are not UTF-8 text".into()))?;
                 // Checked as a records file's value would be: the tag's grammar and the text.
-                let checked = RData::parse(RecordType::Caa, &format!("{} {tag} x", c.flags().bits()))
-                    .map_err(|e| err(e.to_string()))?;
+                let flags = c.flags().bits();
+                RData::parse(RecordType::Caa, &format!("{flags} {tag} x")).map_err(|e| err(e.to_string()))?;
                 RData::parse(RecordType::Txt, value).map_err(|e| err(format!("CAA value: {e}")))?;
-                match checked {
-                    RData::Caa(mut caa) => {
-                        caa.value = value.to_string();
-                        RData::Caa(caa)
-                    }
-                    _ => RData::Caa(Box::new(Caa { flags: c.flags().bits(), tag, value: value.to_string() })),
-                }
+                RData::Caa(Box::new(Caa { flags, tag: tag.to_ascii_lowercase(), value: value.to_string() }))
             }
             // A type zonekeeper does not model, in the generic form (RFC 3597): kept as it is.
             ZoneRecordData::Unknown(_) => match RecordType::from_number(record.rtype().to_int()) {
@@ -404,10 +398,9 @@ fn plain_name(n: &impl domain::base::name::ToLabelIter) -> Option<String> {
 /// The line number and message of a scanner error (`line:col: message`), with `$GENERATE`
 /// explained.
 fn scanner_message(shown: &str) -> (usize, String) {
-    let mut parts = shown.splitn(3, ':');
-    let (line, col, message) = match (parts.next(), parts.next(), parts.next()) {
-        (Some(l), Some(c), Some(m)) => (l.parse().unwrap_or(0), c.trim().to_string(), m.trim().to_string()),
-        _ => (0, String::new(), shown.to_string()),
+    let (line, col, message) = match scanner_location(shown) {
+        Some((line, col, message)) => (line, col.to_string(), message.to_string()),
+        None => (0, String::new(), shown.to_string()),
     };
     let message = if message.contains("$GENERATE") {
         "$GENERATE is not supported: expand it first (`named-compilezone -o expanded.db ZONE FILE` writes every record it makes)".to_string()
