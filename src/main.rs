@@ -17,6 +17,7 @@ use zonekeeper::model::Name;
 use zonekeeper::plan::render;
 use zonekeeper::reconcile;
 use zonekeeper::secrets::Secrets;
+use zonekeeper::sources::repo::{Loaded, Repo};
 use zonekeeper::targets::Outcome;
 use zonekeeper::targets::zonefile::ZoneFileTarget;
 
@@ -279,35 +280,39 @@ fn init_logs(cli: &Cli) {
     }
 }
 
-/// Where the desired state comes from: `--repo`, `--ref`, and the token for https remotes.
+/// Where the desired state comes from (`--repo`, `--ref`, the git token), and the operator's
+/// API tokens, each bound to an origin.
 struct Origin {
-    repo: PathBuf,
-    rev: Option<String>,
-    worktree: bool,
-    /// `--git-timeout`: the deadline of each git fetch and push.
-    git_timeout: Duration,
-    /// `export` loads a state whose zones may have no records file yet.
-    purpose: desired::Purpose,
-    credentials: Option<zonekeeper::sources::git::Credentials>,
-    /// The operator's API tokens, each bound to an origin.
+    repo: Repo,
     secrets: Secrets,
 }
 
-/// The desired state as read, and what was read.
-struct Loaded {
-    state: Result<DesiredState, Invalid>,
-    source: String,
-    /// A newer commit of the followed branch that is invalid, held back in favour of the last
-    /// good one (`state`), with its problems.
-    held_back: Option<(String, Invalid)>,
+impl std::ops::Deref for Origin {
+    type Target = Repo;
+    fn deref(&self) -> &Repo {
+        &self.repo
+    }
 }
 
 impl Origin {
+    /// Loads the desired state, first saying what a person should hear (a first clone, a
+    /// failed fetch, uncommitted edits not read) on stderr.
+    fn load(&self, hold_back: bool) -> Result<Loaded> {
+        if let Some(line) = self.repo.first_clone() {
+            eprintln!("{line}");
+        }
+        let loaded = self.repo.load(hold_back)?;
+        for note in &loaded.notes {
+            eprintln!("{note}");
+        }
+        Ok(loaded)
+    }
+
     /// Runs `work` on the state in force and what was read. A newer commit held back is
     /// reported on stderr first, and the run then exits 1 whatever `work` returns, so a cron
     /// job or CI notices while the last good commit keeps being applied.
     fn with_state_in_force(&self, work: impl FnOnce(&DesiredState, &str) -> Result<ExitCode>) -> Result<ExitCode> {
-        let Loaded { state, source, held_back } = self.load(true)?;
+        let Loaded { state, source, held_back, .. } = self.load(true)?;
         if let Some((bad, invalid)) = &held_back {
             eprintln!("error: in the {bad}: {invalid}");
             eprintln!("the last good {source} stays in force until a newer commit loads cleanly");
@@ -322,7 +327,7 @@ impl Origin {
         if remote && cli.worktree {
             bail!("--worktree reads a local directory's files; a git URL has none (use --ref to pick a commit)");
         }
-        Ok(Origin {
+        let repo = Repo {
             repo: cli.repo.clone(),
             rev: cli.git_ref.clone(),
             worktree: cli.worktree,
@@ -334,6 +339,9 @@ impl Origin {
             },
             // Only a remote needs the token: a bad token file must not stop local work.
             credentials: if remote { git_credentials(cli)? } else { None },
+        };
+        Ok(Origin {
+            repo,
             // Only commands that reach targets read the credentials: a broken credentials file
             // must not stop validate, preview or schema.
             secrets: match cli.command {
@@ -343,106 +351,6 @@ impl Origin {
                 _ => Secrets::none(),
             },
         })
-    }
-
-    fn remote(&self) -> Option<String> {
-        let repo = self.repo.to_string_lossy();
-        zonekeeper::sources::git::is_url(&repo).then(|| repo.into_owned())
-    }
-
-    /// The desired state from the working tree, a commit of a local repository, or a commit
-    /// of a remote one (fetched into the cache). For a remote branch, an invalid new commit
-    /// is held back and the last good one read instead when `hold_back` is set (a failing
-    /// source never reads as "no records"); `validate` reports the commit it was asked for.
-    fn load(&self, hold_back: bool) -> Result<Loaded> {
-        match self.remote() {
-            Some(url) => self.load_remote(&url, hold_back),
-            None => self.load_local(),
-        }
-    }
-
-    /// A local directory: HEAD of its repository, `--ref`, or (`--worktree`, or no
-    /// repository) the files on disk.
-    fn load_local(&self) -> Result<Loaded> {
-        use zonekeeper::sources::git;
-        let repo = &self.repo;
-        let on_disk = || {
-            let files = WorkTree(repo.to_path_buf());
-            (desired::load_for(repo, &files, self.purpose), files.describe())
-        };
-        let (state, source) = match self.rev.as_deref() {
-            Some(rev) => {
-                let files = git::read_commit(repo, rev)?;
-                let source = files.describe();
-                (desired::load_for(repo, &files, self.purpose), source)
-            }
-            None if self.worktree => on_disk(),
-            None => match git::read_head(repo)? {
-                // Not in a git repository: the files on disk are all there is.
-                None => on_disk(),
-                Some((files, in_worktree)) => {
-                    let uncommitted = if in_worktree { desired::files::uncommitted(&files, repo) } else { Vec::new() };
-                    if !uncommitted.is_empty() {
-                        eprintln!(
-                            "note: not reading uncommitted changes to {} (this reads HEAD; pass --worktree for the files on disk)",
-                            uncommitted.join(", ")
-                        );
-                    }
-                    let source = files.describe();
-                    (desired::load_for(repo, &files, self.purpose), source)
-                }
-            },
-        };
-        Ok(Loaded { state, source, held_back: None })
-    }
-
-    /// A remote: fetched into the cache and read at `--ref`, with the last-good rule for a
-    /// followed branch.
-    fn load_remote(&self, url: &str, hold_back: bool) -> Result<Loaded> {
-        use zonekeeper::sources::git;
-        let dir = git::cache_dir(&cache_root()?, url);
-        if !dir.join(".git").exists() {
-            // The first clone of a large repository takes a while: say what is going on.
-            eprintln!("cloning {} into {}", git::redact(url), dir.display());
-        }
-        if let git::Fetched::Stale(why) = git::fetch(url, &dir, self.credentials.as_ref(), self.git_timeout)? {
-            let why = git::with_token_hint(why, self.credentials.is_some());
-            eprintln!("warning: fetching {} failed ({why}); reading the last fetched commits", git::redact(url));
-        }
-        let rev = self.rev.as_deref().unwrap_or("HEAD");
-        let read = git::read_clone(&dir, rev, url)?;
-        // A remote has no working tree here: the targets' relative paths are relative to the
-        // current directory.
-        let here = Path::new(".");
-        let source = read.files.describe();
-        tracing::info!(commit = %read.commit, source = %source, "read the desired state");
-        let state = desired::load_for(here, &read.files, self.purpose);
-        match state {
-            Ok(state) => {
-                if read.follows_branch {
-                    // Not being able to remember it costs only the fallback, not this run.
-                    if let Err(e) = git::set_last_good(&dir, rev, &read.commit) {
-                        eprintln!("warning: {e}");
-                    }
-                }
-                Ok(Loaded { state: Ok(state), source, held_back: None })
-            }
-            Err(invalid) => {
-                let last = git::last_good(&dir, rev).filter(|c| *c != read.commit);
-                match last {
-                    Some(last) if hold_back && read.follows_branch => {
-                        let files = git::read_clone_commit(&dir, &last, url)?;
-                        let good_source = files.describe();
-                        Ok(Loaded {
-                            state: desired::load_for(here, &files, self.purpose),
-                            source: good_source,
-                            held_back: Some((source, invalid)),
-                        })
-                    }
-                    _ => Ok(Loaded { state: Err(invalid), source, held_back: None }),
-                }
-            }
-        }
     }
 }
 
@@ -522,16 +430,9 @@ fn lock_targets(
     Ok(lock::acquire(&places, &lock_dir, wait)?)
 }
 
-/// Where remote repositories are cached: `ZONEKEEPER_CACHE`, else the XDG cache directory.
+/// Where remote repositories are cached (`ZONEKEEPER_CACHE`, else the XDG cache directory).
 fn cache_root() -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("ZONEKEEPER_CACHE") {
-        return Ok(PathBuf::from(dir));
-    }
-    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
-        return Ok(PathBuf::from(dir).join("zonekeeper"));
-    }
-    let home = std::env::var_os("HOME").context("set ZONEKEEPER_CACHE (or HOME) to cache remote repositories")?;
-    Ok(PathBuf::from(home).join(".cache/zonekeeper"))
+    Ok(zonekeeper::sources::repo::cache_root()?)
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -923,7 +824,7 @@ fn export(
 
 fn observe(origin: &Origin, state: &DesiredState, source: &str, commit: bool) -> Result<ExitCode> {
     use zonekeeper::sources::git;
-    let (repo, rev) = (origin.repo.as_path(), origin.rev.as_deref());
+    let (repo, rev) = (origin.repo.repo.as_path(), origin.rev.as_deref());
     let repo_str = repo.to_string_lossy().to_string();
     let remote = origin.remote().is_some();
     let (zones, failures) = reconcile::observe(state, &origin.secrets);

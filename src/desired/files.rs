@@ -77,6 +77,8 @@ pub struct InMemory {
     /// Paths that exist but cannot be read as files (a symlink in a commit), with why.
     pub refused: std::collections::BTreeMap<String, String>,
     pub description: String,
+    /// The full id of the commit the files were read from.
+    pub commit: Option<String>,
 }
 
 impl Files for InMemory {

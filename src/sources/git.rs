@@ -313,7 +313,11 @@ fn read_in(
         }
     }
     let description = format!("commit {short} ({subject}) of {shown}");
-    Ok(ReadAt { files: InMemory { files, refused, description }, commit: full, follows_branch })
+    Ok(ReadAt {
+        files: InMemory { files, refused, description, commit: Some(full.clone()) },
+        commit: full,
+        follows_branch,
+    })
 }
 
 /// An error with its causes, `outer: inner: …`: gix's top-level messages ("Transport

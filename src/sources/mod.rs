@@ -2,3 +2,4 @@
 //! repository (`git.rs`); Kubernetes and Tailscale discovery come later.
 
 pub mod git;
+pub mod repo;
