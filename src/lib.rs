@@ -1,6 +1,7 @@
 //! zonekeeper: keeps DNS in line with a git repository. The binary in `main.rs` is a thin
 //! CLI over these modules; see DESIGN.md for the way the arrows point between them.
 
+pub mod daemon;
 pub mod desired;
 pub mod export;
 pub mod memory;

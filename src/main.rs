@@ -192,6 +192,56 @@ enum Command {
         #[arg(long)]
         commit: bool,
     },
+    /// Keep the targets in line as a long-running process: reconcile on every new commit
+    /// (polled, or announced by a webhook), on file changes (--worktree), on a periodic resync
+    /// and on request; serve an HTTP API, a web UI, metrics and health. Stops on SIGTERM or
+    /// SIGINT after the write in flight; SIGHUP re-reads the credentials file.
+    Run {
+        /// Plan and report on every trigger; never write to a target.
+        #[arg(long)]
+        dry_run: bool,
+        /// One reconcile, then exit: 0 when it was clean, 1 otherwise (for systemd timers and CI).
+        #[arg(long)]
+        once: bool,
+        /// Where the API and the web UI listen.
+        #[arg(long, env = "ZONEKEEPER_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Where /metrics, /healthz and /readyz listen.
+        #[arg(long, env = "ZONEKEEPER_METRICS_LISTEN", default_value = "127.0.0.1:9090")]
+        metrics_listen: std::net::SocketAddr,
+        /// How often to look for a new commit, in seconds (0: only webhooks and resyncs).
+        #[arg(long, value_name = "SECONDS", default_value = "60")]
+        poll: u64,
+        /// How often to read every target afresh, in seconds (0: never).
+        #[arg(long, value_name = "SECONDS", default_value = "300")]
+        resync: u64,
+        /// Wait this long after the last of a burst of triggers before reconciling, in ms.
+        #[arg(long, value_name = "MS", default_value = "500")]
+        debounce: u64,
+        /// On SIGTERM, give the reconcile in flight this long to finish its write, in seconds.
+        #[arg(long, value_name = "SECONDS", default_value = "10")]
+        shutdown_timeout: u64,
+        /// The state document: tokens (hashed) and the last good commit. Default
+        /// $XDG_STATE_HOME/zonekeeper/state.json, else ~/.local/state/zonekeeper/state.json.
+        #[arg(long, env = "ZONEKEEPER_STATE", value_name = "FILE")]
+        state: Option<PathBuf>,
+        /// Let anyone who reaches --listen read status, records, plan and events without a
+        /// token (writes always need one).
+        #[arg(long)]
+        open_reads: bool,
+        /// A file holding the secret of git webhooks (GitHub's HMAC secret or GitLab's token);
+        /// or ZONEKEEPER_WEBHOOK_SECRET. Without one, the webhook endpoint answers 404.
+        #[arg(long, env = "ZONEKEEPER_WEBHOOK_SECRET_FILE", value_name = "PATH")]
+        webhook_secret_file: Option<PathBuf>,
+    },
+    /// Manage the API tokens of `run` (kept hashed in its state document).
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+        /// The state document, as for `run --state`.
+        #[arg(long, env = "ZONEKEEPER_STATE", value_name = "FILE", global = true)]
+        state: Option<PathBuf>,
+    },
     /// Write the JSON Schemas of the file formats to schema/ (from the Rust types).
     Schema {
         /// Fail if the files in schema/ differ from what would be written.
@@ -201,6 +251,16 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum TokenAction {
+    /// Make a token and print it: the only time it is shown.
+    Create { name: String },
+    /// List the tokens by name, with when each was made.
+    List,
+    /// Revoke a token at once.
+    Revoke { name: String },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -345,9 +405,11 @@ impl Origin {
             // Only commands that reach targets read the credentials: a broken credentials file
             // must not stop validate, preview or schema.
             secrets: match cli.command {
-                Command::Plan { .. } | Command::Apply { .. } | Command::Export { .. } | Command::Observe { .. } => {
-                    load_secrets(cli, remote)?
-                }
+                Command::Plan { .. }
+                | Command::Apply { .. }
+                | Command::Export { .. }
+                | Command::Observe { .. }
+                | Command::Run { .. } => load_secrets(cli, remote)?,
                 _ => Secrets::none(),
             },
         })
@@ -380,8 +442,14 @@ fn git_credentials(cli: &Cli) -> Result<Option<zonekeeper::sources::git::Credent
 /// The operator's credentials file, read with every token it names. A token's environment
 /// variable is then removed, so that no child process (git, ssh) inherits it.
 fn load_secrets(cli: &Cli, remote: bool) -> Result<Secrets> {
-    let (path, required) = match &cli.credentials {
-        Some(p) => (p.clone(), true),
+    read_secrets(cli.credentials.as_deref(), &cli.repo, remote, true)
+}
+
+/// `load_secrets` from its parts; with `remove_env` false (a reload, when threads run), the
+/// environment is left as it is: the variables it named were removed at the start.
+fn read_secrets(credentials: Option<&Path>, repo_dir: &Path, remote: bool, remove_env: bool) -> Result<Secrets> {
+    let (path, required) = match credentials {
+        Some(p) => (p.to_path_buf(), true),
         None => match zonekeeper::secrets::default_path() {
             Some(p) => (p, false),
             None => return Ok(Secrets::none()),
@@ -389,13 +457,13 @@ fn load_secrets(cli: &Cli, remote: bool) -> Result<Secrets> {
     };
     // A credentials file, or a token or CA file it names, inside the repository would be the
     // repository's to change.
-    let repo = if remote { None } else { std::fs::canonicalize(&cli.repo).ok() };
+    let repo = if remote { None } else { std::fs::canonicalize(repo_dir).ok() };
     let inside = |p: &Path| repo.as_ref().is_some_and(|r| std::fs::canonicalize(p).is_ok_and(|f| f.starts_with(r)));
     if inside(&path) {
         bail!(
             "the credentials file {} is inside the repository {}: keep it outside, where a pull request cannot change it",
             path.display(),
-            cli.repo.display()
+            repo_dir.display()
         );
     }
     let secrets = Secrets::load(&path, required)?;
@@ -404,14 +472,73 @@ fn load_secrets(cli: &Cli, remote: bool) -> Result<Secrets> {
             "{} names {}, which is inside the repository {}: keep token and CA files outside, where a pull request cannot change them",
             path.display(),
             f.display(),
-            cli.repo.display()
+            repo_dir.display()
         );
     }
-    for var in secrets.env_vars().map(str::to_string).collect::<Vec<_>>() {
-        // SAFETY: called from `run` before any thread is started (as for the git token above).
-        unsafe { std::env::remove_var(var) };
+    if remove_env {
+        for var in secrets.env_vars().map(str::to_string).collect::<Vec<_>>() {
+            // SAFETY: called from `run` before any thread is started (as for the git token above).
+            unsafe { std::env::remove_var(var) };
+        }
     }
     Ok(secrets)
+}
+
+/// The state document of `run` and `token`: `--state`, else the default place.
+fn state_path(given: Option<&Path>) -> Result<PathBuf> {
+    match given {
+        Some(p) => Ok(p.to_path_buf()),
+        None => zonekeeper::daemon::state::default_path()
+            .context("set --state (or ZONEKEEPER_STATE, XDG_STATE_HOME or HOME) for the state document"),
+    }
+}
+
+/// The webhook secret: the file `--webhook-secret-file` names, or ZONEKEEPER_WEBHOOK_SECRET.
+fn webhook_secret(file: Option<&Path>) -> Result<Option<zonekeeper::daemon::auth::WebhookSecret>> {
+    use zonekeeper::daemon::auth::WebhookSecret;
+    let secret = match (file, std::env::var("ZONEKEEPER_WEBHOOK_SECRET")) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the webhook secret file {}", path.display()))?;
+            text.trim().to_string()
+        }
+        (None, Ok(s)) => s.trim().to_string(),
+        (None, Err(_)) => return Ok(None),
+    };
+    if secret.len() < 16 {
+        bail!("the webhook secret is shorter than 16 characters: pick a long random one");
+    }
+    // SAFETY: called from `run` before any thread is started (as for the git token).
+    unsafe { std::env::remove_var("ZONEKEEPER_WEBHOOK_SECRET") };
+    Ok(Some(WebhookSecret::new(secret)))
+}
+
+/// `zonekeeper token create|list|revoke`.
+fn token(action: &TokenAction, state: &Path) -> Result<ExitCode> {
+    use zonekeeper::daemon::{auth, state::StateFile};
+    let file = StateFile::new(state);
+    match action {
+        TokenAction::Create { name } => {
+            let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+            let token = auth::create(&file, name, &now)?;
+            eprintln!("token `{name}` created; it is shown this once, keep it in a secret store:");
+            println!("{token}");
+        }
+        TokenAction::List => {
+            let doc = file.read()?;
+            if doc.tokens.is_empty() {
+                eprintln!("no tokens in {}", file.path().display());
+            }
+            for (name, t) in &doc.tokens {
+                println!("{name}\t{}", t.created);
+            }
+        }
+        TokenAction::Revoke { name } => {
+            auth::revoke(&file, name)?;
+            eprintln!("token `{name}` revoked");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Locks every target an apply of `state` (or only `only`) may write, for as long as the
@@ -440,7 +567,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let origin = Origin::from_cli(&cli)?;
     // Started only now: reading the credentials edits the environment, which must happen
     // before any thread exists.
-    let watched = matches!(cli.command, Command::Preview { watch: true, .. });
+    let watched = matches!(
+        cli.command,
+        Command::Preview { watch: true, .. } | Command::Run { once: false, .. } | Command::Token { .. }
+    );
     if cli.timeout > 0 && !watched {
         let limit = cli.timeout;
         std::thread::spawn(move || {
@@ -515,6 +645,47 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Export { target, zone, corefile } => {
             origin.with_state_in_force(|state, _| export(state, &origin.secrets, &target, zone.as_deref(), corefile))
         }
+        Command::Run {
+            dry_run,
+            once,
+            listen,
+            metrics_listen,
+            poll,
+            resync,
+            debounce,
+            shutdown_timeout,
+            ref state,
+            open_reads,
+            ref webhook_secret_file,
+        } => {
+            let options = zonekeeper::daemon::RunOptions {
+                dry_run,
+                once,
+                listen,
+                metrics_listen,
+                poll: Duration::from_secs(poll),
+                resync: Duration::from_secs(resync),
+                debounce: Duration::from_millis(debounce),
+                shutdown_timeout: Duration::from_secs(shutdown_timeout),
+                state: state_path(state.as_deref())?,
+                lock_dir: cache_root()?.join("locks"),
+                open_reads,
+                webhook_secret: webhook_secret(webhook_secret_file.as_deref())?,
+                watch: (origin.worktree && origin.remote().is_none()).then(|| cli.repo.clone()),
+            };
+            let (credentials, repo, remote) = (cli.credentials.clone(), cli.repo.clone(), origin.remote().is_some());
+            let reload: zonekeeper::daemon::Reload =
+                Box::new(move || read_secrets(credentials.as_deref(), &repo, remote, false));
+            let Origin { repo, secrets } = origin;
+            match zonekeeper::daemon::run(options, repo, secrets, reload)? {
+                zonekeeper::daemon::Ended::Once(report) => {
+                    Ok(if report.clean() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+                }
+                zonekeeper::daemon::Ended::Stopped => Ok(ExitCode::SUCCESS),
+                zonekeeper::daemon::Ended::StoppedLate => Ok(ExitCode::from(1)),
+            }
+        }
+        Command::Token { ref action, ref state } => token(action, &state_path(state.as_deref())?),
         Command::Schema { check, dir } => schema(&dir.unwrap_or_else(|| cli.repo.join("schema")), check),
         Command::Observe { commit } => {
             origin.with_state_in_force(|state, source| observe(&origin, state, source, commit))

@@ -73,6 +73,7 @@ fn walk<'a>(
     state: &'a DesiredState,
     secrets: &Secrets,
     only: Option<&str>,
+    scope: Option<&Scope>,
     orphans: bool,
     failures: &mut Vec<TargetFailure>,
     mut visit: impl FnMut(Visit<'a, '_>),
@@ -80,10 +81,15 @@ fn walk<'a>(
     let s = &state.settings;
     for ts in s.targets.iter().filter(|t| only.is_none_or(|o| o == t.name)) {
         let target = build_target(state, secrets, ts);
-        let served: Vec<Name> =
-            s.zones.iter().filter(|z| z.targets.contains(&ts.name)).map(|z| z.name.clone()).collect();
+        let served: Vec<Name> = s
+            .zones
+            .iter()
+            .filter(|z| z.targets.contains(&ts.name) && scope.is_none_or(|only| only.contains(&z.name)))
+            .map(|z| z.name.clone())
+            .collect();
         let mut listing_failed = None;
-        let orphaned = if orphans {
+        // A scoped walk reads only the zones it names; orphaned zones are the full walk's.
+        let orphaned = if orphans && scope.is_none() {
             target.orphan_zones(&served).unwrap_or_else(|e| {
                 listing_failed = Some(TargetFailure {
                     target: ts.name.clone(),
@@ -120,12 +126,27 @@ fn walk<'a>(
     }
 }
 
+/// Zones a plan is limited to: the ones an event touched (the `run` loop's small reconcile).
+pub type Scope = std::collections::BTreeSet<Name>;
+
 /// Plans every zone on every target it lists (or only on `only`). Never writes.
 pub fn plan(
     state: &DesiredState,
     secrets: &Secrets,
     source: &str,
     only: Option<&str>,
+) -> Result<Planned, ReconcileError> {
+    plan_scoped(state, secrets, source, only, None)
+}
+
+/// `plan`, limited to the zones of `scope` when one is given: only those zones are read at
+/// the targets, and zones a target still holds but no longer serves are not looked for.
+pub fn plan_scoped(
+    state: &DesiredState,
+    secrets: &Secrets,
+    source: &str,
+    only: Option<&str>,
+    scope: Option<&Scope>,
 ) -> Result<Planned, ReconcileError> {
     check_target(state, only)?;
     let s = &state.settings;
@@ -138,7 +159,7 @@ pub fn plan(
         Plan { source: source.to_string(), owner: s.owner.clone(), targets: Vec::new(), unplanned: Vec::new() };
     let mut failures = Vec::new();
     let mut large = false;
-    walk(state, secrets, only, true, &mut failures, |v| {
+    walk(state, secrets, only, scope, true, &mut failures, |v| {
         let ts = v.settings;
         let public = s.view(&ts.view).is_some_and(|view| view.public);
         let tref =
@@ -539,7 +560,7 @@ pub struct ObservedZone<'a> {
 pub fn observe<'a>(state: &'a DesiredState, secrets: &Secrets) -> (Vec<ObservedZone<'a>>, Vec<TargetFailure>) {
     let mut out = Vec::new();
     let mut failures = Vec::new();
-    walk(state, secrets, None, false, &mut failures, |v| {
+    walk(state, secrets, None, None, false, &mut failures, |v| {
         let by_key: foldhash::HashMap<_, _> = v.wanted.iter().map(|w| (w.set.key(), w)).collect();
         let sets = v
             .observation
@@ -559,4 +580,126 @@ pub fn observe<'a>(state: &'a DesiredState, secrets: &Secrets) -> (Vec<ObservedZ
         });
     });
     (out, failures)
+}
+
+/// A digest of each zone's desired state as every target serving it should hold it, and one
+/// of the settings (`None` key): the `run` loop compares them with the last applied ones to
+/// re-plan only the zones a commit touched.
+pub fn desired_digests(state: &DesiredState) -> std::collections::BTreeMap<Option<Name>, u64> {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let seed = foldhash::fast::FixedState::with_seed(FINGERPRINT_SEED);
+    let mut out = std::collections::BTreeMap::new();
+    // The settings have no Hash of their own; their debug form names every field.
+    out.insert(None, seed.hash_one(format!("{:?}", state.settings)));
+    for z in &state.settings.zones {
+        let mut h = seed.build_hasher();
+        for ts in state.settings.targets.iter().filter(|t| z.targets.contains(&t.name)) {
+            ts.name.hash(&mut h);
+            for w in state.wanted(&z.name, &ts.view) {
+                (&*w.set, w.provenance, w.internal).hash(&mut h);
+            }
+        }
+        out.insert(Some(z.name.clone()), h.finish());
+    }
+    out
+}
+
+/// The plan with every change that was applied taken out: what is still pending after an
+/// apply (the whole plan for a zone that failed).
+pub fn pending_after(plan: &Plan, applied: &[Applied]) -> Plan {
+    let mut out = plan.clone();
+    for tp in &mut out.targets {
+        let Some(a) = applied.iter().find(|a| a.target == tp.target.name && a.zone == tp.zone) else { continue };
+        let all_done = a.is_complete(tp.changes.len());
+        let mut i = 0;
+        tp.changes.retain(|_| {
+            let keep = a.outcome(i) != Outcome::Applied;
+            i += 1;
+            keep
+        });
+        if all_done {
+            tp.setting_changes.clear();
+        }
+        tp.native = None;
+    }
+    out
+}
+
+/// One record set as the `run` process's API and UI show it: what is wanted (or found) at
+/// one target, where it came from, and how it stands.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct RecordRow {
+    pub target: String,
+    pub zone: Name,
+    pub view: String,
+    pub name: Name,
+    #[serde(rename = "type")]
+    pub rtype: String,
+    pub ttl: u32,
+    pub values: Vec<String>,
+    /// Where the wanted set came from (`records/home.yaml:12`); empty for a set found at the
+    /// target that nothing wants.
+    pub source: String,
+    /// `in_sync`, `pending` (a change is planned), `drift` (the target holds something else
+    /// and it is not ours to change), `unowned` (found at the target, not wanted, not ours).
+    pub state: &'static str,
+}
+
+/// Every wanted set of every planned target zone, with its state by `plan` (a pending plan:
+/// what is still to change), and the unowned sets the plan found.
+pub fn records_view(state: &DesiredState, secrets: &Secrets, plan: &Plan) -> Vec<RecordRow> {
+    let mut rows = Vec::new();
+    for tp in &plan.targets {
+        let Some(ts) = state.settings.target(&tp.target.name) else { continue };
+        // What the target can hold of the wanted sets (a hosts file: addresses only).
+        let wanted = build_target(state, secrets, ts).prepare(&tp.zone, state.wanted(&tp.zone, &tp.target.view));
+        let row = |set: &crate::model::RecordSet, source: String, st: &'static str| RecordRow {
+            target: tp.target.name.clone(),
+            zone: tp.zone.clone(),
+            view: tp.target.view.clone(),
+            name: set.name.clone(),
+            rtype: set.rtype.to_string(),
+            ttl: set.ttl,
+            values: set.values.iter().map(|v| v.to_string()).collect(),
+            source,
+            state: st,
+        };
+        let pending: foldhash::HashSet<_> = tp
+            .changes
+            .iter()
+            .chain(&tp.held_back)
+            .filter(|c| c.op() != crate::plan::Op::Delete)
+            .map(|c| c.set().key())
+            .collect();
+        let drifted: foldhash::HashSet<_> = tp
+            .drift
+            .iter()
+            .filter_map(|d| match d {
+                crate::plan::Drift::Unowned { wanted: Some(w), .. }
+                | crate::plan::Drift::OtherOwner { wanted: w, .. }
+                | crate::plan::Drift::Protected { wanted: w, .. } => Some(w.key()),
+                crate::plan::Drift::Unowned { wanted: None, .. } => None,
+            })
+            .collect();
+        for w in wanted {
+            let key = w.set.key();
+            let st = if pending.contains(&key) {
+                "pending"
+            } else if drifted.contains(&key) {
+                "drift"
+            } else {
+                "in_sync"
+            };
+            rows.push(row(&w.set, w.provenance.to_string(), st));
+        }
+        for c in tp.changes.iter().filter(|c| c.op() == crate::plan::Op::Delete) {
+            rows.push(row(c.set(), String::new(), "pending"));
+        }
+        for d in &tp.drift {
+            if let crate::plan::Drift::Unowned { observed, wanted: None } = d {
+                rows.push(row(observed, String::new(), "unowned"));
+            }
+        }
+    }
+    rows
 }

@@ -5,12 +5,25 @@ pub mod atomic;
 pub mod hosts;
 pub mod lock;
 pub mod technitium;
+pub mod telemetry;
 pub mod zonefile;
 
 use crate::desired::{TargetKind, TargetSettings};
 use crate::model::{Name, Observed, RecordSet, Wanted};
 use crate::plan::{NativeText, SettingChange, TargetPlan};
 use crate::secrets::Secrets;
+
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Tells every target to send no further write after the one in flight (the `run` process
+/// on SIGTERM): what is left is reported as not sent, and the next run plans it again.
+pub fn request_stop() {
+    STOP.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+pub fn stop_requested() -> bool {
+    STOP.load(std::sync::atomic::Ordering::SeqCst)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {

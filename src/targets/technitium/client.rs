@@ -122,6 +122,8 @@ fn nonzero(n: u32) -> std::num::NonZeroU32 {
 }
 
 pub struct Client {
+    /// The target's name, for the requests it reports (`telemetry`).
+    target: String,
     http: reqwest::Client,
     base: String,
     token: Token,
@@ -130,9 +132,9 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(http: reqwest::Client, base: &str, token: Token, policy: Policy) -> Client {
+    pub fn new(target: &str, http: reqwest::Client, base: &str, token: Token, policy: Policy) -> Client {
         let pace = limiter(policy.rate, governor::clock::DefaultClock::default());
-        Client { http, base: base.trim_end_matches('/').to_string(), token, policy, pace }
+        Client { target: target.to_string(), http, base: base.trim_end_matches('/').to_string(), token, policy, pace }
     }
 
     /// Waits for this request's slot under the rate limit.
@@ -147,6 +149,26 @@ impl Client {
         text: Option<&str>,
     ) -> Result<serde_json::Value, ApiError> {
         self.pace().await;
+        let started = std::time::Instant::now();
+        let result = self.send(endpoint, params, text).await;
+        let status = match &result {
+            Ok(_) => "ok".to_string(),
+            Err(ApiError::Api { .. }) => "api_error".to_string(),
+            Err(ApiError::InvalidToken(_)) | Err(ApiError::TwoFactorRequired) => "invalid_token".to_string(),
+            Err(ApiError::Http { status, .. }) => format!("http_{status}"),
+            Err(ApiError::Transport { .. }) => "transport".to_string(),
+            Err(_) => "protocol".to_string(),
+        };
+        crate::targets::telemetry::request(&self.target, endpoint, &status, started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn send(
+        &self,
+        endpoint: &str,
+        params: &[(&str, String)],
+        text: Option<&str>,
+    ) -> Result<serde_json::Value, ApiError> {
         let url = format!("{}{endpoint}", self.base);
         let transport = |e: reqwest::Error| ApiError::Transport {
             base: self.base.clone(),

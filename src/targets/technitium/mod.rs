@@ -122,7 +122,7 @@ impl TechnitiumTarget {
             rate: s.rate_limit,
             attempts: s.attempts,
         };
-        Ok((rt, Client::new(http, &s.url, access.token.clone(), policy)))
+        Ok((rt, Client::new(&self.name, http, &s.url, access.token.clone(), policy)))
     }
 
     /// One read per zone: the whole zone's records, or `None` when the zone does not exist.
@@ -255,6 +255,11 @@ impl TechnitiumTarget {
             .map(|group| async move {
                 let mut out = Vec::with_capacity(group.len());
                 for (i, change) in group {
+                    // A process told to stop finishes the write in flight and sends no more;
+                    // the next run plans what is left.
+                    if super::stop_requested() {
+                        break;
+                    }
                     out.push((i, self.apply_change(client, zone, change).await));
                     progress.step();
                 }

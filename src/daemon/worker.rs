@@ -1,0 +1,472 @@
+//! The reconcile worker: one thread that owns the sources' last good state and runs one
+//! reconcile at a time through `reconcile.rs`, the same code `plan` and `apply` run. It never
+//! panics the process and never exits on a failure: every failure becomes a report.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::state::{LastGood as Remembered, StateError};
+use super::{Batch, ErrorItem, Event, Report, Shared};
+use crate::desired::DesiredState;
+use crate::model::Name;
+use crate::plan::{Change, Plan, TargetPlan};
+use crate::reconcile::{self, Scope};
+use crate::secrets::Secrets;
+use crate::sources::repo::Repo;
+use crate::sources::{Health, HealthState, LastGood};
+use crate::targets::Outcome;
+
+/// The name of the repository source in health and metrics.
+pub const GIT_SOURCE: &str = "git";
+
+/// One desired state as read from the repository.
+pub struct Desired {
+    pub state: DesiredState,
+    pub source: String,
+    pub commit: Option<String>,
+}
+
+pub struct Worker {
+    pub repo: Repo,
+    pub secrets: Secrets,
+    pub dry_run: bool,
+    /// Where API targets' apply locks live.
+    pub lock_dir: PathBuf,
+    pub shared: Arc<Shared>,
+    desired: LastGood<Desired>,
+    /// Digests of the desired state at the last clean reconcile: a commit is re-planned only
+    /// for the zones whose digest moved.
+    clean: Option<BTreeMap<Option<Name>, u64>>,
+    /// The pending plan and the records table per target zone, kept across scoped runs.
+    pending: BTreeMap<(String, Name), (TargetPlan, Vec<reconcile::RecordRow>)>,
+}
+
+fn now() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+impl Worker {
+    pub fn new(repo: Repo, secrets: Secrets, dry_run: bool, lock_dir: PathBuf, shared: Arc<Shared>) -> Worker {
+        Worker {
+            repo,
+            secrets,
+            dry_run,
+            lock_dir,
+            shared,
+            desired: LastGood::default(),
+            clean: None,
+            pending: BTreeMap::new(),
+        }
+    }
+
+    pub fn set_secrets(&mut self, secrets: Secrets) {
+        self.secrets = secrets;
+        // New credentials may open targets that failed: read everything again.
+        self.clean = None;
+    }
+
+    /// The key of this repository and revision in the state document.
+    fn remembered_key(&self) -> String {
+        let repo = self.repo.remote().map(|u| crate::sources::git::redact(&u));
+        let repo = repo.unwrap_or_else(|| {
+            std::fs::canonicalize(&self.repo.repo).unwrap_or(self.repo.repo.clone()).display().to_string()
+        });
+        format!("{repo}@{}", self.repo.rev.as_deref().unwrap_or("HEAD"))
+    }
+
+    /// Reads the repository; on failure with nothing in force (a restart onto a bad commit),
+    /// the last good commit remembered in the state document.
+    fn read_source(&mut self) {
+        let read = match self.repo.load(true) {
+            Err(e) => Err(e.to_string()),
+            Ok(l) => {
+                for note in &l.notes {
+                    tracing::warn!(source = GIT_SOURCE, "{note}");
+                }
+                match (l.state, l.held_back) {
+                    (Ok(state), None) => Ok((Desired { state, source: l.source, commit: l.commit }, None)),
+                    (Ok(state), Some((bad, invalid))) => {
+                        let problem = format!("the {bad} is held back: {invalid}");
+                        Ok((Desired { state, source: l.source, commit: l.commit }, Some(problem)))
+                    }
+                    (Err(invalid), _) => Err(format!("in the {}: {invalid}", l.source)),
+                }
+            }
+        };
+        let read = match read {
+            Err(problem) if self.desired.get().is_none() => self.remembered(problem),
+            other => other,
+        };
+        self.desired.update(read);
+        let health = self.desired.health().clone();
+        if let Some(e) = &health.error {
+            tracing::warn!(source = GIT_SOURCE, state = ?health.state, error = %e, "the desired state could not be read; the last good state stays in force");
+        }
+        let up = i64::from(health.state == HealthState::Ok);
+        self.shared
+            .metrics
+            .source_up
+            .get_or_create(&super::metrics::SourceLabels { source: GIT_SOURCE.into() })
+            .set(up);
+        self.shared.update(|s| {
+            s.sources.insert(GIT_SOURCE.to_string(), health);
+        });
+    }
+
+    /// The last good commit of the state document, read in place of a failing one.
+    fn remembered(&self, problem: String) -> Result<(Desired, Option<String>), String> {
+        let key = self.remembered_key();
+        let doc = match self.shared.state_file.read() {
+            Ok(doc) => doc,
+            Err(e) => return Err(format!("{problem}; {e}")),
+        };
+        let Some(last) = doc.last_good.get(&key) else { return Err(problem) };
+        match self.repo.load_commit(&last.commit) {
+            Ok(l) => match l.state {
+                Ok(state) => {
+                    let why = format!("{problem}; the last good commit {} is in force", short(&last.commit));
+                    Ok((Desired { state, source: l.source, commit: l.commit }, Some(why)))
+                }
+                Err(e) => Err(format!("{problem}; the remembered commit does not load either: {e}")),
+            },
+            Err(e) => Err(format!("{problem}; the remembered commit cannot be read: {e}")),
+        }
+    }
+
+    /// One reconcile of `batch`.
+    pub fn reconcile(&mut self, batch: &Batch) -> Report {
+        let started = Instant::now();
+        let at = now();
+        let trigger = batch.label();
+        self.shared.emit(Event::ReconcileStarted { trigger, at: at.clone() });
+        tracing::info!(trigger, full = batch.full, "reconcile started");
+        let mut report = Report {
+            trigger,
+            started: at,
+            seconds: 0.0,
+            outcome: "failed",
+            dry_run: self.dry_run,
+            source: None,
+            commit: None,
+            scope: None,
+            planned: 0,
+            applied: 0,
+            errors: Vec::new(),
+        };
+        self.read_source();
+        if let Some(e) = &self.desired.health().error {
+            report.errors.push(ErrorItem { reason: "source", place: GIT_SOURCE.into(), message: e.clone() });
+        }
+        self.run_plan(batch, &mut report);
+        report.seconds = started.elapsed().as_secs_f64();
+        self.finish(&report);
+        report
+    }
+
+    fn run_plan(&mut self, batch: &Batch, report: &mut Report) {
+        let Some(desired) = self.desired.get() else { return };
+        report.source = Some(desired.source.clone());
+        report.commit = desired.commit.clone();
+        self.shared.metrics.set_commit(desired.commit.as_deref());
+        let digests = reconcile::desired_digests(&desired.state);
+        let scope = match &self.clean {
+            Some(old) if !batch.full && old.get(&None) == digests.get(&None) => Some(
+                digests
+                    .iter()
+                    .filter(|(k, v)| k.is_some() && old.get(*k) != Some(*v))
+                    .filter_map(|(k, _)| k.clone())
+                    .collect::<Scope>(),
+            ),
+            _ => None,
+        };
+        if let Some(s) = &scope {
+            if s.is_empty() {
+                // Nothing the targets should hold has moved since the last clean run: no
+                // target is read. The periodic resync reads them all.
+                report.outcome = "unchanged";
+                if report.errors.is_empty() {
+                    self.clean = Some(digests);
+                }
+                return;
+            }
+            report.scope = Some(s.iter().cloned().collect());
+        }
+        let planned = match reconcile::plan_scoped(&desired.state, &self.secrets, &desired.source, None, scope.as_ref())
+        {
+            Ok(p) => p.plan,
+            Err(e) => {
+                report.errors.push(ErrorItem {
+                    reason: "settings",
+                    place: "zonekeeper.yaml".into(),
+                    message: e.to_string(),
+                });
+                return;
+            }
+        };
+        report.planned = planned.change_count();
+        for u in &planned.unplanned {
+            report.errors.push(ErrorItem { reason: u.reason, place: u.place(), message: u.error.clone() });
+        }
+        let pending = if self.dry_run {
+            report.outcome = "planned";
+            planned.clone()
+        } else {
+            self.apply(&desired.state, &planned, report)
+        };
+        let rows = reconcile::records_view(&desired.state, &self.secrets, &pending);
+        if scope.is_none() {
+            self.pending.clear();
+        } else {
+            self.pending.retain(|(_, zone), _| scope.as_ref().is_none_or(|s| !s.contains(zone)));
+        }
+        for tp in pending.targets {
+            let zone_rows = rows.iter().filter(|r| r.target == tp.target.name && r.zone == tp.zone).cloned().collect();
+            self.pending.insert((tp.target.name.clone(), tp.zone.clone()), (tp, zone_rows));
+        }
+        self.target_health(&planned, report);
+        if report.errors.is_empty() {
+            self.clean = Some(digests);
+            if !self.dry_run {
+                self.remember(report.commit.clone());
+            }
+        }
+    }
+
+    /// Applies `plan`; returns what is still pending after it.
+    fn apply(&self, state: &DesiredState, plan: &Plan, report: &mut Report) -> Plan {
+        if let Err(e) = reconcile::check_refusals(plan, false) {
+            report.errors.push(ErrorItem { reason: "refused", place: "plan".into(), message: e.to_string() });
+            return plan.clone();
+        }
+        if !plan.targets.iter().any(TargetPlan::has_changes) {
+            report.outcome = "in_sync";
+            return plan.clone();
+        }
+        let places = reconcile::lock_places(state, &self.secrets, None);
+        let _held = match crate::targets::lock::acquire(&places, &self.lock_dir, Some(Duration::from_secs(30))) {
+            Ok(h) => h,
+            Err(e) => {
+                report.errors.push(ErrorItem { reason: "lock", place: "targets".into(), message: e.to_string() });
+                return plan.clone();
+            }
+        };
+        let applied = match reconcile::apply(state, &self.secrets, plan, false) {
+            Ok(a) => a,
+            Err(e) => {
+                report.errors.push(ErrorItem { reason: "refused", place: "plan".into(), message: e.to_string() });
+                return plan.clone();
+            }
+        };
+        for a in &applied {
+            let Some(tp) = plan.find(&a.target, &a.zone) else { continue };
+            for (i, change) in tp.changes.iter().enumerate() {
+                self.applied_change(tp, change, a.outcome(i));
+            }
+            report.applied += a.applied();
+            if let Err(e) = &a.result {
+                report.errors.push(ErrorItem {
+                    reason: "target",
+                    place: format!("{} on {}", a.zone, a.target),
+                    message: e.to_string(),
+                });
+            } else if !a.is_complete(tp.changes.len()) {
+                let failed = tp.changes.len() - a.applied();
+                report.errors.push(ErrorItem {
+                    reason: "apply",
+                    place: format!("{} on {}", a.zone, a.target),
+                    message: format!("{failed} of {} change(s) were not applied", tp.changes.len()),
+                });
+            }
+        }
+        report.outcome = "applied";
+        reconcile::pending_after(plan, &applied)
+    }
+
+    /// Logs, counts and announces one change's outcome.
+    fn applied_change(&self, tp: &TargetPlan, change: &Change, outcome: Outcome) {
+        let values =
+            |s: &crate::model::RecordSet| s.values.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ");
+        let (old, new) = match change {
+            Change::Create { set, .. } => (String::new(), values(set)),
+            Change::Update { from, to, .. } => (values(from), values(to)),
+            Change::Delete { set } => (values(set), String::new()),
+        };
+        let set = change.set();
+        let source = change.provenance().map(|p| p.to_string()).unwrap_or_default();
+        let (result, message) = match &outcome {
+            Outcome::Applied => ("applied", String::new()),
+            Outcome::Failed(m) => ("failed", m.clone()),
+            Outcome::Skipped(m) => ("skipped", m.clone()),
+        };
+        tracing::info!(
+            target_name = %tp.target.name,
+            zone = %tp.zone,
+            name = %set.name,
+            rtype = %set.rtype,
+            op = change.op().as_str(),
+            old = %old,
+            new = %new,
+            source = %source,
+            result,
+            message = %message,
+            "change"
+        );
+        if outcome == Outcome::Applied {
+            self.shared
+                .metrics
+                .changes_applied
+                .get_or_create(&super::metrics::AppliedLabels {
+                    zone: tp.zone.to_string(),
+                    target: tp.target.name.clone(),
+                    op: change.op().as_str(),
+                })
+                .inc();
+        }
+        self.shared.emit(Event::ChangeApplied {
+            target: tp.target.name.clone(),
+            zone: tp.zone.clone(),
+            op: change.op().as_str(),
+            name: set.name.clone(),
+            rtype: set.rtype.to_string(),
+            old,
+            new,
+            result,
+            message,
+        });
+    }
+
+    /// Each target's health after this run: down when no zone of it could be read, degraded
+    /// when some could not or a write failed. Targets outside a scoped run keep theirs.
+    fn target_health(&self, plan: &Plan, report: &Report) {
+        let Some(desired) = self.desired.get() else { return };
+        let planned_targets: std::collections::BTreeSet<&str> =
+            plan.targets.iter().map(|t| t.target.name.as_str()).collect();
+        let mut out = BTreeMap::new();
+        for ts in &desired.state.settings.targets {
+            let failed: Vec<&ErrorItem> = report
+                .errors
+                .iter()
+                .filter(|e| {
+                    e.reason != "source" && (e.place == ts.name || e.place.ends_with(&format!(" on {}", ts.name)))
+                })
+                .collect();
+            let unread = plan.unplanned.iter().any(|u| u.target == ts.name);
+            let health = match failed.first() {
+                None => Health::ok(),
+                Some(e) if unread && !planned_targets.contains(ts.name.as_str()) => {
+                    Health { state: HealthState::Down, error: Some(e.message.clone()) }
+                }
+                Some(e) => Health { state: HealthState::Degraded, error: Some(e.message.clone()) },
+            };
+            out.insert(ts.name.clone(), health);
+        }
+        self.shared.update(|s| {
+            s.targets.retain(|name, _| desired.state.settings.target(name).is_some());
+            s.targets.extend(out);
+        });
+    }
+
+    /// Records the commit just applied as the last good one in the state document.
+    fn remember(&self, commit: Option<String>) {
+        let Some(commit) = commit else { return };
+        let key = self.remembered_key();
+        let r = self.shared.state_file.update(|doc| {
+            if doc.last_good.get(&key).is_none_or(|l| l.commit != commit) {
+                doc.last_good.insert(key.clone(), Remembered { commit: commit.clone(), at: now() });
+            }
+            Ok::<_, StateError>(())
+        });
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "could not remember the last good commit");
+        }
+    }
+
+    /// Publishes the run: status, metrics, the pending plan and the records table.
+    fn finish(&self, report: &Report) {
+        let m = &self.shared.metrics;
+        m.reconcile_duration
+            .get_or_create(&super::metrics::TriggerLabels { trigger: report.trigger })
+            .observe(report.seconds);
+        let mut reasons: Vec<&'static str> = report.errors.iter().map(|e| e.reason).collect();
+        reasons.dedup();
+        for reason in reasons {
+            m.reconcile_errors.get_or_create(&super::metrics::ReasonLabels { reason }).inc();
+        }
+        let clean = report.errors.is_empty();
+        if clean {
+            m.last_success.set(jiff::Timestamp::now().as_millisecond() as f64 / 1000.0);
+        }
+        m.records.clear();
+        m.drift.clear();
+        for (tp, rows) in self.pending.values() {
+            for r in rows {
+                m.records
+                    .get_or_create(&super::metrics::RecordLabels {
+                        zone: r.zone.to_string(),
+                        target: r.target.clone(),
+                        view: r.view.clone(),
+                        state: r.state,
+                    })
+                    .inc();
+            }
+            for d in &tp.drift {
+                let kind = match d {
+                    crate::plan::Drift::Unowned { .. } => "unowned",
+                    crate::plan::Drift::OtherOwner { .. } => "other_owner",
+                    crate::plan::Drift::Protected { .. } => "protected",
+                };
+                m.drift
+                    .get_or_create(&super::metrics::DriftLabels {
+                        zone: tp.zone.to_string(),
+                        target: tp.target.name.clone(),
+                        kind,
+                    })
+                    .inc();
+            }
+        }
+        let plan = self.desired.get().map(|d| Plan {
+            source: d.source.clone(),
+            owner: d.state.settings.owner.clone(),
+            targets: self.pending.values().map(|(tp, _)| tp.clone()).collect(),
+            unplanned: Vec::new(),
+        });
+        let records: Vec<reconcile::RecordRow> =
+            self.pending.values().flat_map(|(_, rows)| rows.iter().cloned()).collect();
+        self.shared.update(|s| {
+            s.reconciles += 1;
+            if !clean {
+                s.failures += 1;
+            }
+            if clean {
+                s.last_success = Some(report.started.clone());
+            }
+            if let Some(d) = self.desired.get() {
+                s.commit = d.commit.clone();
+                s.source = Some(d.source.clone());
+            }
+            s.settings_loaded = self.desired.get().is_some();
+            s.last_reconcile = Some(report.clone());
+            s.plan = plan.as_ref().map(|p| serde_json::from_str(&crate::plan::render::json(p)).unwrap_or_default());
+            s.records = records;
+        });
+        tracing::info!(
+            trigger = report.trigger,
+            outcome = report.outcome,
+            planned = report.planned,
+            applied = report.applied,
+            errors = report.errors.len(),
+            seconds = report.seconds,
+            "reconcile finished"
+        );
+        for e in &report.errors {
+            tracing::warn!(reason = e.reason, place = %e.place, error = %e.message, "reconcile problem");
+        }
+        self.shared.emit(Event::ReconcileFinished { report: report.clone() });
+    }
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
+}
