@@ -257,15 +257,21 @@ async fn webhook(State(api): Ctx, ConnectInfo(peer): Peer, headers: HeaderMap, b
     (StatusCode::ACCEPTED, json(serde_json::json!({ "accepted": true }))).into_response()
 }
 
-async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-        )],
-        shared.metrics.encode(),
-    )
-        .into_response()
+/// OpenMetrics for a scraper that asks for it (Prometheus does), the classic text format
+/// otherwise.
+async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let open = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/openmetrics-text"));
+    let text = shared.metrics.encode();
+    if open {
+        let kind = HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8");
+        ([(header::CONTENT_TYPE, kind)], text).into_response()
+    } else {
+        let kind = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
+        ([(header::CONTENT_TYPE, kind)], super::metrics::to_classic(&text)).into_response()
+    }
 }
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {

@@ -200,6 +200,40 @@ impl Metrics {
     }
 }
 
+/// The same metrics in Prometheus' classic text format (0.0.4), for scrapers that do not ask
+/// for OpenMetrics (`curl`, `promtool check metrics`): a counter family is named with its
+/// `_total`, an info family is a gauge named `_info`, and there is no `# EOF` or `# UNIT`.
+pub fn to_classic(open_metrics: &str) -> String {
+    let mut out = String::with_capacity(open_metrics.len());
+    let mut help: Option<(&str, &str)> = None;
+    for line in open_metrics.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            help = rest.split_once(' ').or(Some((rest, "")));
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, "untyped"));
+            let (name, kind) = match kind {
+                "counter" => (format!("{name}_total"), "counter"),
+                "info" => (format!("{name}_info"), "gauge"),
+                "gaugehistogram" | "stateset" | "unknown" => (name.to_string(), "untyped"),
+                other => (name.to_string(), other),
+            };
+            if let Some((_, text)) = help.take() {
+                out.push_str(&format!("# HELP {name} {text}\n"));
+            }
+            out.push_str(&format!("# TYPE {name} {kind}\n"));
+            continue;
+        }
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
@@ -257,6 +291,11 @@ mod tests {
         assert!(text.contains("zonekeeper_reconcile_errors_total{reason=\"target\"} 1"), "{text}");
         assert!(text.contains("zonekeeper_git_commit_info{commit=\"abc123\"} 1"), "{text}");
         assert!(text.ends_with("# EOF\n"));
+        let classic = to_classic(&text);
+        assert!(classic.contains("# TYPE zonekeeper_reconcile_errors_total counter\n"), "{classic}");
+        assert!(classic.contains("# HELP zonekeeper_reconcile_errors_total Reconciles"), "{classic}");
+        assert!(classic.contains("# TYPE zonekeeper_build_info gauge\nzonekeeper_build_info{"), "{classic}");
+        assert!(!classic.contains("# EOF") && !classic.contains(" info\n"), "{classic}");
         m.set_commit(Some("def456"));
         let text = m.encode();
         assert!(!text.contains("abc123") && text.contains("def456"));

@@ -310,7 +310,7 @@ impl Worker {
             new = %new,
             source = %source,
             result,
-            message = %message,
+            detail = %message,
             "change"
         );
         if outcome == Outcome::Applied {

@@ -2,6 +2,7 @@
 //! binary. `Repo::example()` is the built-in default copied into a temp dir.
 #![allow(dead_code)]
 
+pub mod daemon;
 pub mod githttp;
 pub mod technitium;
 

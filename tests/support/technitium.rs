@@ -96,6 +96,9 @@ pub struct State {
     /// Someone else's change to the server, made just before the first write arrives: what
     /// happens between zonekeeper's read and its writes.
     pub before_first_write: Option<ServerChange>,
+    /// How long each write waits before it is done: a slow server, for a process stopped
+    /// or killed mid-apply.
+    pub write_delay: Option<std::time::Duration>,
     writes_seen: usize,
 }
 
@@ -650,6 +653,10 @@ async fn handle(
     let text = (content_type == "text/plain").then(|| String::from_utf8_lossy(&body).into_owned());
     let p = Params { query, form, text };
     let endpoint = uri.path().to_string();
+    let delay = state.lock().unwrap().write_delay;
+    if let Some(delay) = delay.filter(|_| is_write(&endpoint)) {
+        tokio::time::sleep(delay).await;
+    }
     let mut st = state.lock().unwrap();
     let params: BTreeMap<String, String> =
         p.query.iter().chain(p.form.iter()).filter(|(k, _)| k != "token").cloned().collect();
@@ -675,15 +682,7 @@ async fn handle(
         )
         .into_response();
     }
-    let write = matches!(
-        endpoint.as_str(),
-        "/api/zones/records/add"
-            | "/api/zones/records/update"
-            | "/api/zones/records/delete"
-            | "/api/zones/create"
-            | "/api/zones/import"
-    );
-    if write {
+    if is_write(&endpoint) {
         if let Some(change) = st.before_first_write.take() {
             change(&mut st);
         }
@@ -700,6 +699,17 @@ async fn handle(
     match route(&mut st, &endpoint, &p) {
         Ok(r) | Err(r) => r,
     }
+}
+
+fn is_write(endpoint: &str) -> bool {
+    matches!(
+        endpoint,
+        "/api/zones/records/add"
+            | "/api/zones/records/update"
+            | "/api/zones/records/delete"
+            | "/api/zones/create"
+            | "/api/zones/import"
+    )
 }
 
 /// The zone that holds `name`: the longest zone name it ends in, as the server finds it.
