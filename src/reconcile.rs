@@ -634,7 +634,7 @@ pub struct RecordRow {
     pub view: String,
     pub name: Name,
     #[serde(rename = "type")]
-    pub rtype: String,
+    pub rtype: crate::model::RecordType,
     pub ttl: u32,
     pub values: Vec<String>,
     /// Where the wanted set came from (`records/home.yaml:12`); empty for a set found at the
@@ -658,7 +658,7 @@ pub fn records_view(state: &DesiredState, secrets: &Secrets, plan: &Plan) -> Vec
             zone: tp.zone.clone(),
             view: tp.target.view.clone(),
             name: set.name.clone(),
-            rtype: set.rtype.to_string(),
+            rtype: set.rtype,
             ttl: set.ttl,
             values: set.values.iter().map(|v| v.to_string()).collect(),
             source,

@@ -39,8 +39,11 @@ pub struct Worker {
     /// Digests of the desired state at the last clean reconcile: a commit is re-planned only
     /// for the zones whose digest moved.
     clean: Option<BTreeMap<Option<Name>, u64>>,
-    /// The pending plan and the records table per target zone, kept across scoped runs.
-    pending: BTreeMap<(String, Name), (TargetPlan, Vec<reconcile::RecordRow>)>,
+    /// The pending plan per target zone, kept across scoped runs.
+    pending: BTreeMap<(String, Name), TargetPlan>,
+    /// The records table of the run that just planned, for `finish` to publish: the zones it
+    /// covers (all for a full run) and their rows.
+    rows: Option<(Option<Scope>, Vec<reconcile::RecordRow>)>,
 }
 
 fn now() -> String {
@@ -58,6 +61,7 @@ impl Worker {
             desired: LastGood::default(),
             clean: None,
             pending: BTreeMap::new(),
+            rows: None,
         }
     }
 
@@ -162,6 +166,9 @@ impl Worker {
         self.run_plan(batch, &mut report);
         report.seconds = started.elapsed().as_secs_f64();
         self.finish(&report);
+        // A reconcile's read of the targets and its plan are gone: the idle process keeps only
+        // the desired state, the pending plan and the records table.
+        crate::memory::give_back_freed();
         report
     }
 
@@ -216,15 +223,14 @@ impl Worker {
             self.apply(&desired.state, &planned, report)
         };
         let rows = reconcile::records_view(&desired.state, &self.secrets, &pending);
-        if scope.is_none() {
-            self.pending.clear();
-        } else {
-            self.pending.retain(|(_, zone), _| scope.as_ref().is_none_or(|s| !s.contains(zone)));
+        match &scope {
+            None => self.pending.clear(),
+            Some(s) => self.pending.retain(|(_, zone), _| !s.contains(zone)),
         }
         for tp in pending.targets {
-            let zone_rows = rows.iter().filter(|r| r.target == tp.target.name && r.zone == tp.zone).cloned().collect();
-            self.pending.insert((tp.target.name.clone(), tp.zone.clone()), (tp, zone_rows));
+            self.pending.insert((tp.target.name.clone(), tp.zone.clone()), tp);
         }
+        self.rows = Some((scope.clone(), rows));
         self.target_health(&planned, report);
         if report.errors.is_empty() {
             self.clean = Some(digests);
@@ -384,7 +390,7 @@ impl Worker {
     }
 
     /// Publishes the run: status, metrics, the pending plan and the records table.
-    fn finish(&self, report: &Report) {
+    fn finish(&mut self, report: &Report) {
         let m = &self.shared.metrics;
         m.reconcile_duration
             .get_or_create(&super::metrics::TriggerLabels { trigger: report.trigger })
@@ -398,19 +404,33 @@ impl Worker {
         if clean {
             m.last_success.set(jiff::Timestamp::now().as_millisecond() as f64 / 1000.0);
         }
-        m.records.clear();
-        m.drift.clear();
-        for (tp, rows) in self.pending.values() {
-            for r in rows {
-                m.records
-                    .get_or_create(&super::metrics::RecordLabels {
-                        zone: r.zone.to_string(),
-                        target: r.target.clone(),
-                        view: r.view.clone(),
-                        state: r.state,
-                    })
-                    .inc();
+        // The records table: this run's rows, and the earlier rows of zones it did not plan.
+        let new_rows = self.rows.take();
+        let mut records = Vec::new();
+        if let Some((scope, rows)) = new_rows {
+            if let Some(scope) = scope
+                && let Ok(mut s) = self.shared.status.write()
+            {
+                let old = std::mem::take(&mut s.records);
+                records.extend(old.into_iter().filter(|r| !scope.contains(&r.zone)));
             }
+            records.extend(rows);
+        } else if let Ok(mut s) = self.shared.status.write() {
+            records = std::mem::take(&mut s.records);
+        }
+        m.records.clear();
+        for r in &records {
+            m.records
+                .get_or_create(&super::metrics::RecordLabels {
+                    zone: r.zone.to_string(),
+                    target: r.target.clone(),
+                    view: r.view.clone(),
+                    state: r.state,
+                })
+                .inc();
+        }
+        m.drift.clear();
+        for tp in self.pending.values() {
             for d in &tp.drift {
                 let kind = match d {
                     crate::plan::Drift::Unowned { .. } => "unowned",
@@ -429,11 +449,9 @@ impl Worker {
         let plan = self.desired.get().map(|d| Plan {
             source: d.source.clone(),
             owner: d.state.settings.owner.clone(),
-            targets: self.pending.values().map(|(tp, _)| tp.clone()).collect(),
+            targets: self.pending.values().cloned().collect(),
             unplanned: Vec::new(),
         });
-        let records: Vec<reconcile::RecordRow> =
-            self.pending.values().flat_map(|(_, rows)| rows.iter().cloned()).collect();
         self.shared.update(|s| {
             s.reconciles += 1;
             if !clean {
