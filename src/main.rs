@@ -210,16 +210,16 @@ enum Command {
         #[arg(long, env = "ZONEKEEPER_METRICS_LISTEN", default_value = "127.0.0.1:9090")]
         metrics_listen: std::net::SocketAddr,
         /// How often to look for a new commit, in seconds (0: only webhooks and resyncs).
-        #[arg(long, value_name = "SECONDS", default_value = "60")]
+        #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = clap::value_parser!(u64).range(0..=604800))]
         poll: u64,
         /// How often to read every target afresh, in seconds (0: never).
-        #[arg(long, value_name = "SECONDS", default_value = "300")]
+        #[arg(long, value_name = "SECONDS", default_value = "300", value_parser = clap::value_parser!(u64).range(0..=604800))]
         resync: u64,
         /// Wait this long after the last of a burst of triggers before reconciling, in ms.
-        #[arg(long, value_name = "MS", default_value = "500")]
+        #[arg(long, value_name = "MS", default_value = "500", value_parser = clap::value_parser!(u64).range(0..=600000))]
         debounce: u64,
         /// On SIGTERM, give the reconcile in flight this long to finish its write, in seconds.
-        #[arg(long, value_name = "SECONDS", default_value = "10")]
+        #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = clap::value_parser!(u64).range(1..=3600))]
         shutdown_timeout: u64,
         /// The state document: tokens (hashed) and the last good commit. Default
         /// $XDG_STATE_HOME/zonekeeper/state.json, else ~/.local/state/zonekeeper/state.json.

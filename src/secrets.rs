@@ -274,6 +274,22 @@ impl Secrets {
         Ok(Secrets { bindings, file: Some(path.to_path_buf()) })
     }
 
+    /// Takes the tokens `old` read from environment variables for the same variables here:
+    /// a reload (SIGHUP) reads the file again, but the variables were taken out of the
+    /// environment at start-up.
+    pub fn keep_env_tokens(&mut self, old: &Secrets) {
+        for b in &mut self.bindings {
+            let SecretSource::Env(var) = &b.source else { continue };
+            if b.token.is_ok() {
+                continue;
+            }
+            let kept = old.bindings.iter().find(|o| matches!(&o.source, SecretSource::Env(v) if v == var));
+            if let Some(Ok(token)) = kept.map(|o| &o.token) {
+                b.token = Ok(token.clone());
+            }
+        }
+    }
+
     /// Every file a credential reads (token files and CA files), for the CLI to check that
     /// none lies in the repository.
     pub fn files(&self) -> impl Iterator<Item = &Path> {

@@ -109,7 +109,8 @@ fn a_commit_reaches_the_target_within_the_poll_interval() {
     let d = w.start(&["--poll", "1", "--debounce", "100"]);
     d.wait_until(LONG, "the first sync", || w.a("mail.home.example") == ["192.0.2.25"]);
     w.commit(&records("192.0.2.26", 0), "move mail");
-    d.wait_until(Duration::from_secs(10), "the new address at the target", || {
+    // A 1 s poll and a 100 ms debounce: well within 4 s.
+    d.wait_until(Duration::from_secs(4), "the new address at the target", || {
         w.a("mail.home.example") == ["192.0.2.26"]
     });
     let applied = d.wait_line(LONG, |l| msg(l) == "change" && l["fields"]["new"] == "192.0.2.26");
@@ -129,11 +130,12 @@ fn a_webhook_applies_at_once_and_a_no_op_reconcile_writes_nothing() {
     let w = World::new(0);
     let d = w.start(&["--poll", "0", "--resync", "0", "--open-reads"]);
     d.wait_until(LONG, "the first sync", || w.a("mail.home.example") == ["192.0.2.25"]);
+    let (subscribed, on) = std::sync::mpsc::channel();
     let events = std::thread::spawn({
         let api = d.api.clone();
-        move || read_events(&api, Duration::from_secs(15), "192.0.2.27")
+        move || read_events(&api, Duration::from_secs(15), "192.0.2.27", subscribed)
     });
-    std::thread::sleep(Duration::from_millis(300));
+    on.recv_timeout(Duration::from_secs(10)).expect("the event stream answers");
     w.dns.clear_calls();
     w.commit(&records("192.0.2.27", 0), "move mail");
     std::thread::sleep(Duration::from_millis(1500));
@@ -169,8 +171,9 @@ fn a_webhook_applies_at_once_and_a_no_op_reconcile_writes_nothing() {
     assert_eq!(d.post("/api/v1/webhook/git", &[("X-Gitlab-Token", SECRET)], body).status, 202);
 }
 
-/// Reads the event stream until `until` shows up or `limit` passes.
-fn read_events(api: &str, limit: Duration, until: &str) -> String {
+/// Reads the event stream until `until` shows up or `limit` passes; says on `subscribed` when
+/// the stream's head has arrived (the subscription is then in place).
+fn read_events(api: &str, limit: Duration, until: &str, subscribed: std::sync::mpsc::Sender<()>) -> String {
     use std::io::{Read, Write};
     let mut conn = std::net::TcpStream::connect(api).expect("connect");
     conn.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
@@ -186,6 +189,9 @@ fn read_events(api: &str, limit: Duration, until: &str) -> String {
             seen.extend_from_slice(&buf[..n]);
         }
         let text = String::from_utf8_lossy(&seen);
+        if text.starts_with("HTTP/1.1 200") && text.contains("\r\n\r\n") {
+            let _ = subscribed.send(());
+        }
         if text.contains(until)
             && text.contains("reconcile_finished")
             && text.rfind("reconcile_finished") > text.find(until)
@@ -199,7 +205,9 @@ fn read_events(api: &str, limit: Duration, until: &str) -> String {
 #[test]
 fn a_burst_of_fifty_commits_is_a_few_reconciles() {
     let w = World::new(0);
-    let d = w.start(&["--poll", "0", "--resync", "0"]);
+    // A 1 s debounce: the burst is due 1 s after its last commit, and never later than 10 s
+    // after its first.
+    let d = w.start(&["--poll", "0", "--resync", "0", "--debounce", "1000"]);
     d.wait_until(LONG, "the first sync", || w.a("mail.home.example") == ["192.0.2.25"]);
     let before = d.finished().len();
     for i in 0..50 {
@@ -299,15 +307,23 @@ fn sigterm_mid_apply_finishes_the_write_in_flight_and_the_next_start_finishes_th
 
 #[test]
 fn sigkill_mid_apply_then_a_restart_ends_in_the_wanted_state() {
-    let w = World::new(12);
-    w.dns.state.lock().unwrap().write_delay = Some(Duration::from_millis(200));
+    let w = World::new(0);
     let mut d = w.start(&["--poll", "0"]);
+    d.wait_until(LONG, "the first sync", || w.a("mail.home.example") == ["192.0.2.25"]);
+    d.wait_until(LONG, "the state document", || w.state().exists());
+    let first = std::fs::read_to_string(w.state()).expect("state");
+    // Twelve new records on a slow server, and the process killed while it writes them.
+    w.dns.state.lock().unwrap().write_delay = Some(Duration::from_millis(200));
+    w.dns.clear_calls();
+    w.commit(&records("192.0.2.25", 12), "twelve more");
+    assert_eq!(webhook(&d), 202);
     d.wait_until(LONG, "the first writes", || w.dns.writes().len() >= 3);
     assert_eq!(d.signal(libc::SIGKILL, Duration::from_secs(5)), None, "killed");
     consistent(&w);
     drop(d);
-    let text = std::fs::read_to_string(w.state()).unwrap_or_else(|_| "{\"version\": 1}".into());
-    serde_json::from_str::<serde_json::Value>(&text).expect("the state document is intact");
+    let text = std::fs::read_to_string(w.state()).expect("the state document is still there");
+    let doc: serde_json::Value = serde_json::from_str(&text).expect("the state document is intact");
+    assert_eq!(text, first, "the killed run had not finished: the last good commit is still the first: {doc}");
     w.dns.state.lock().unwrap().write_delay = None;
     let d = w.start(&["--poll", "0"]);
     d.wait_until(LONG, "every record", || (0..12).all(|i| w.a(&format!("host{i}.home.example")).len() == 1));
@@ -363,6 +379,10 @@ fn tokens_guard_the_api() {
     let codes: Vec<u16> =
         (0..15).map(|_| d.post("/api/v1/reconcile", &[("Authorization", "Bearer zk_guess")], b"").status).collect();
     assert!(codes.contains(&429), "{codes:?}");
+    // A valid token from the same address still gets through: others' failures lock no one out.
+    let other = create_token(&w.state(), "ci2");
+    let r = d.post("/api/v1/reconcile", &[("Authorization", &format!("Bearer {other}"))], b"");
+    assert_eq!(r.status, 202);
     let stored = std::fs::read_to_string(w.state()).expect("state");
     assert!(!stored.contains(token.trim_start_matches("zk_")));
 }
@@ -431,4 +451,18 @@ fn a_scrape_passes_promtool() {
     let out = child.wait_with_output().expect("promtool");
     let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && said.trim().is_empty(), "promtool check metrics:\n{said}\n---\n{}", scrape.body);
+}
+
+#[test]
+fn sighup_reloads_the_credentials_and_keeps_the_tokens_read_from_the_environment() {
+    let w = World::new(0);
+    let mut d = w.start(&["--poll", "1", "--debounce", "100"]);
+    d.wait_until(LONG, "the first sync", || w.a("mail.home.example") == ["192.0.2.25"]);
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(d.child.id() as i32, libc::SIGHUP) };
+    d.wait_line(LONG, |l| msg(l) == "SIGHUP: the settings were reloaded");
+    d.wait_line(LONG, |l| msg(l) == "reconcile finished" && l["fields"]["trigger"] == "reload");
+    w.commit(&records("192.0.2.28", 0), "move mail");
+    d.wait_until(LONG, "the change after the reload", || w.a("mail.home.example") == ["192.0.2.28"]);
+    assert_eq!(d.signal(libc::SIGTERM, Duration::from_secs(10)), Some(0));
 }

@@ -29,11 +29,27 @@ struct Api {
     shared: Arc<Shared>,
     open_reads: bool,
     webhook: Option<WebhookSecret>,
+    /// Failed tokens, and failed webhook checks, counted apart: a scanner that fails the one
+    /// never slows the forge's deliveries.
+    tokens: Throttle,
+    hooks: Throttle,
+}
+
+/// Failed attempts per address: past a burst, the address's failures get 429 for a while.
+/// A request that succeeds is never held back by it, so clients behind one proxy address
+/// are not locked out by someone else's failures.
+struct Throttle {
     failures: governor::DefaultKeyedRateLimiter<IpAddr>,
     blocked: Mutex<HashMap<IpAddr, Instant>>,
 }
 
-impl Api {
+impl Throttle {
+    fn new() -> Throttle {
+        let quota = governor::Quota::per_second(std::num::NonZeroU32::MIN)
+            .allow_burst(std::num::NonZeroU32::new(FAILURES_BURST).unwrap_or(std::num::NonZeroU32::MIN));
+        Throttle { failures: governor::RateLimiter::keyed(quota), blocked: Mutex::new(HashMap::new()) }
+    }
+
     fn is_blocked(&self, ip: IpAddr) -> bool {
         let Ok(mut b) = self.blocked.lock() else { return false };
         match b.get(&ip) {
@@ -46,15 +62,25 @@ impl Api {
         }
     }
 
-    /// Counts a failed authentication of `ip`; past the burst, the address waits.
-    fn failed(&self, ip: IpAddr) {
-        if self.failures.check_key(&ip).is_err()
-            && let Ok(mut b) = self.blocked.lock()
-        {
-            b.insert(ip, Instant::now() + FAILURE_PENALTY);
+    /// Counts a failed attempt of `ip`: the refusal to send, 401 or (past the burst) 429.
+    fn failed(&self, ip: IpAddr) -> Denied {
+        // Addresses that stopped failing are forgotten, so the maps stay small.
+        if self.failures.len() > 4096 {
+            self.failures.retain_recent();
         }
+        let over = self.failures.check_key(&ip).is_err();
+        if let Ok(mut b) = self.blocked.lock() {
+            let now = Instant::now();
+            b.retain(|_, until| *until > now);
+            if over {
+                b.insert(ip, now + FAILURE_PENALTY);
+            }
+        }
+        if over || self.is_blocked(ip) { Denied::TooMany } else { Denied::Unauthorized }
     }
+}
 
+impl Api {
     /// The name of the bearer token the request carries, if it is a current one.
     fn token(&self, headers: &HeaderMap) -> Option<String> {
         let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -75,16 +101,7 @@ impl Api {
     /// `Ok(name)` for a request with a current token; the refusal otherwise: 401 with no
     /// detail, or 429 for an address that failed too often.
     fn authorize(&self, ip: IpAddr, headers: &HeaderMap) -> Result<String, Denied> {
-        if self.is_blocked(ip) {
-            return Err(Denied::TooMany);
-        }
-        match self.token(headers) {
-            Some(name) => Ok(name),
-            None => {
-                self.failed(ip);
-                Err(Denied::Unauthorized)
-            }
-        }
+        self.token(headers).ok_or_else(|| self.tokens.failed(ip))
     }
 
     fn may_read(&self, ip: IpAddr, headers: &HeaderMap) -> Result<(), Denied> {
@@ -126,14 +143,12 @@ type Ctx = State<Arc<Api>>;
 type Peer = ConnectInfo<SocketAddr>;
 
 pub fn api_router(shared: Arc<Shared>, options: &RunOptions) -> Router {
-    let quota = governor::Quota::per_second(std::num::NonZeroU32::MIN)
-        .allow_burst(std::num::NonZeroU32::new(FAILURES_BURST).unwrap_or(std::num::NonZeroU32::MIN));
     let api = Arc::new(Api {
         shared,
         open_reads: options.open_reads,
         webhook: options.webhook_secret.clone(),
-        failures: governor::RateLimiter::keyed(quota),
-        blocked: Mutex::new(HashMap::new()),
+        tokens: Throttle::new(),
+        hooks: Throttle::new(),
     });
     Router::new()
         .route("/", get(|| async { axum::response::Redirect::temporary("/ui") }))
@@ -243,13 +258,9 @@ async fn webhook(State(api): Ctx, ConnectInfo(peer): Peer, headers: HeaderMap, b
     let Some(secret) = &api.webhook else {
         return (StatusCode::NOT_FOUND, "no webhook secret is configured (--webhook-secret-file)\n").into_response();
     };
-    if api.is_blocked(peer.ip()) {
-        return too_many();
-    }
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if !secret.verify(header("x-hub-signature-256"), header("x-gitlab-token"), &body) {
-        api.failed(peer.ip());
-        return unauthorized();
+        return api.hooks.failed(peer.ip()).into_response();
     }
     let forge = if header("x-hub-signature-256").is_some() { "github" } else { "gitlab" };
     tracing::info!(forge, event = header("x-github-event").or(header("x-gitlab-event")).unwrap_or(""), "webhook");

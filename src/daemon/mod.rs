@@ -413,6 +413,8 @@ async fn serve(
     crate::targets::request_stop();
     let _ = stop_tx.send(true);
     match tokio::time::timeout(options.shutdown_timeout, coordinator).await {
+        // `--once` stopped mid-run: its report says whether it finished.
+        Ok(Ok(Ended::Once(report))) => Ok(Ended::Once(report)),
         Ok(_) => {
             tracing::info!("stopped");
             Ok(Ended::Stopped)
@@ -435,6 +437,8 @@ async fn coordinate(
 ) -> anyhow::Result<Ended> {
     let max_wait = (options.debounce * 10).max(Duration::from_secs(2));
     let mut retries = 0u32;
+    // At most one retry waits at a time, however many runs fail meanwhile.
+    let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     loop {
         tokio::select! {
             _ = shared.scheduler.notify.notified() => {}
@@ -462,17 +466,26 @@ async fn coordinate(
         if options.once {
             return Ok(Ended::Once(report));
         }
+        // A source that failed while a good state was applied (an invalid commit held back,
+        // a fetch that failed) is not retried here: the next commit, poll or webhook reads it
+        // again, and reading every target meanwhile would buy nothing.
+        let source_only = report.outcome != "failed" && report.errors.iter().all(|e| e.reason == "source");
+        use std::sync::atomic::Ordering;
         if report.clean() {
             retries = 0;
-        } else {
+        } else if !source_only && !armed.swap(true, Ordering::SeqCst) {
             retries += 1;
             let wait = retry_wait(retries);
             tracing::info!(attempt = retries, wait_seconds = wait.as_secs_f64(), "the reconcile will be retried");
             let shared = shared.clone();
             let mut stop = stop.clone();
+            let armed = armed.clone();
             spawn(async move {
                 tokio::select! {
-                    _ = tokio::time::sleep(wait) => shared.scheduler.trigger(Trigger::Retry),
+                    _ = tokio::time::sleep(wait) => {
+                        armed.store(false, Ordering::SeqCst);
+                        shared.scheduler.trigger(Trigger::Retry);
+                    }
                     _ = stop.wait_for(|s| *s) => {}
                 }
             });

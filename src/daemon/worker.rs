@@ -41,9 +41,30 @@ pub struct Worker {
     clean: Option<BTreeMap<Option<Name>, u64>>,
     /// The pending plan per target zone, kept across scoped runs.
     pending: BTreeMap<(String, Name), TargetPlan>,
-    /// The records table of the run that just planned, for `finish` to publish: the zones it
-    /// covers (all for a full run) and their rows.
-    rows: Option<(Option<Scope>, Vec<reconcile::RecordRow>)>,
+    /// The records table of the run that just planned, for `finish` to publish.
+    rows: Option<Rows>,
+}
+
+/// What one run learnt of the records table: the zones it covered (all for a full run), the
+/// target zones it could not read (their earlier rows stand), and the rows it made.
+struct Rows {
+    scope: Option<Scope>,
+    unread: Unread,
+    rows: Vec<reconcile::RecordRow>,
+}
+
+/// Target zones a run could not read; a zone of `None` is the whole target.
+#[derive(Default)]
+struct Unread(std::collections::BTreeSet<(String, Option<Name>)>);
+
+impl Unread {
+    fn of(plan: &Plan) -> Unread {
+        Unread(plan.unplanned.iter().map(|u| (u.target.clone(), u.zone.clone())).collect())
+    }
+
+    fn contains(&self, target: &str, zone: &Name) -> bool {
+        self.0.iter().any(|(t, z)| t == target && z.as_ref().is_none_or(|z| z == zone))
+    }
 }
 
 fn now() -> String {
@@ -65,7 +86,8 @@ impl Worker {
         }
     }
 
-    pub fn set_secrets(&mut self, secrets: Secrets) {
+    pub fn set_secrets(&mut self, mut secrets: Secrets) {
+        secrets.keep_env_tokens(&self.secrets);
         self.secrets = secrets;
         // New credentials may open targets that failed: read everything again.
         self.clean = None;
@@ -90,7 +112,7 @@ impl Worker {
                     tracing::warn!(source = GIT_SOURCE, "{note}");
                 }
                 match (l.state, l.held_back) {
-                    (Ok(state), None) => Ok((Desired { state, source: l.source, commit: l.commit }, None)),
+                    (Ok(state), None) => Ok((Desired { state, source: l.source, commit: l.commit }, l.stale)),
                     (Ok(state), Some((bad, invalid))) => {
                         let problem = format!("the {bad} is held back: {invalid}");
                         Ok((Desired { state, source: l.source, commit: l.commit }, Some(problem)))
@@ -223,14 +245,15 @@ impl Worker {
             self.apply(&desired.state, &planned, report)
         };
         let rows = reconcile::records_view(&desired.state, &self.secrets, &pending);
-        match &scope {
-            None => self.pending.clear(),
-            Some(s) => self.pending.retain(|(_, zone), _| !s.contains(zone)),
-        }
+        // A zone that could not be read keeps what was known of it: it never reads as empty.
+        let unread = Unread::of(&planned);
+        self.pending.retain(|(target, zone), _| {
+            scope.as_ref().is_some_and(|s| !s.contains(zone)) || unread.contains(target, zone)
+        });
         for tp in pending.targets {
             self.pending.insert((tp.target.name.clone(), tp.zone.clone()), tp);
         }
-        self.rows = Some((scope.clone(), rows));
+        self.rows = Some(Rows { scope: scope.clone(), unread, rows });
         self.target_health(&planned, report);
         if report.errors.is_empty() {
             self.clean = Some(digests);
@@ -242,6 +265,19 @@ impl Worker {
 
     /// Applies `plan`; returns what is still pending after it.
     fn apply(&self, state: &DesiredState, plan: &Plan, report: &mut Report) -> Plan {
+        // The repository names the files its targets write; never the process's own state.
+        let ours = std::fs::canonicalize(self.shared.state_file.path()).ok();
+        for ts in &state.settings.targets {
+            if let crate::desired::TargetKind::Hosts { path } = &ts.kind
+                && ours.is_some()
+                && std::fs::canonicalize(path).ok() == ours
+            {
+                let message =
+                    format!("target {} names the state document {} as its hosts file", ts.name, path.display());
+                report.errors.push(ErrorItem { reason: "refused", place: ts.name.clone(), message });
+                return plan.clone();
+            }
+        }
         if let Err(e) = reconcile::check_refusals(plan, false) {
             report.errors.push(ErrorItem { reason: "refused", place: "plan".into(), message: e.to_string() });
             return plan.clone();
@@ -251,7 +287,7 @@ impl Worker {
             return plan.clone();
         }
         let places = reconcile::lock_places(state, &self.secrets, None);
-        let _held = match crate::targets::lock::acquire(&places, &self.lock_dir, Some(Duration::from_secs(30))) {
+        let _held = match crate::targets::lock::acquire(&places, &self.lock_dir, Some(Duration::from_secs(5))) {
             Ok(h) => h,
             Err(e) => {
                 report.errors.push(ErrorItem { reason: "lock", place: "targets".into(), message: e.to_string() });
@@ -351,6 +387,11 @@ impl Worker {
             plan.targets.iter().map(|t| t.target.name.as_str()).collect();
         let mut out = BTreeMap::new();
         for ts in &desired.state.settings.targets {
+            // A scoped run says nothing of the targets it did not read: they keep theirs.
+            let seen = planned_targets.contains(ts.name.as_str()) || plan.unplanned.iter().any(|u| u.target == ts.name);
+            if !seen && report.scope.is_some() {
+                continue;
+            }
             let failed: Vec<&ErrorItem> = report
                 .errors
                 .iter()
@@ -396,6 +437,7 @@ impl Worker {
             .get_or_create(&super::metrics::TriggerLabels { trigger: report.trigger })
             .observe(report.seconds);
         let mut reasons: Vec<&'static str> = report.errors.iter().map(|e| e.reason).collect();
+        reasons.sort_unstable();
         reasons.dedup();
         for reason in reasons {
             m.reconcile_errors.get_or_create(&super::metrics::ReasonLabels { reason }).inc();
@@ -407,12 +449,12 @@ impl Worker {
         // The records table: this run's rows, and the earlier rows of zones it did not plan.
         let new_rows = self.rows.take();
         let mut records = Vec::new();
-        if let Some((scope, rows)) = new_rows {
-            if let Some(scope) = scope
-                && let Ok(mut s) = self.shared.status.write()
-            {
+        if let Some(Rows { scope, unread, rows }) = new_rows {
+            if let Ok(mut s) = self.shared.status.write() {
                 let old = std::mem::take(&mut s.records);
-                records.extend(old.into_iter().filter(|r| !scope.contains(&r.zone)));
+                records.extend(old.into_iter().filter(|r| {
+                    scope.as_ref().is_some_and(|s| !s.contains(&r.zone)) || unread.contains(&r.target, &r.zone)
+                }));
             }
             records.extend(rows);
         } else if let Ok(mut s) = self.shared.status.write() {
@@ -432,10 +474,12 @@ impl Worker {
         m.drift.clear();
         for tp in self.pending.values() {
             for d in &tp.drift {
+                // DESIGN.md's kinds: a set nobody wants here is an unexpected record; a set
+                // that is not ours where we want one is an unexpected value. (A missing record
+                // is a pending create, counted in zonekeeper_records.)
                 let kind = match d {
-                    crate::plan::Drift::Unowned { .. } => "unowned",
-                    crate::plan::Drift::OtherOwner { .. } => "other_owner",
-                    crate::plan::Drift::Protected { .. } => "protected",
+                    crate::plan::Drift::Unowned { wanted: None, .. } => "unexpected_record",
+                    _ => "unexpected_value",
                 };
                 m.drift
                     .get_or_create(&super::metrics::DriftLabels {

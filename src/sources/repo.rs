@@ -37,6 +37,8 @@ pub struct Loaded {
     pub held_back: Option<(String, Invalid)>,
     /// Warnings and notes for the person or the log: a failed fetch, uncommitted edits.
     pub notes: Vec<String>,
+    /// Why the remote could not be fetched, when the last fetched commits were read instead.
+    pub stale: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +108,7 @@ impl Repo {
             commit: files.commit.clone(),
             held_back: None,
             notes: Vec::new(),
+            stale: None,
         })
     }
 
@@ -139,7 +142,7 @@ impl Repo {
                 }
             },
         };
-        Ok(Loaded { state, source, commit, held_back: None, notes })
+        Ok(Loaded { state, source, commit, held_back: None, notes, stale: None })
     }
 
     /// A remote: fetched into the cache and read at `--ref`, with the last-good rule for a
@@ -147,12 +150,12 @@ impl Repo {
     fn load_remote(&self, url: &str, hold_back: bool) -> Result<Loaded, RepoError> {
         let dir = git::cache_dir(&cache_root()?, url);
         let mut notes = Vec::new();
+        let mut stale = None;
         if let git::Fetched::Stale(why) = git::fetch(url, &dir, self.credentials.as_ref(), self.git_timeout)? {
             let why = git::with_token_hint(why, self.credentials.is_some());
-            notes.push(format!(
-                "warning: fetching {} failed ({why}); reading the last fetched commits",
-                git::redact(url)
-            ));
+            let said = format!("fetching {} failed ({why}); reading the last fetched commits", git::redact(url));
+            notes.push(format!("warning: {said}"));
+            stale = Some(said);
         }
         let rev = self.rev.as_deref().unwrap_or("HEAD");
         let read = git::read_clone(&dir, rev, url)?;
@@ -169,7 +172,7 @@ impl Repo {
                         notes.push(format!("warning: {e}"));
                     }
                 }
-                Ok(Loaded { state: Ok(state), source, commit: Some(read.commit), held_back: None, notes })
+                Ok(Loaded { state: Ok(state), source, commit: Some(read.commit), held_back: None, notes, stale })
             }
             Err(invalid) => {
                 let last = git::last_good(&dir, rev).filter(|c| *c != read.commit);
@@ -182,9 +185,17 @@ impl Repo {
                             commit: Some(last),
                             held_back: Some((source, invalid)),
                             notes,
+                            stale,
                         })
                     }
-                    _ => Ok(Loaded { state: Err(invalid), source, commit: Some(read.commit), held_back: None, notes }),
+                    _ => Ok(Loaded {
+                        state: Err(invalid),
+                        source,
+                        commit: Some(read.commit),
+                        held_back: None,
+                        notes,
+                        stale,
+                    }),
                 }
             }
         }

@@ -249,7 +249,8 @@ impl Client {
                 Err(e) if attempt > 1 && e.api_message().is_some_and(|x| done_if.iter().any(|m| x.contains(m))) => {
                     return Ok(serde_json::Value::Null);
                 }
-                Err(e) if e.transient() && attempt < self.policy.attempts => {
+                // A process told to stop does not wait to retry.
+                Err(e) if e.transient() && attempt < self.policy.attempts && !crate::targets::stop_requested() => {
                     // At info: an unreachable server must not be silence at the default log level.
                     let asked = match &e {
                         ApiError::Http { retry_after: Some(s), .. } => Some(Duration::from_secs(*s)),

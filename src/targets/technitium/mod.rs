@@ -190,6 +190,9 @@ impl TechnitiumTarget {
     /// One outcome per change of `plan.changes`, in its order.
     async fn apply_async(&self, client: &Client, zone: &Name, plan: &TargetPlan) -> Vec<Outcome> {
         let n = plan.changes.len();
+        if super::stop_requested() {
+            return vec![Outcome::Skipped("not sent: the process is stopping".into()); n];
+        }
         // A plan that found nothing of ours may be for a zone still to be created.
         if self.settings.create_zones && plan.owned == 0 && plan.drift.is_empty() && plan.unowned_elsewhere == 0 {
             let skip = |why: String| vec![Outcome::Skipped(why); n];
@@ -214,7 +217,7 @@ impl TechnitiumTarget {
             |(_, c)| matches!(c, Change::Create { set, .. } if importable(set) && !busy.contains(&set.name)),
         );
         let bulk_values: usize = bulk.iter().map(|(_, c)| c.set().values.len()).sum();
-        let single = if bulk_values >= BULK_MIN {
+        let single = if bulk_values >= BULK_MIN && !super::stop_requested() {
             let text = import_text(zone, bulk.iter().map(|(_, c)| c.set()), &self.marker());
             let result = client
                 // overwrite=false: a set someone added since our read is kept, not replaced
