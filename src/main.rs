@@ -233,6 +233,12 @@ enum Command {
         /// or ZONEKEEPER_WEBHOOK_SECRET. Without one, the webhook endpoint answers 404.
         #[arg(long, env = "ZONEKEEPER_WEBHOOK_SECRET_FILE", value_name = "PATH")]
         webhook_secret_file: Option<PathBuf>,
+        /// Serve the API and the UI over TLS with this certificate chain (PEM); needs --tls-key.
+        #[arg(long, env = "ZONEKEEPER_TLS_CERT", value_name = "PATH", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The private key of --tls-cert (PEM).
+        #[arg(long, env = "ZONEKEEPER_TLS_KEY", value_name = "PATH", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Manage the API tokens of `run` (kept hashed in its state document).
     Token {
@@ -657,6 +663,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             ref state,
             open_reads,
             ref webhook_secret_file,
+            ref tls_cert,
+            ref tls_key,
         } => {
             let options = zonekeeper::daemon::RunOptions {
                 dry_run,
@@ -672,6 +680,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 open_reads,
                 webhook_secret: webhook_secret(webhook_secret_file.as_deref())?,
                 watch: (origin.worktree && origin.remote().is_none()).then(|| cli.repo.clone()),
+                tls: tls_cert.clone().zip(tls_key.clone()),
             };
             let (credentials, repo, remote) = (cli.credentials.clone(), cli.repo.clone(), origin.remote().is_some());
             let reload: zonekeeper::daemon::Reload =

@@ -466,3 +466,37 @@ fn sighup_reloads_the_credentials_and_keeps_the_tokens_read_from_the_environment
     d.wait_until(LONG, "the change after the reload", || w.a("mail.home.example") == ["192.0.2.28"]);
     assert_eq!(d.signal(libc::SIGTERM, Duration::from_secs(10)), Some(0));
 }
+
+#[test]
+fn the_api_is_served_over_tls_when_a_certificate_is_given() {
+    let w = World::new(0);
+    let certs = tempfile::tempdir().expect("tmp");
+    let (_, _, ca) = support::test_ca_and_server_cert(certs.path());
+    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    let d = w.start(&[
+        "--poll",
+        "0",
+        "--open-reads",
+        "--tls-cert",
+        cert.to_str().expect("utf-8"),
+        "--tls-key",
+        key.to_str().expect("utf-8"),
+    ]);
+    d.wait_line(LONG, |l| msg(l) == "reconcile finished");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let status = rt.block_on(async {
+        let root = reqwest::Certificate::from_pem(&std::fs::read(&ca).expect("ca")).expect("pem");
+        let client = reqwest::Client::builder().tls_certs_merge([root]).build().expect("client");
+        let r = client.get(format!("https://{}/api/v1/status", d.api)).send().await.expect("https");
+        (r.status().as_u16(), r.text().await.unwrap_or_default())
+    });
+    assert_eq!(status.0, 200, "{}", status.1);
+    assert!(status.1.contains("\"settings_loaded\":true"), "{}", status.1);
+    // Plain http to the TLS port gets no answer it could read.
+    assert_ne!(d.get("/api/v1/status", None).status, 200);
+    // A client that does not trust the certificate is refused by its own TLS check.
+    let untrusted = rt.block_on(async { reqwest::get(format!("https://{}/api/v1/status", d.api)).await });
+    assert!(untrusted.is_err());
+    // The metrics port stays plain http, for scrapes and probes.
+    assert_eq!(d.ops_get("/healthz").status, 200);
+}

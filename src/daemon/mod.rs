@@ -19,6 +19,7 @@ pub mod auth;
 pub mod http;
 pub mod metrics;
 pub mod state;
+pub mod tls;
 mod triggers;
 mod ui;
 pub mod worker;
@@ -260,6 +261,8 @@ pub struct RunOptions {
     pub webhook_secret: Option<auth::WebhookSecret>,
     /// Watch the files of a local `--worktree` repository.
     pub watch: Option<PathBuf>,
+    /// Serve the API and the UI over TLS: the certificate chain and the key, PEM files.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// Re-reads the operator's credentials on SIGHUP.
@@ -338,13 +341,17 @@ async fn serve(
     let (stop_tx, stop) = watch::channel(false);
 
     if !options.once {
+        let tls = match &options.tls {
+            Some((cert, key)) => Some(tls::acceptor(cert, key)?),
+            None => None,
+        };
         let api = tokio::net::TcpListener::bind(options.listen)
             .await
             .with_context(|| format!("cannot listen on {} (--listen)", options.listen))?;
         let ops = tokio::net::TcpListener::bind(options.metrics_listen)
             .await
             .with_context(|| format!("cannot listen on {} (--metrics-listen)", options.metrics_listen))?;
-        if !options.listen.ip().is_loopback() {
+        if tls.is_none() && !options.listen.ip().is_loopback() {
             tracing::warn!(listen = %options.listen, "the API and UI are served over plain http on a non-loopback address; put TLS in front of it");
         }
         tracing::info!(api = %api.local_addr().unwrap_or(options.listen), metrics = %ops.local_addr().unwrap_or(options.metrics_listen), "listening");
@@ -352,16 +359,27 @@ async fn serve(
         let ops_app = http::ops_router(shared.clone());
         let mut s1 = stop.clone();
         let mut s2 = stop.clone();
-        spawn(async move {
-            let r = axum::serve(api, app.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(async move {
-                    let _ = s1.wait_for(|s| *s).await;
-                })
-                .await;
-            if let Err(e) = r {
-                tracing::error!(error = %e, "the API server stopped");
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
+        let stopped = async move {
+            let _ = s1.wait_for(|s| *s).await;
+        };
+        match tls {
+            Some(acceptor) => {
+                use axum::serve::ListenerExt;
+                // `tap_io` gives the TLS listener the peer address as ConnectInfo.
+                let listener = tls::TlsListener::new(api, acceptor)?.tap_io(|_| {});
+                spawn(async move {
+                    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
+                        tracing::error!(error = %e, "the API server stopped");
+                    }
+                });
             }
-        });
+            None => spawn(async move {
+                if let Err(e) = axum::serve(api, app).with_graceful_shutdown(stopped).await {
+                    tracing::error!(error = %e, "the API server stopped");
+                }
+            }),
+        }
         spawn(async move {
             let r = axum::serve(ops, ops_app)
                 .with_graceful_shutdown(async move {
