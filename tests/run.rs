@@ -4,6 +4,7 @@
 mod support;
 
 use std::ffi::OsStr;
+use std::path::Path;
 use std::time::Duration;
 
 use support::daemon::{Daemon, create_token, msg};
@@ -499,4 +500,59 @@ fn the_api_is_served_over_tls_when_a_certificate_is_given() {
     assert!(untrusted.is_err());
     // The metrics port stays plain http, for scrapes and probes.
     assert_eq!(d.ops_get("/healthz").status, 200);
+}
+
+#[test]
+fn a_zone_that_cannot_be_read_keeps_what_was_known_of_it() {
+    let w = World::new(0);
+    let d = w.start(&["--poll", "0", "--resync", "0", "--open-reads"]);
+    d.wait_line(LONG, |l| msg(l) == "reconcile finished" && l["fields"]["applied"] == 2);
+    let names = |d: &Daemon| -> Vec<String> {
+        let r = d.get("/api/v1/records", None).json();
+        r["records"].as_array().expect("rows").iter().map(|r| r["name"].as_str().unwrap_or("").to_string()).collect()
+    };
+    let before = names(&d);
+    assert!(before.contains(&"mail.home.example".to_string()), "{before:?}");
+    w.dns.state.lock().unwrap().fail_next = vec![500; 100];
+    let token = create_token(&w.state(), "ops");
+    let runs = d.finished().len();
+    assert_eq!(d.post("/api/v1/reconcile", &[("Authorization", &format!("Bearer {token}"))], b"").status, 202);
+    d.wait_until(LONG, "the failed reconcile", || d.finished().len() > runs);
+    assert!(d.finished().last().expect("run")["fields"]["errors"].as_u64() > Some(0));
+    assert_eq!(names(&d), before, "an unreadable zone never reads as empty");
+    let metrics = d.ops_get("/metrics").body;
+    assert!(
+        metrics
+            .contains("zonekeeper_records{zone=\"home.example\",target=\"tdns\",view=\"default\",state=\"in_sync\"} 2"),
+        "{metrics}"
+    );
+    assert_ne!(d.ops_get("/readyz").json()["targets"]["tdns"]["state"], "ok");
+}
+
+#[test]
+fn a_remote_that_cannot_be_fetched_is_a_degraded_source_and_its_last_commit_stays_applied() {
+    let w = World::new(0);
+    let remotes = tempfile::tempdir().expect("tmp");
+    let bare = remotes.path().join("dns.git");
+    let out = std::process::Command::new("git")
+        .args(["clone", "-q", "--bare"])
+        .arg(w.repo.path())
+        .arg(&bare)
+        .output()
+        .expect("git");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let url = format!("file://{}", bare.display());
+    let creds = w.creds.path();
+    let env: [(&str, &OsStr); 2] =
+        [("ZONEKEEPER_CREDENTIALS", creds.as_os_str()), ("ZK_TEST_TOKEN", OsStr::new(TOKEN))];
+    // The remote's settings name the target's URL; relative paths would be the current
+    // directory's, and a Technitium target has none.
+    let d = Daemon::start(Path::new(&url), &w.state(), &["--poll", "1", "--debounce", "100", "--ref", "main"], &env);
+    d.wait_until(LONG, "the first sync", || w.a("mail.home.example") == ["192.0.2.25"]);
+    std::fs::rename(&bare, remotes.path().join("gone.git")).expect("move the remote away");
+    d.wait_until(LONG, "the source degraded", || d.ops_get("/readyz").json()["sources"]["git"]["state"] == "degraded");
+    let ready = d.ops_get("/readyz").json();
+    assert!(ready["sources"]["git"]["error"].as_str().unwrap_or("").contains("fetching"), "{ready}");
+    assert!(d.ops_get("/metrics").body.contains("zonekeeper_source_up{source=\"git\"} 0"));
+    assert_eq!(w.a("mail.home.example"), ["192.0.2.25"], "the last fetched commit stays applied");
 }
