@@ -45,6 +45,50 @@ pub fn build_target(state: &DesiredState, secrets: &Secrets, settings: &TargetSe
     targets::build(settings, &state.settings.owner, &zones, secrets)
 }
 
+/// The targets of one process, built from the settings when first asked for and kept while
+/// their settings (and the zones they serve) stay the same: the `run` loop keeps one for its
+/// whole life, so a Technitium target's connection pool and runtime serve every reconcile;
+/// each CLI command makes its own.
+#[derive(Default)]
+pub struct Built {
+    cache: std::cell::RefCell<std::collections::BTreeMap<String, Kept>>,
+}
+
+/// A built target and the settings it was built from, as one string.
+type Kept = (String, std::rc::Rc<dyn Target>);
+
+/// Which target zones a walk visits: every target or only one, every zone or a scope, and
+/// whether zones a target still holds but no longer serves are looked for.
+struct Which<'s> {
+    only: Option<&'s str>,
+    scope: Option<&'s Scope>,
+    orphans: bool,
+}
+
+impl Built {
+    /// The target `settings` describes, built now or kept from before.
+    pub fn get(&self, state: &DesiredState, secrets: &Secrets, settings: &TargetSettings) -> std::rc::Rc<dyn Target> {
+        let zones: Vec<&Name> =
+            state.settings.zones.iter().filter(|z| z.targets.contains(&settings.name)).map(|z| &z.name).collect();
+        // Everything `targets::build` reads, in one string.
+        let key = format!("{settings:?}|{}|{zones:?}", state.settings.owner);
+        let mut cache = self.cache.borrow_mut();
+        if let Some((k, t)) = cache.get(&settings.name)
+            && *k == key
+        {
+            return t.clone();
+        }
+        let target: std::rc::Rc<dyn Target> = std::rc::Rc::from(build_target(state, secrets, settings));
+        cache.insert(settings.name.clone(), (key, target.clone()));
+        target
+    }
+
+    /// Forgets every target (new credentials: they are built again with them).
+    pub fn clear(&self) {
+        self.cache.borrow_mut().clear();
+    }
+}
+
 /// What an apply of the targets (or only `only`) must lock before it observes them.
 pub fn lock_places(state: &DesiredState, secrets: &Secrets, only: Option<&str>) -> Vec<(String, LockPlace)> {
     state
@@ -72,15 +116,15 @@ struct Visit<'a, 't> {
 fn walk<'a>(
     state: &'a DesiredState,
     secrets: &Secrets,
-    only: Option<&str>,
-    scope: Option<&Scope>,
-    orphans: bool,
+    which: Which<'_>,
+    built: &Built,
     failures: &mut Vec<TargetFailure>,
     mut visit: impl FnMut(Visit<'a, '_>),
 ) {
+    let Which { only, scope, orphans } = which;
     let s = &state.settings;
     for ts in s.targets.iter().filter(|t| only.is_none_or(|o| o == t.name)) {
-        let target = build_target(state, secrets, ts);
+        let target = built.get(state, secrets, ts);
         let served: Vec<Name> = s
             .zones
             .iter()
@@ -136,7 +180,7 @@ pub fn plan(
     source: &str,
     only: Option<&str>,
 ) -> Result<Planned, ReconcileError> {
-    plan_scoped(state, secrets, source, only, None)
+    plan_scoped(state, secrets, source, only, None, &Built::default())
 }
 
 /// `plan`, limited to the zones of `scope` when one is given: only those zones are read at
@@ -147,6 +191,7 @@ pub fn plan_scoped(
     source: &str,
     only: Option<&str>,
     scope: Option<&Scope>,
+    built: &Built,
 ) -> Result<Planned, ReconcileError> {
     check_target(state, only)?;
     let s = &state.settings;
@@ -159,7 +204,7 @@ pub fn plan_scoped(
         Plan { source: source.to_string(), owner: s.owner.clone(), targets: Vec::new(), unplanned: Vec::new() };
     let mut failures = Vec::new();
     let mut large = false;
-    walk(state, secrets, only, scope, true, &mut failures, |v| {
+    walk(state, secrets, Which { only, scope, orphans: true }, built, &mut failures, |v| {
         let ts = v.settings;
         let public = s.view(&ts.view).is_some_and(|view| view.public);
         let tref =
@@ -527,6 +572,17 @@ pub fn apply(
     plan: &Plan,
     force: bool,
 ) -> Result<Vec<Applied>, ReconcileError> {
+    apply_with(state, secrets, plan, force, &Built::default())
+}
+
+/// `apply` with the targets of `built`.
+pub fn apply_with(
+    state: &DesiredState,
+    secrets: &Secrets,
+    plan: &Plan,
+    force: bool,
+    built: &Built,
+) -> Result<Vec<Applied>, ReconcileError> {
     check_refusals(plan, force)?;
     let mut out = Vec::new();
     for tp in plan.targets.iter().filter(|t| t.has_changes()) {
@@ -540,7 +596,7 @@ pub fn apply(
             out.push(Applied { target: tp.target.name.clone(), zone: tp.zone.clone(), result: Err(refused) });
             continue;
         }
-        let target = build_target(state, secrets, ts);
+        let target = built.get(state, secrets, ts);
         out.push(Applied { target: tp.target.name.clone(), zone: tp.zone.clone(), result: target.apply(&tp.zone, tp) });
     }
     Ok(out)
@@ -560,7 +616,7 @@ pub struct ObservedZone<'a> {
 pub fn observe<'a>(state: &'a DesiredState, secrets: &Secrets) -> (Vec<ObservedZone<'a>>, Vec<TargetFailure>) {
     let mut out = Vec::new();
     let mut failures = Vec::new();
-    walk(state, secrets, None, None, false, &mut failures, |v| {
+    walk(state, secrets, Which { only: None, scope: None, orphans: false }, &Built::default(), &mut failures, |v| {
         let by_key: foldhash::HashMap<_, _> = v.wanted.iter().map(|w| (w.set.key(), w)).collect();
         let sets = v
             .observation
@@ -647,12 +703,12 @@ pub struct RecordRow {
 
 /// Every wanted set of every planned target zone, with its state by `plan` (a pending plan:
 /// what is still to change), and the unowned sets the plan found.
-pub fn records_view(state: &DesiredState, secrets: &Secrets, plan: &Plan) -> Vec<RecordRow> {
+pub fn records_view(state: &DesiredState, secrets: &Secrets, built: &Built, plan: &Plan) -> Vec<RecordRow> {
     let mut rows = Vec::new();
     for tp in &plan.targets {
         let Some(ts) = state.settings.target(&tp.target.name) else { continue };
         // What the target can hold of the wanted sets (a hosts file: addresses only).
-        let wanted = build_target(state, secrets, ts).prepare(&tp.zone, state.wanted(&tp.zone, &tp.target.view));
+        let wanted = built.get(state, secrets, ts).prepare(&tp.zone, state.wanted(&tp.zone, &tp.target.view));
         let row = |set: &crate::model::RecordSet, source: String, st: &'static str| RecordRow {
             target: tp.target.name.clone(),
             zone: tp.zone.clone(),

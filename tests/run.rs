@@ -556,3 +556,21 @@ fn a_remote_that_cannot_be_fetched_is_a_degraded_source_and_its_last_commit_stay
     assert!(d.ops_get("/metrics").body.contains("zonekeeper_source_up{source=\"git\"} 0"));
     assert_eq!(w.a("mail.home.example"), ["192.0.2.25"], "the last fetched commit stays applied");
 }
+
+#[test]
+fn targets_are_built_once_and_keep_their_connection_across_reconciles() {
+    let w = World::new(0);
+    let d = w.start(&["--poll", "0", "--resync", "0"]);
+    d.wait_line(LONG, |l| msg(l) == "reconcile finished" && l["fields"]["applied"] == 2);
+    let token = create_token(&w.state(), "ops");
+    let bearer = format!("Bearer {token}");
+    for _ in 0..3 {
+        let runs = d.finished().len();
+        assert_eq!(d.post("/api/v1/reconcile", &[("Authorization", &bearer)], b"").status, 202);
+        d.wait_until(LONG, "the asked-for reconcile", || d.finished().len() > runs);
+    }
+    let calls = w.dns.state.lock().unwrap().calls.len();
+    let connections = w.dns.connections.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(calls >= 6, "four reconciles read the zone each time (and the first wrote two sets): {calls} calls");
+    assert_eq!(connections, 1, "one kept connection for {calls} calls over four reconciles");
+}

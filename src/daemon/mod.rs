@@ -305,8 +305,7 @@ pub fn run(options: RunOptions, repo: Repo, secrets: Secrets, reload: Reload) ->
         state_file,
         scheduler: Scheduler::default(),
     });
-    let worker = worker::Worker::new(repo, secrets, options.dry_run, options.lock_dir.clone(), shared.clone());
-    runtime.block_on(serve(options, shared, worker, reload))
+    runtime.block_on(serve(options, shared, (repo, secrets), reload))
 }
 
 /// A request to the worker thread.
@@ -318,16 +317,19 @@ enum Job {
 async fn serve(
     options: RunOptions,
     shared: Arc<Shared>,
-    mut worker: worker::Worker,
+    (repo, secrets): (Repo, Secrets),
     reload: Reload,
 ) -> anyhow::Result<Ended> {
     use anyhow::Context;
     let (jobs, inbox) = std::sync::mpsc::channel::<Job>();
     let span = tracing::Span::current();
+    let (dry_run, lock_dir, for_worker) = (options.dry_run, options.lock_dir.clone(), shared.clone());
     std::thread::Builder::new()
         .name("zonekeeper-reconcile".into())
         .spawn(move || {
             let _span = span.entered();
+            // Made on its thread: the targets it builds and keeps live there.
+            let mut worker = worker::Worker::new(repo, secrets, dry_run, lock_dir, for_worker);
             for job in inbox {
                 match job {
                     Job::Reconcile(batch, done) => {

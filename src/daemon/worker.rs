@@ -43,6 +43,8 @@ pub struct Worker {
     pending: BTreeMap<(String, Name), TargetPlan>,
     /// The records table of the run that just planned, for `finish` to publish.
     rows: Option<Rows>,
+    /// The targets, built once and kept while their settings stay the same.
+    built: reconcile::Built,
 }
 
 /// What one run learnt of the records table: the zones it covered (all for a full run), the
@@ -83,12 +85,14 @@ impl Worker {
             clean: None,
             pending: BTreeMap::new(),
             rows: None,
+            built: reconcile::Built::default(),
         }
     }
 
     pub fn set_secrets(&mut self, mut secrets: Secrets) {
         secrets.keep_env_tokens(&self.secrets);
         self.secrets = secrets;
+        self.built.clear();
         // New credentials may open targets that failed: read everything again.
         self.clean = None;
     }
@@ -222,8 +226,14 @@ impl Worker {
             }
             report.scope = Some(s.iter().cloned().collect());
         }
-        let planned = match reconcile::plan_scoped(&desired.state, &self.secrets, &desired.source, None, scope.as_ref())
-        {
+        let planned = match reconcile::plan_scoped(
+            &desired.state,
+            &self.secrets,
+            &desired.source,
+            None,
+            scope.as_ref(),
+            &self.built,
+        ) {
             Ok(p) => p.plan,
             Err(e) => {
                 report.errors.push(ErrorItem {
@@ -244,7 +254,7 @@ impl Worker {
         } else {
             self.apply(&desired.state, &planned, report)
         };
-        let rows = reconcile::records_view(&desired.state, &self.secrets, &pending);
+        let rows = reconcile::records_view(&desired.state, &self.secrets, &self.built, &pending);
         // A zone that could not be read keeps what was known of it: it never reads as empty.
         let unread = Unread::of(&planned);
         self.pending.retain(|(target, zone), _| {
@@ -294,7 +304,7 @@ impl Worker {
                 return plan.clone();
             }
         };
-        let applied = match reconcile::apply(state, &self.secrets, plan, false) {
+        let applied = match reconcile::apply_with(state, &self.secrets, plan, false, &self.built) {
             Ok(a) => a,
             Err(e) => {
                 report.errors.push(ErrorItem { reason: "refused", place: "plan".into(), message: e.to_string() });

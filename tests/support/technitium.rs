@@ -105,6 +105,8 @@ pub struct State {
 pub struct Technitium {
     pub addr: SocketAddr,
     pub state: Arc<Mutex<State>>,
+    /// TCP connections accepted so far: a client that keeps its connection makes one.
+    pub connections: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 fn ok(response: Value) -> Response {
@@ -146,15 +148,20 @@ impl Technitium {
         st.zones.insert(zone.to_string(), apex(zone));
         let state = Arc::new(Mutex::new(st));
         let shared = state.clone();
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = connections.clone();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                use axum::serve::ListenerExt;
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener").tap_io(move |_| {
+                    counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                });
                 let app = axum::Router::new().fallback(handle).with_state(shared);
                 let _ = axum::serve(listener, app).await;
             });
         });
-        Technitium { addr, state }
+        Technitium { addr, state, connections }
     }
 
     pub fn url(&self) -> String {
