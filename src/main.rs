@@ -525,8 +525,7 @@ fn token(action: &TokenAction, state: &Path) -> Result<ExitCode> {
     let file = StateFile::new(state);
     match action {
         TokenAction::Create { name } => {
-            let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-            let token = auth::create(&file, name, &now)?;
+            let token = auth::create(&file, name, &zonekeeper::daemon::state::now())?;
             eprintln!("token `{name}` created; it is shown this once, keep it in a secret store:");
             println!("{token}");
         }

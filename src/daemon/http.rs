@@ -244,14 +244,10 @@ async fn reconcile(State(api): Ctx, ConnectInfo(peer): Peer, headers: HeaderMap)
         Ok(name) => {
             tracing::info!(token = %name, "reconcile asked for through the API");
             api.shared.scheduler.trigger(Trigger::Api);
-            (StatusCode::ACCEPTED, json_body(serde_json::json!({ "accepted": true }))).into_response()
+            (StatusCode::ACCEPTED, json(serde_json::json!({ "accepted": true }))).into_response()
         }
         Err(r) => r.into_response(),
     }
-}
-
-fn json_body(v: serde_json::Value) -> Response {
-    json(v)
 }
 
 async fn webhook(State(api): Ctx, ConnectInfo(peer): Peer, headers: HeaderMap, body: Bytes) -> Response {

@@ -102,6 +102,9 @@ pub struct ErrorItem {
     pub reason: &'static str,
     pub place: String,
     pub message: String,
+    /// The target it concerns, when it concerns one: what its health is judged by.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }
 
 /// What one reconcile did.

@@ -60,6 +60,11 @@ pub enum StateError {
     Write(#[from] atomic::WriteError),
 }
 
+/// Now, as the state document writes times (RFC 3339, UTC, whole seconds).
+pub fn now() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
 /// The state document at one path.
 #[derive(Debug, Clone)]
 pub struct StateFile {

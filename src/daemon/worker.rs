@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::state::{LastGood as Remembered, StateError};
+use super::state::{LastGood as Remembered, StateError, now};
 use super::{Batch, ErrorItem, Event, Report, Shared};
 use crate::desired::DesiredState;
 use crate::model::Name;
@@ -67,10 +67,6 @@ impl Unread {
     fn contains(&self, target: &str, zone: &Name) -> bool {
         self.0.iter().any(|(t, z)| t == target && z.as_ref().is_none_or(|z| z == zone))
     }
-}
-
-fn now() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 impl Worker {
@@ -187,7 +183,12 @@ impl Worker {
         };
         self.read_source();
         if let Some(e) = &self.desired.health().error {
-            report.errors.push(ErrorItem { reason: "source", place: GIT_SOURCE.into(), message: e.clone() });
+            report.errors.push(ErrorItem {
+                reason: "source",
+                place: GIT_SOURCE.into(),
+                message: e.clone(),
+                target: None,
+            });
         }
         self.run_plan(batch, &mut report);
         report.seconds = started.elapsed().as_secs_f64();
@@ -240,13 +241,19 @@ impl Worker {
                     reason: "settings",
                     place: "zonekeeper.yaml".into(),
                     message: e.to_string(),
+                    target: None,
                 });
                 return;
             }
         };
         report.planned = planned.change_count();
         for u in &planned.unplanned {
-            report.errors.push(ErrorItem { reason: u.reason, place: u.place(), message: u.error.clone() });
+            report.errors.push(ErrorItem {
+                reason: u.reason,
+                place: u.place(),
+                message: u.error.clone(),
+                target: Some(u.target.clone()),
+            });
         }
         let pending = if self.dry_run {
             report.outcome = "planned";
@@ -284,12 +291,22 @@ impl Worker {
             {
                 let message =
                     format!("target {} names the state document {} as its hosts file", ts.name, path.display());
-                report.errors.push(ErrorItem { reason: "refused", place: ts.name.clone(), message });
+                report.errors.push(ErrorItem {
+                    reason: "refused",
+                    place: ts.name.clone(),
+                    message,
+                    target: Some(ts.name.clone()),
+                });
                 return plan.clone();
             }
         }
         if let Err(e) = reconcile::check_refusals(plan, false) {
-            report.errors.push(ErrorItem { reason: "refused", place: "plan".into(), message: e.to_string() });
+            report.errors.push(ErrorItem {
+                reason: "refused",
+                place: "plan".into(),
+                message: e.to_string(),
+                target: None,
+            });
             return plan.clone();
         }
         if !plan.targets.iter().any(TargetPlan::has_changes) {
@@ -300,14 +317,24 @@ impl Worker {
         let _held = match crate::targets::lock::acquire(&places, &self.lock_dir, Some(Duration::from_secs(5))) {
             Ok(h) => h,
             Err(e) => {
-                report.errors.push(ErrorItem { reason: "lock", place: "targets".into(), message: e.to_string() });
+                report.errors.push(ErrorItem {
+                    reason: "lock",
+                    place: "targets".into(),
+                    message: e.to_string(),
+                    target: None,
+                });
                 return plan.clone();
             }
         };
         let applied = match reconcile::apply_with(state, &self.secrets, plan, false, &self.built) {
             Ok(a) => a,
             Err(e) => {
-                report.errors.push(ErrorItem { reason: "refused", place: "plan".into(), message: e.to_string() });
+                report.errors.push(ErrorItem {
+                    reason: "refused",
+                    place: "plan".into(),
+                    message: e.to_string(),
+                    target: None,
+                });
                 return plan.clone();
             }
         };
@@ -322,6 +349,7 @@ impl Worker {
                     reason: "target",
                     place: format!("{} on {}", a.zone, a.target),
                     message: e.to_string(),
+                    target: Some(a.target.clone()),
                 });
             } else if !a.is_complete(tp.changes.len()) {
                 let failed = tp.changes.len() - a.applied();
@@ -329,6 +357,7 @@ impl Worker {
                     reason: "apply",
                     place: format!("{} on {}", a.zone, a.target),
                     message: format!("{failed} of {} change(s) were not applied", tp.changes.len()),
+                    target: Some(a.target.clone()),
                 });
             }
         }
@@ -402,13 +431,8 @@ impl Worker {
             if !seen && report.scope.is_some() {
                 continue;
             }
-            let failed: Vec<&ErrorItem> = report
-                .errors
-                .iter()
-                .filter(|e| {
-                    e.reason != "source" && (e.place == ts.name || e.place.ends_with(&format!(" on {}", ts.name)))
-                })
-                .collect();
+            let failed: Vec<&ErrorItem> =
+                report.errors.iter().filter(|e| e.target.as_deref() == Some(ts.name.as_str())).collect();
             let unread = plan.unplanned.iter().any(|u| u.target == ts.name);
             let health = match failed.first() {
                 None => Health::ok(),
