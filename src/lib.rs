@@ -12,3 +12,4 @@ pub mod reconcile;
 pub mod secrets;
 pub mod sources;
 pub mod targets;
+pub mod wanted;

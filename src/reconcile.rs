@@ -213,7 +213,7 @@ pub fn plan_scoped(
         tp.refusals.extend(crate::plan::check_ttl_max(&tp.changes, v.observation.ttl_max));
         tp.refusals.extend(crate::plan::check_types(&tp.changes, v.target.kind(), |t| v.target.supports(t)));
         // An empty records file says on purpose that the zone holds nothing.
-        tp.refuse_emptying(state.records.get(v.zone).is_some_and(|r| r.is_empty()));
+        tp.refuse_emptying(state.wanted.zones.get(v.zone).is_some_and(|r| r.is_empty()));
         tp.setting_changes = v.target.setting_changes(v.zone, &v.observation, &tp);
         tp.fingerprint = fingerprint(&v.wanted, &v.observation);
         large |= v.wanted.len().max(v.observation.sets.len()) >= crate::memory::LARGE;

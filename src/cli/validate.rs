@@ -9,7 +9,7 @@ pub(super) fn validate(origin: &Origin, format: ValidateFormat) -> Result<ExitCo
     }
     let diags = match loaded {
         Ok(state) => {
-            let records: usize = state.records.values().map(|r| r.len()).sum();
+            let records: usize = state.wanted.zones.values().map(|r| r.len()).sum();
             match format {
                 ValidateFormat::Json => {
                     println!("{}", serde_json::to_string(&ValidationReport { version: 1, valid: true, problems: &[] })?)
@@ -18,7 +18,7 @@ pub(super) fn validate(origin: &Origin, format: ValidateFormat) -> Result<ExitCo
                     "ok: {} zone(s), {} record entries, {} resolver set(s), {} target(s)",
                     state.settings.zones.len(),
                     records,
-                    state.resolver_sets.len(),
+                    state.wanted.resolver_sets.len(),
                     state.settings.targets.len()
                 ),
             }

@@ -57,6 +57,8 @@ pub enum Trigger {
     Retry,
     /// SIGHUP: the settings were reloaded.
     Reload,
+    /// A source beside the repository changed (a watch event).
+    Source,
 }
 
 impl Trigger {
@@ -70,6 +72,7 @@ impl Trigger {
             Trigger::Api => "api",
             Trigger::Retry => "retry",
             Trigger::Reload => "reload",
+            Trigger::Source => "source",
         }
     }
 
@@ -327,12 +330,13 @@ async fn serve(
     let (jobs, inbox) = std::sync::mpsc::channel::<Job>();
     let span = tracing::Span::current();
     let (dry_run, lock_dir, for_worker) = (options.dry_run, options.lock_dir.clone(), shared.clone());
+    let runtime = tokio::runtime::Handle::current();
     std::thread::Builder::new()
         .name("zonekeeper-reconcile".into())
         .spawn(move || {
             let _span = span.entered();
             // Made on its thread: the targets it builds and keeps live there.
-            let mut worker = worker::Worker::new(repo, secrets, dry_run, lock_dir, for_worker);
+            let mut worker = worker::Worker::new(repo, secrets, dry_run, lock_dir, for_worker, runtime);
             for job in inbox {
                 match job {
                     Job::Reconcile(batch, done) => {

@@ -45,6 +45,90 @@ pub struct Worker {
     rows: Option<Rows>,
     /// The targets, built once and kept while their settings stay the same.
     built: reconcile::Built,
+    /// The sources beside the repository, likewise.
+    sources: Sources,
+}
+
+/// The sources the settings configure beside the repository, each with its last good
+/// snapshot, and the settings they were built from.
+struct Sources {
+    built_for: Option<String>,
+    guarded: Vec<crate::sources::Guarded>,
+    /// Runs the sources' reads (they are async) and their change watches.
+    runtime: tokio::runtime::Handle,
+    shared: Arc<Shared>,
+}
+
+impl Sources {
+    /// The repository's state with every source merged in; `None` when a source has never
+    /// been read (its error is in `report`): no plan runs without it.
+    fn merge<'a>(
+        &mut self,
+        state: &'a DesiredState,
+        secrets: &Secrets,
+        report: &mut Report,
+    ) -> Option<std::borrow::Cow<'a, DesiredState>> {
+        let key = format!("{:?}", state.settings);
+        if self.built_for.as_ref() != Some(&key) {
+            self.build(state, secrets, report)?;
+            self.built_for = Some(key);
+        }
+        if self.guarded.is_empty() {
+            return Some(std::borrow::Cow::Borrowed(state));
+        }
+        let merged = self.runtime.block_on(crate::sources::with_sources(state, &mut self.guarded));
+        for g in &self.guarded {
+            let health = g.health().clone();
+            if let Some(e) = &health.error {
+                tracing::warn!(source = g.name(), state = ?health.state, error = %e, "a source could not be read; its last good state stays in force");
+                report.errors.push(ErrorItem {
+                    reason: "source",
+                    place: g.name().into(),
+                    message: e.clone(),
+                    target: None,
+                });
+            }
+            let labels = super::metrics::SourceLabels { source: g.name().into() };
+            self.shared.metrics.source_up.get_or_create(&labels).set(i64::from(health.state == HealthState::Ok));
+            self.shared.update(|s| {
+                s.sources.insert(g.name().to_string(), health);
+            });
+        }
+        let merged = merged.ok()?;
+        for c in &merged.conflicts {
+            tracing::warn!(zone = %c.zone, name = %c.name, rtype = %c.rtype, kept = %c.kept, dropped = %c.dropped, "{c}");
+        }
+        Some(std::borrow::Cow::Owned(merged.state))
+    }
+
+    /// (Re)builds the sources from the settings, and turns each one's change signal into a
+    /// reconcile trigger.
+    fn build(&mut self, state: &DesiredState, secrets: &Secrets, report: &mut Report) -> Option<()> {
+        let sources = match crate::sources::configured(&state.settings, secrets) {
+            Ok(s) => s,
+            Err(e) => {
+                report.errors.push(ErrorItem {
+                    reason: "settings",
+                    place: "zonekeeper.yaml".into(),
+                    message: e,
+                    target: None,
+                });
+                return None;
+            }
+        };
+        self.guarded = sources.into_iter().map(crate::sources::Guarded::new).collect();
+        for g in &self.guarded {
+            let Some(mut changes) = g.changes() else { continue };
+            let shared = self.shared.clone();
+            // Ends when the source is dropped (rebuilt or gone): its sender goes with it.
+            self.runtime.spawn(async move {
+                while changes.changed().await.is_ok() {
+                    shared.scheduler.trigger(super::Trigger::Source);
+                }
+            });
+        }
+        Some(())
+    }
 }
 
 /// What one run learnt of the records table: the zones it covered (all for a full run), the
@@ -70,7 +154,15 @@ impl Unread {
 }
 
 impl Worker {
-    pub fn new(repo: Repo, secrets: Secrets, dry_run: bool, lock_dir: PathBuf, shared: Arc<Shared>) -> Worker {
+    pub fn new(
+        repo: Repo,
+        secrets: Secrets,
+        dry_run: bool,
+        lock_dir: PathBuf,
+        shared: Arc<Shared>,
+        runtime: tokio::runtime::Handle,
+    ) -> Worker {
+        let sources = Sources { built_for: None, guarded: Vec::new(), runtime, shared: shared.clone() };
         Worker {
             repo,
             secrets,
@@ -82,6 +174,7 @@ impl Worker {
             pending: BTreeMap::new(),
             rows: None,
             built: reconcile::Built::default(),
+            sources,
         }
     }
 
@@ -204,7 +297,8 @@ impl Worker {
         report.source = Some(desired.source.clone());
         report.commit = desired.commit.clone();
         self.shared.metrics.set_commit(desired.commit.as_deref());
-        let digests = reconcile::desired_digests(&desired.state);
+        let Some(state) = self.sources.merge(&desired.state, &self.secrets, report) else { return };
+        let digests = reconcile::desired_digests(&state);
         let scope = match &self.clean {
             Some(old) if !batch.full && old.get(&None) == digests.get(&None) => Some(
                 digests
@@ -227,25 +321,19 @@ impl Worker {
             }
             report.scope = Some(s.iter().cloned().collect());
         }
-        let planned = match reconcile::plan_scoped(
-            &desired.state,
-            &self.secrets,
-            &desired.source,
-            None,
-            scope.as_ref(),
-            &self.built,
-        ) {
-            Ok(p) => p.plan,
-            Err(e) => {
-                report.errors.push(ErrorItem {
-                    reason: "settings",
-                    place: "zonekeeper.yaml".into(),
-                    message: e.to_string(),
-                    target: None,
-                });
-                return;
-            }
-        };
+        let planned =
+            match reconcile::plan_scoped(&state, &self.secrets, &desired.source, None, scope.as_ref(), &self.built) {
+                Ok(p) => p.plan,
+                Err(e) => {
+                    report.errors.push(ErrorItem {
+                        reason: "settings",
+                        place: "zonekeeper.yaml".into(),
+                        message: e.to_string(),
+                        target: None,
+                    });
+                    return;
+                }
+            };
         report.planned = planned.change_count();
         for u in &planned.unplanned {
             report.errors.push(ErrorItem {
@@ -259,9 +347,9 @@ impl Worker {
             report.outcome = "planned";
             planned.clone()
         } else {
-            self.apply(&desired.state, &planned, report)
+            self.apply(&state, &planned, report)
         };
-        let rows = reconcile::records_view(&desired.state, &self.secrets, &self.built, &pending);
+        let rows = reconcile::records_view(&state, &self.secrets, &self.built, &pending);
         // A zone that could not be read keeps what was known of it: it never reads as empty.
         let unread = Unread::of(&planned);
         self.pending.retain(|(target, zone), _| {

@@ -10,15 +10,15 @@ use super::diagnostic::{Diagnostic, Pos};
 use super::format::{RecordEntry, ViewValue};
 use super::records::RecordsDoc;
 use super::settings::{SETTINGS_FILE, Settings, TargetKind};
-use super::state::DesiredRecord;
 use crate::model::{Name, Provenance, RData, RecordSet, RecordType};
+use crate::wanted::WantedRecord;
 
 pub(super) fn check_records(
     file: &str,
     raw: RecordsDoc,
     settings: Option<&Settings>,
     diags: &mut Vec<Diagnostic>,
-) -> Option<(Name, Vec<DesiredRecord>)> {
+) -> Option<(Name, Vec<WantedRecord>)> {
     let zone = match Name::parse(&raw.zone) {
         Ok(z) => z,
         Err(e) => {
@@ -64,13 +64,13 @@ const PARALLEL_CHECK_MIN: usize = 4096;
 
 impl EntryCheck<'_> {
     /// Checks every entry, on all cores for large files; results and problems keep file order.
-    fn check_all(&self, entries: &[(Pos, RecordEntry)], diags: &mut Vec<Diagnostic>) -> Vec<DesiredRecord> {
+    fn check_all(&self, entries: &[(Pos, RecordEntry)], diags: &mut Vec<Diagnostic>) -> Vec<WantedRecord> {
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         if threads == 1 || entries.len() < PARALLEL_CHECK_MIN {
             return self.check_part(0, entries, diags);
         }
         let per = entries.len().div_ceil(threads);
-        let parts: Vec<(Vec<DesiredRecord>, Vec<Diagnostic>)> = std::thread::scope(|s| {
+        let parts: Vec<(Vec<WantedRecord>, Vec<Diagnostic>)> = std::thread::scope(|s| {
             let handles: Vec<_> = entries
                 .chunks(per)
                 .enumerate()
@@ -96,7 +96,7 @@ impl EntryCheck<'_> {
         first: usize,
         entries: &[(Pos, RecordEntry)],
         diags: &mut Vec<Diagnostic>,
-    ) -> Vec<DesiredRecord> {
+    ) -> Vec<WantedRecord> {
         let mut out = Vec::with_capacity(entries.len());
         for (j, (pos, entry)) in entries.iter().enumerate() {
             if let Some(r) = self.check(first + j, *pos, entry, diags) {
@@ -106,7 +106,7 @@ impl EntryCheck<'_> {
         out
     }
 
-    fn check(&self, i: usize, loc: Pos, e: &RecordEntry, diags: &mut Vec<Diagnostic>) -> Option<DesiredRecord> {
+    fn check(&self, i: usize, loc: Pos, e: &RecordEntry, diags: &mut Vec<Diagnostic>) -> Option<WantedRecord> {
         let EntryCheck { file, shared, zone, default_ttl, zone_internal, settings } = self;
         let (file, zone, default_ttl, zone_internal, settings) =
             (*file, *zone, *default_ttl, *zone_internal, *settings);
@@ -243,7 +243,7 @@ impl EntryCheck<'_> {
         }
         let (name, ttl) = (name?, e.ttl.unwrap_or(default_ttl));
         let set = |values: Vec<RData>| RecordSet::new(name.clone(), e.rtype, ttl, values);
-        Some(DesiredRecord {
+        Some(WantedRecord {
             default: values.map(set),
             per_view: per_view.into_iter().map(|(v, values)| (v, set(values))).collect(),
             internal: zone_internal || e.internal.unwrap_or(false),
@@ -280,7 +280,7 @@ pub(super) fn check_zones_have_records(
 
 pub(super) fn check_zone_files_have_ns(
     settings: &Settings,
-    records: &BTreeMap<Name, Vec<DesiredRecord>>,
+    records: &BTreeMap<Name, Vec<WantedRecord>>,
     zone_files: &BTreeMap<Name, (String, Pos)>,
     diags: &mut Vec<Diagnostic>,
 ) {
@@ -313,7 +313,7 @@ pub(super) fn check_zone_files_have_ns(
 /// a value could never match what we read back, and every run would try to add it again.
 pub(super) fn check_technitium_text(
     settings: &Settings,
-    records: &BTreeMap<Name, Vec<DesiredRecord>>,
+    records: &BTreeMap<Name, Vec<WantedRecord>>,
     diags: &mut Vec<Diagnostic>,
 ) {
     for zone in &settings.zones {
@@ -333,7 +333,7 @@ pub(super) fn check_technitium_text(
                 _ => false,
             });
             if bad {
-                let Provenance::File { path, line } = &r.provenance;
+                let Provenance::File { path, line } = &r.provenance else { continue };
                 diags.push(Diagnostic {
                     file: path.to_string(),
                     line: *line,
@@ -350,14 +350,14 @@ pub(super) fn check_technitium_text(
 }
 
 /// Rules across entries of a zone: no duplicate name+type, a CNAME alone at its name.
-pub(super) fn check_zone_rules(records: &BTreeMap<Name, Vec<DesiredRecord>>, diags: &mut Vec<Diagnostic>) {
+pub(super) fn check_zone_rules(records: &BTreeMap<Name, Vec<WantedRecord>>, diags: &mut Vec<Diagnostic>) {
     for recs in records.values() {
         let mut seen: HashMap<(&Name, RecordType), &Provenance> = HashMap::with_capacity(recs.len());
         let cname_at: BTreeSet<&Name> =
             recs.iter().filter(|r| r.rtype() == Some(RecordType::Cname)).filter_map(|r| r.name()).collect();
         for r in recs {
             let (Some(name), Some(rtype)) = (r.name(), r.rtype()) else { continue };
-            let Provenance::File { path, line } = &r.provenance;
+            let Provenance::File { path, line } = &r.provenance else { continue };
             let here = |msg: String| Diagnostic {
                 file: path.to_string(),
                 line: *line,

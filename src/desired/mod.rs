@@ -13,4 +13,4 @@ pub mod yaml;
 
 pub use diagnostic::{Diagnostic, Invalid, Pos};
 pub use settings::{SecretSource, Settings, TargetKind, TargetSettings, TechnitiumSettings, View, ZoneSettings};
-pub use state::{DesiredRecord, DesiredState, Purpose, load, load_for, load_from};
+pub use state::{DesiredState, Purpose, load, load_for, load_from};

@@ -14,82 +14,26 @@ use super::format::{Limits, ResolverScope, ResolverSetFile};
 use super::records;
 use super::settings::{SETTINGS_FILE, Settings, load_settings, valid_view_name};
 use super::yaml::{self, DocKind};
-use crate::model::{Name, Provenance, RData, RecordSet, RecordType, Wanted};
-
-/// One record entry of a records file, resolved: its set per view, where it was written.
-#[derive(Debug, Clone)]
-pub struct DesiredRecord {
-    /// The set for every view without its own; `None` when the entry only has per-view values.
-    pub default: Option<RecordSet>,
-    /// Sets for named views; one with no values means "no record in that view".
-    pub per_view: Box<[(String, RecordSet)]>,
-    pub internal: bool,
-    pub allow_public: bool,
-    pub provenance: Provenance,
-}
-
-impl DesiredRecord {
-    /// The set `view` sees, if it sees one.
-    pub fn set_in(&self, view: &str) -> Option<&RecordSet> {
-        self.per_view
-            .iter()
-            .find(|(v, _)| v == view)
-            .map(|(_, s)| s)
-            .or(self.default.as_ref())
-            .filter(|s| !s.values.is_empty())
-    }
-
-    /// Any of its sets: they all share name and type. Validation guarantees there is one.
-    fn any_set(&self) -> Option<&RecordSet> {
-        self.default.as_ref().or(self.per_view.first().map(|(_, s)| s))
-    }
-
-    pub fn name(&self) -> Option<&Name> {
-        self.any_set().map(|s| &s.name)
-    }
-
-    pub fn rtype(&self) -> Option<RecordType> {
-        self.any_set().map(|s| s.rtype)
-    }
-
-    pub(super) fn all_values(&self) -> impl Iterator<Item = &RData> {
-        self.default.iter().chain(self.per_view.iter().map(|(_, s)| s)).flat_map(|s| &s.values)
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct ResolverSet {
-    pub name: String,
-    pub scope: ResolverScope,
-    pub domains: Vec<Name>,
-    pub members: Vec<(IpAddr, Option<String>)>,
-    pub file: String,
-}
+use crate::model::{Name, Provenance, Wanted};
+use crate::wanted::{Member, ResolverSet, WantedRecord, WantedState};
 
 #[derive(Debug, Clone)]
 pub struct DesiredState {
     pub root: PathBuf,
     pub settings: Settings,
-    /// Records per zone, in file order.
-    pub records: BTreeMap<Name, Vec<DesiredRecord>>,
-    pub resolver_sets: Vec<ResolverSet>,
+    /// Records per zone in file order, and the resolver sets.
+    pub wanted: WantedState,
 }
 
 impl DesiredState {
+    /// The settings and root, with no records: the frame another wanted state is put in.
+    pub fn clone_without_records(&self) -> DesiredState {
+        DesiredState { root: self.root.clone(), settings: self.settings.clone(), wanted: WantedState::default() }
+    }
+
     /// The record sets of `zone` as the audience `view` should see them.
     pub fn wanted(&self, zone: &Name, view: &str) -> Vec<Wanted<'_>> {
-        let Some(records) = self.records.get(zone) else {
-            return Vec::new();
-        };
-        let mut out = Vec::with_capacity(records.len());
-        out.extend(records.iter().filter_map(|r| {
-            Some(Wanted {
-                set: std::borrow::Cow::Borrowed(r.set_in(view)?),
-                provenance: &r.provenance,
-                internal: r.internal && !r.allow_public,
-            })
-        }));
-        out
+        self.wanted.wanted(zone, view)
     }
 }
 
@@ -134,7 +78,7 @@ pub fn load_for(root: &Path, files: &dyn Files, purpose: Purpose) -> Result<Desi
     };
     let limits = settings.as_ref().map(|s| s.limits.clone()).unwrap_or_default();
 
-    let mut records: BTreeMap<Name, Vec<DesiredRecord>> = BTreeMap::new();
+    let mut records: BTreeMap<Name, Vec<WantedRecord>> = BTreeMap::new();
     // Where each zone's records were declared, to point at when the zone as a whole is wrong.
     let mut zone_files: BTreeMap<Name, (String, Pos)> = BTreeMap::new();
     for display in listed(files, "records", &mut diags) {
@@ -201,7 +145,7 @@ pub fn load_for(root: &Path, files: &dyn Files, purpose: Purpose) -> Result<Desi
                     if let Some(prev) = resolver_sets.iter().find(|s: &&ResolverSet| s.name == set.name) {
                         diags.push(Diagnostic::file(
                             &display,
-                            format!("resolver set `{}` is already defined in {}", set.name, prev.file),
+                            format!("resolver set `{}` is already defined in {}", set.name, prev.provenance),
                         ));
                     } else {
                         resolver_sets.push(set);
@@ -218,9 +162,11 @@ pub fn load_for(root: &Path, files: &dyn Files, purpose: Purpose) -> Result<Desi
         crate::memory::give_back_freed();
     }
     match settings {
-        Some(settings) if diags.is_empty() => {
-            Ok(DesiredState { root: root.to_path_buf(), settings, records, resolver_sets })
-        }
+        Some(settings) if diags.is_empty() => Ok(DesiredState {
+            root: root.to_path_buf(),
+            settings,
+            wanted: WantedState { zones: records, resolver_sets },
+        }),
         _ => {
             diags.sort();
             diags.dedup();
@@ -276,7 +222,11 @@ fn check_resolver_set(file: &str, raw: ResolverSetFile, diags: &mut Vec<Diagnost
     let mut members = Vec::new();
     for (i, m) in raw.members.iter().enumerate() {
         match m.value.address.parse::<IpAddr>() {
-            Ok(ip) => members.push((ip, m.value.name.clone())),
+            Ok(address) => members.push(Member {
+                address,
+                name: m.value.name.clone(),
+                provenance: Provenance::File { path: file.into(), line: Pos::from(m.referenced).line },
+            }),
             Err(_) => diags.push(Diagnostic::at(
                 file,
                 m.referenced,
@@ -296,5 +246,6 @@ fn check_resolver_set(file: &str, raw: ResolverSetFile, diags: &mut Vec<Diagnost
     if diags.len() > before {
         return None;
     }
-    Some(ResolverSet { name: raw.name.value, scope: raw.scope, domains, members, file: file.to_string() })
+    let provenance = Provenance::File { path: file.into(), line: Pos::from(raw.name.referenced).line };
+    Some(ResolverSet { name: raw.name.value, scope: raw.scope, domains, members, provenance })
 }

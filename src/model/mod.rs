@@ -15,17 +15,27 @@ use std::fmt;
 pub const DEFAULT_VIEW: &str = "default";
 
 /// Where a wanted record came from, so that a plan can point a reviewer at the line to change.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Provenance {
     /// A line of a file in the desired-state repository.
     File { path: std::sync::Arc<str>, line: u32 },
+    /// A Kubernetes object that asked for the name (an Ingress, a route, a Service).
+    Kubernetes { resource_kind: std::sync::Arc<str>, namespace: std::sync::Arc<str>, name: std::sync::Arc<str> },
+    /// A tailnet device.
+    Device { name: std::sync::Arc<str>, id: std::sync::Arc<str> },
 }
 
 impl fmt::Display for Provenance {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Provenance::File { path, line } => write!(f, "{path}:{line}"),
+            Provenance::Kubernetes { resource_kind, namespace, name } => {
+                write!(f, "{resource_kind}/{namespace}/{name}")
+            }
+            Provenance::Device { name, id } => write!(f, "device/{name} ({id})"),
         }
     }
 }

@@ -175,6 +175,14 @@ impl serde::Serialize for Name {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Name {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Name, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(d)?;
+        Name::parse(&text)
+            .map_err(|e| serde::de::Error::custom(format!("`{}` is not a valid name: {e}", text.escape_debug())))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,9 +1,108 @@
-//! Sources of desired state and of discovered records. Today: the desired-state repository
-//! (`repo.rs`, over `git.rs`); Kubernetes and Tailscale discovery come later, each one module
-//! that reads a snapshot, wrapped in `LastGood`.
+//! Sources of desired state and of discovered records.
+//!
+//! The repository (`repo.rs`, over `git.rs`) is read first and always: it gives the settings
+//! that say which other sources exist. Every other source (Kubernetes, Tailscale, a primary)
+//! is a `Source`: one module, plus one line in `configured`. Each is wrapped in `Guarded`,
+//! so that a failing source keeps its last good snapshot in force, and `WantedState::merge`
+//! joins them all after the repository's.
 
 pub mod git;
 pub mod repo;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::desired::{DesiredState, Settings};
+use crate::secrets::Secrets;
+use crate::wanted::{Conflict, WantedState};
+
+/// What a source reads: its wanted records, and a problem it read past (a kind it could not
+/// list, a device it skipped), which leaves the source degraded but its snapshot in force.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub wanted: WantedState,
+    pub problem: Option<String>,
+}
+
+/// A read in flight.
+pub type Reading<'a> = Pin<Box<dyn Future<Output = Result<Snapshot, String>> + Send + 'a>>;
+
+/// A source of wanted records beside the repository.
+pub trait Source: Send {
+    /// How health, logs and metrics name it (`kubernetes`).
+    fn name(&self) -> &'static str;
+    /// What the source wants now. An error means "could not read", never "wants nothing".
+    fn snapshot(&mut self) -> Reading<'_>;
+    /// Ticks when the source has changed since its last snapshot (a watch event), so `run`
+    /// reconciles; `None` for a source that is read only when something else triggers.
+    fn changes(&self) -> Option<tokio::sync::watch::Receiver<()>> {
+        None
+    }
+}
+
+/// Every source the settings configure beside the repository: the one place a source is
+/// registered. The repository never names a secret's place; a source's credentials come from
+/// `secrets`, which the operator's credentials file fills.
+pub fn configured(_settings: &Settings, _secrets: &Secrets) -> Result<Vec<Box<dyn Source>>, String> {
+    Ok(Vec::new())
+}
+
+/// A source with its last good snapshot.
+pub struct Guarded {
+    source: Box<dyn Source>,
+    last: LastGood<WantedState>,
+}
+
+impl Guarded {
+    pub fn new(source: Box<dyn Source>) -> Guarded {
+        Guarded { source, last: LastGood::default() }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.source.name()
+    }
+
+    /// Reads the source; returns the snapshot in force (the last good one if this read
+    /// failed), or `None` while the source has never been read.
+    pub async fn read(&mut self) -> Option<&WantedState> {
+        let read = self.source.snapshot().await.map(|s| (s.wanted, s.problem));
+        self.last.update(read)
+    }
+
+    pub fn health(&self) -> &Health {
+        self.last.health()
+    }
+
+    pub fn changes(&self) -> Option<tokio::sync::watch::Receiver<()>> {
+        self.source.changes()
+    }
+}
+
+/// The repository's desired state with every source's snapshot in force merged in after it.
+/// A source that has never been read stops the merge: planning without its records would
+/// read as "it wants nothing" and delete what it published.
+pub async fn with_sources(state: &DesiredState, sources: &mut [Guarded]) -> Result<Merged, String> {
+    let mut parts = vec![state.wanted.clone()];
+    for g in sources.iter_mut() {
+        let name = g.name();
+        match g.read().await {
+            Some(wanted) => parts.push(wanted.clone()),
+            None => {
+                let why = g.health().error.clone().unwrap_or_default();
+                return Err(format!("source {name} could not be read, and there is no earlier read to use: {why}"));
+            }
+        }
+    }
+    let (wanted, conflicts) = WantedState::merge(parts);
+    Ok(Merged { state: DesiredState { wanted, ..state.clone_without_records() }, conflicts })
+}
+
+/// The desired state with every source merged in, and what the merge left out.
+#[derive(Debug)]
+pub struct Merged {
+    pub state: DesiredState,
+    pub conflicts: Vec<Conflict>,
+}
 
 /// How a source (or a target) stands after its last read.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
@@ -76,6 +175,70 @@ impl<T> LastGood<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Name, Provenance, RData, RecordSet, RecordType};
+    use crate::wanted::WantedRecord;
+
+    /// A source that answers with what it is given, one read at a time.
+    struct Scripted(std::collections::VecDeque<Result<Snapshot, String>>);
+
+    impl Source for Scripted {
+        fn name(&self) -> &'static str {
+            "scripted"
+        }
+        fn snapshot(&mut self) -> Reading<'_> {
+            let next = self.0.pop_front().unwrap_or_else(|| Err("no more reads scripted".into()));
+            Box::pin(async move { next })
+        }
+    }
+
+    fn one(name: &str, ip: &str) -> Snapshot {
+        let set = RecordSet::new(
+            Name::parse(name).unwrap(),
+            RecordType::A,
+            300,
+            vec![RData::parse(RecordType::A, ip).unwrap()],
+        );
+        let provenance =
+            Provenance::Kubernetes { resource_kind: "Ingress".into(), namespace: "apps".into(), name: "web".into() };
+        let zones = [(Name::parse("home.example").unwrap(), vec![WantedRecord::everywhere(set, provenance)])].into();
+        Snapshot { wanted: WantedState { zones, resolver_sets: Vec::new() }, problem: None }
+    }
+
+    fn block_on<F: Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+    }
+
+    #[test]
+    fn a_guarded_source_that_fails_keeps_its_last_snapshot() {
+        let script =
+            [Err("connection refused".into()), Ok(one("a.home.example", "192.0.2.1")), Err("timed out".into())];
+        let mut g = Guarded::new(Box::new(Scripted(script.into())));
+        block_on(async {
+            assert_eq!(g.read().await, None);
+            assert_eq!(g.health().state, HealthState::Down);
+            let first = g.read().await.cloned();
+            assert_eq!(first.as_ref().map(WantedState::record_count), Some(1));
+            assert_eq!(g.read().await.cloned(), first, "a failed read is not `no records`");
+            assert_eq!(g.health().state, HealthState::Degraded);
+            assert_eq!(g.health().error.as_deref(), Some("timed out"));
+        });
+    }
+
+    #[test]
+    fn merging_waits_for_every_source_to_have_been_read_once() {
+        let state = crate::desired::load(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let mut sources = vec![Guarded::new(Box::new(Scripted(
+            [Err("forbidden".into()), Ok(one("new.home.example", "192.0.2.7"))].into(),
+        )))];
+        block_on(async {
+            let err = with_sources(&state, &mut sources).await.unwrap_err();
+            assert!(err.contains("scripted") && err.contains("forbidden"), "{err}");
+            let merged = with_sources(&state, &mut sources).await.unwrap();
+            assert_eq!(merged.state.wanted.record_count(), state.wanted.record_count() + 1);
+            assert!(merged.conflicts.is_empty());
+            assert_eq!(merged.state.settings.owner, state.settings.owner);
+        });
+    }
 
     #[test]
     fn a_failed_read_keeps_the_last_good_snapshot() {
