@@ -44,8 +44,35 @@ impl Origin {
             eprintln!("the last good {source} stays in force until a newer commit loads cleanly");
         }
         let state = state.with_context(|| format!("in the {source}"))?;
+        let state = self.with_sources(state)?;
         let code = work(&state, &source)?;
         Ok(if held_back.is_some() { ExitCode::from(1) } else { code })
+    }
+
+    /// The repository's state with every source it configures (Kubernetes) read once and
+    /// merged in; a source that cannot be read stops the command, since a plan without it
+    /// would delete what it published.
+    fn with_sources(&self, state: DesiredState) -> Result<DesiredState> {
+        let sources = zonekeeper::sources::configured(&state.settings, &self.secrets).map_err(anyhow::Error::msg)?;
+        if sources.is_empty() {
+            return Ok(state);
+        }
+        let mut guarded: Vec<_> = sources.into_iter().map(zonekeeper::sources::Guarded::new).collect();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the runtime that reads the sources")?;
+        let merged = runtime.block_on(zonekeeper::sources::with_sources(&state, &mut guarded));
+        for g in &guarded {
+            for note in g.notes() {
+                eprintln!("warning: {}: {note}", g.name());
+            }
+        }
+        let merged = merged.map_err(anyhow::Error::msg)?;
+        for c in &merged.conflicts {
+            eprintln!("warning: {c}");
+        }
+        Ok(merged.state)
     }
 
     pub(super) fn from_cli(cli: &Cli) -> Result<Origin> {

@@ -78,6 +78,11 @@ impl Sources {
         }
         let merged = self.runtime.block_on(crate::sources::with_sources(state, &mut self.guarded));
         for g in &self.guarded {
+            if g.notes_changed() {
+                for note in g.notes() {
+                    tracing::warn!(source = g.name(), "{note}");
+                }
+            }
             let health = g.health().clone();
             if let Some(e) = &health.error {
                 tracing::warn!(source = g.name(), state = ?health.state, error = %e, "a source could not be read; its last good state stays in force");

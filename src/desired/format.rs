@@ -376,6 +376,43 @@ pub struct KubernetesDiscovery {
     /// Seconds a record whose object vanished is kept before it is deleted.
     #[serde(default)]
     pub orphan_grace_seconds: u64,
+    /// Ingress classes to read (`spec.ingressClassName`, or the older
+    /// `kubernetes.io/ingress.class` annotation); empty for all.
+    #[serde(default)]
+    pub ingress_classes: Vec<String>,
+    /// Also publish the hosts of an Ingress's `spec.tls[].hosts`, not only its rules' hosts.
+    #[serde(default)]
+    pub tls_hosts: bool,
+    /// TTL of discovered records; an object's `zonekeeper.dev/ttl` annotation overrides it.
+    #[serde(default = "default_discovered_ttl")]
+    pub ttl: u32,
+    /// Where a discovered name's address comes from, in every zone without its own entry in
+    /// `zoneAddresses`. Empty: the object's own status (an Ingress's load balancer, the
+    /// Gateways an HTTPRoute attaches to).
+    #[serde(default)]
+    pub address: AddressDecl,
+    /// `address`, per zone.
+    #[serde(default)]
+    pub zone_addresses: BTreeMap<String, AddressDecl>,
+}
+
+fn default_discovered_ttl() -> u32 {
+    300
+}
+
+/// Where a discovered name points. At most one of the two; neither means the object's status.
+/// An object's `zonekeeper.dev/target` annotation overrides it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AddressDecl {
+    /// Fixed addresses: IPs (A and AAAA records), or one hostname (a CNAME).
+    #[serde(default)]
+    pub literal: Vec<String>,
+    /// `namespace/name` of a Service whose `status.loadBalancer.ingress` is the address: the
+    /// ingress controller's (e.g. `traefik/traefik`), so names follow its load balancer.
+    /// Traefik IngressRoutes, which have no status of their own, need this or `literal`.
+    #[serde(default)]
+    pub service: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

@@ -379,6 +379,9 @@ pub(super) fn load_settings(root: &Path, text: &str, diags: &mut Vec<Diagnostic>
             ));
         }
     }
+    if let Some(k) = &raw.discovery.kubernetes {
+        check_kubernetes(file, k, &zones, diags);
+    }
     if diags.len() > before {
         return None;
     }
@@ -393,4 +396,30 @@ pub(super) fn load_settings(root: &Path, text: &str, diags: &mut Vec<Diagnostic>
         discovery: raw.discovery,
         commit_back: raw.commit_back,
     })
+}
+
+/// The addresses of Kubernetes discovery: each one readable, and each zone named a declared one.
+fn check_kubernetes(
+    file: &str,
+    k: &super::format::KubernetesDiscovery,
+    zones: &[ZoneSettings],
+    diags: &mut Vec<Diagnostic>,
+) {
+    use crate::sources::kubernetes::discover::check_address;
+    let at = |path: String, message: String| Diagnostic { file: file.into(), line: 0, column: 0, path, message };
+    if let Err(e) = check_address(&k.address) {
+        diags.push(at("discovery.kubernetes.address".into(), e));
+    }
+    for (zone, decl) in &k.zone_addresses {
+        let path = format!("discovery.kubernetes.zoneAddresses.{zone}");
+        if !Name::parse(zone).is_ok_and(|z| zones.iter().any(|d| d.name == z)) {
+            diags.push(at(path.clone(), format!("`{zone}` is not a zone declared under `zones`")));
+        }
+        if let Err(e) = check_address(decl) {
+            diags.push(at(path, e));
+        }
+    }
+    if k.ttl == 0 {
+        diags.push(at("discovery.kubernetes.ttl".into(), "must be at least 1 second".into()));
+    }
 }

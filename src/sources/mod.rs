@@ -7,6 +7,7 @@
 //! joins them all after the repository's.
 
 pub mod git;
+pub mod kubernetes;
 pub mod repo;
 
 use std::future::Future;
@@ -16,12 +17,14 @@ use crate::desired::{DesiredState, Settings};
 use crate::secrets::Secrets;
 use crate::wanted::{Conflict, WantedState};
 
-/// What a source reads: its wanted records, and a problem it read past (a kind it could not
-/// list, a device it skipped), which leaves the source degraded but its snapshot in force.
+/// What a source reads: its wanted records; a problem it read past, which leaves the source
+/// degraded with this snapshot in force; and notes on single objects (a malformed rule, a
+/// kind the cluster does not serve), which leave it ok.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub wanted: WantedState,
     pub problem: Option<String>,
+    pub notes: Vec<String>,
 }
 
 /// A read in flight.
@@ -43,19 +46,23 @@ pub trait Source: Send {
 /// Every source the settings configure beside the repository: the one place a source is
 /// registered. The repository never names a secret's place; a source's credentials come from
 /// `secrets`, which the operator's credentials file fills.
-pub fn configured(_settings: &Settings, _secrets: &Secrets) -> Result<Vec<Box<dyn Source>>, String> {
-    Ok(Vec::new())
+pub fn configured(settings: &Settings, _secrets: &Secrets) -> Result<Vec<Box<dyn Source>>, String> {
+    let mut sources = Vec::new();
+    sources.extend(kubernetes::configured(settings));
+    Ok(sources)
 }
 
 /// A source with its last good snapshot.
 pub struct Guarded {
     source: Box<dyn Source>,
     last: LastGood<WantedState>,
+    notes: Vec<String>,
+    notes_changed: bool,
 }
 
 impl Guarded {
     pub fn new(source: Box<dyn Source>) -> Guarded {
-        Guarded { source, last: LastGood::default() }
+        Guarded { source, last: LastGood::default(), notes: Vec::new(), notes_changed: false }
     }
 
     pub fn name(&self) -> &'static str {
@@ -65,8 +72,22 @@ impl Guarded {
     /// Reads the source; returns the snapshot in force (the last good one if this read
     /// failed), or `None` while the source has never been read.
     pub async fn read(&mut self) -> Option<&WantedState> {
-        let read = self.source.snapshot().await.map(|s| (s.wanted, s.problem));
+        let read = self.source.snapshot().await.map(|s| {
+            self.notes_changed = s.notes != self.notes;
+            self.notes = s.notes;
+            (s.wanted, s.problem)
+        });
         self.last.update(read)
+    }
+
+    /// The notes of the last read that succeeded.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// Whether the last read's notes differ from the one before (to report them once).
+    pub fn notes_changed(&self) -> bool {
+        self.notes_changed
     }
 
     pub fn health(&self) -> &Health {
@@ -201,7 +222,7 @@ mod tests {
         let provenance =
             Provenance::Kubernetes { resource_kind: "Ingress".into(), namespace: "apps".into(), name: "web".into() };
         let zones = [(Name::parse("home.example").unwrap(), vec![WantedRecord::everywhere(set, provenance)])].into();
-        Snapshot { wanted: WantedState { zones, resolver_sets: Vec::new() }, problem: None }
+        Snapshot { wanted: WantedState { zones, resolver_sets: Vec::new() }, problem: None, notes: Vec::new() }
     }
 
     fn block_on<F: Future>(f: F) -> F::Output {

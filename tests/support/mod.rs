@@ -4,6 +4,7 @@
 
 pub mod daemon;
 pub mod githttp;
+pub mod kube;
 pub mod technitium;
 
 use std::path::{Path, PathBuf};

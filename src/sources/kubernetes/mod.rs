@@ -1,0 +1,161 @@
+//! Kubernetes as a source of wanted records: Ingress, Traefik IngressRoute, Gateway API
+//! HTTPRoute (with the Gateways it attaches to) and annotated Services.
+//!
+//! The cluster is the one the process's environment names (in-cluster service account, or
+//! `KUBECONFIG`), never one the repository names: the repository is untrusted input and
+//! must not choose where a credential is sent. `plan` and `apply` list every kind once.
+
+pub mod discover;
+pub mod traefik_rule;
+
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
+
+use super::{Reading, Snapshot, Source};
+use crate::desired::format::{DiscoveredKind, KubernetesDiscovery};
+use crate::model::Name;
+
+pub const SOURCE: &str = "kubernetes";
+
+/// A custom resource kind, in the API groups and versions it may be served as, preferred first.
+struct Custom {
+    kind: &'static str,
+    plural: &'static str,
+    versions: &'static [(&'static str, &'static str)],
+}
+
+const INGRESS_ROUTE: Custom = Custom {
+    kind: "IngressRoute",
+    plural: "ingressroutes",
+    versions: &[("traefik.io", "v1alpha1"), ("traefik.containo.us", "v1alpha1")],
+};
+const HTTP_ROUTE: Custom = Custom {
+    kind: "HTTPRoute",
+    plural: "httproutes",
+    versions: &[("gateway.networking.k8s.io", "v1"), ("gateway.networking.k8s.io", "v1beta1")],
+};
+const GATEWAY: Custom = Custom {
+    kind: "Gateway",
+    plural: "gateways",
+    versions: &[("gateway.networking.k8s.io", "v1"), ("gateway.networking.k8s.io", "v1beta1")],
+};
+
+pub struct KubernetesSource {
+    cfg: KubernetesDiscovery,
+    zones: Vec<Name>,
+    client: Option<kube::Client>,
+}
+
+impl KubernetesSource {
+    pub fn new(cfg: KubernetesDiscovery, zones: Vec<Name>) -> KubernetesSource {
+        KubernetesSource { cfg, zones, client: None }
+    }
+
+    async fn client(&mut self) -> Result<kube::Client, String> {
+        if let Some(c) = &self.client {
+            return Ok(c.clone());
+        }
+        let client = kube::Client::try_default()
+            .await
+            .map_err(|e| format!("cannot reach the Kubernetes API (in-cluster service account, or KUBECONFIG): {e}"))?;
+        self.client = Some(client.clone());
+        Ok(client)
+    }
+
+    async fn read(&mut self) -> Result<Snapshot, String> {
+        let client = self.client().await?;
+        let mut objects = discover::Objects::default();
+        let mut notes = Vec::new();
+        let wants = |k| self.cfg.kinds.contains(&k);
+        if wants(DiscoveredKind::Ingress) {
+            objects.ingresses = list(Api::<Ingress>::all(client.clone()), "Ingress").await?;
+        }
+        // Services are read whenever an address may come from one, not only for their own names.
+        let service_address = self.cfg.address.service.is_some()
+            || self.cfg.zone_addresses.values().any(|a| a.service.is_some())
+            || wants(DiscoveredKind::Service);
+        if service_address {
+            objects.services = list(Api::<Service>::all(client.clone()), "Service").await?;
+        }
+        if wants(DiscoveredKind::IngressRoute) {
+            objects.ingress_routes = list_custom(&client, &INGRESS_ROUTE, true, &mut notes).await?;
+        }
+        if wants(DiscoveredKind::HttpRoute) {
+            objects.http_routes = list_custom(&client, &HTTP_ROUTE, false, &mut notes).await?;
+            objects.gateways = list_custom(&client, &GATEWAY, false, &mut notes).await?;
+        }
+        let found = discover::discover(&self.cfg, &self.zones, &objects);
+        notes.extend(found.problems.iter().map(ToString::to_string));
+        if found.outside_zones > 0 {
+            notes.push(format!("{} name(s) in no configured zone were ignored", found.outside_zones));
+        }
+        Ok(Snapshot { wanted: found.wanted, problem: None, notes })
+    }
+}
+
+impl Source for KubernetesSource {
+    fn name(&self) -> &'static str {
+        SOURCE
+    }
+
+    fn snapshot(&mut self) -> Reading<'_> {
+        Box::pin(self.read())
+    }
+}
+
+/// Every object of a built-in kind, in every namespace.
+async fn list<K>(api: Api<K>, kind: &str) -> Result<Vec<K>, String>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.list(&ListParams::default()).await.map(|l| l.items).map_err(|e| format!("cannot list {kind}s: {e}"))
+}
+
+/// Every object of a custom kind, from each group and version the cluster serves it as (all
+/// of them when `every_group`: Traefik serves its old and new groups side by side, with
+/// different objects in each), or from the first served one. A kind the cluster does not
+/// serve (its CRD is not installed) is skipped with a note.
+async fn list_custom(
+    client: &kube::Client,
+    custom: &Custom,
+    every_group: bool,
+    notes: &mut Vec<String>,
+) -> Result<Vec<DynamicObject>, String> {
+    let mut out: Vec<DynamicObject> = Vec::new();
+    let mut served = false;
+    for (group, version) in custom.versions {
+        let gvk = GroupVersionKind::gvk(group, version, custom.kind);
+        let resource = ApiResource::from_gvk_with_plural(&gvk, custom.plural);
+        let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
+        match api.list(&ListParams::default()).await {
+            Ok(list) => {
+                served = true;
+                for item in list.items {
+                    // The same object seen through an older group is the one already read.
+                    let key = |o: &DynamicObject| (o.metadata.namespace.clone(), o.metadata.name.clone());
+                    if !out.iter().any(|o| key(o) == key(&item)) {
+                        out.push(item);
+                    }
+                }
+                if !every_group {
+                    break;
+                }
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 => continue,
+            Err(e) => return Err(format!("cannot list {}s ({group}/{version}): {e}", custom.kind)),
+        }
+    }
+    if !served {
+        let groups: Vec<String> = custom.versions.iter().map(|(g, v)| format!("{g}/{v}")).collect();
+        notes.push(format!("the cluster serves no {} ({}); skipped", custom.kind, groups.join(", ")));
+    }
+    Ok(out)
+}
+
+/// The source for `settings`, if it configures Kubernetes discovery.
+pub fn configured(settings: &crate::desired::Settings) -> Option<Box<dyn Source>> {
+    let cfg = settings.discovery.kubernetes.clone()?;
+    let zones = settings.zones.iter().map(|z| z.name.clone()).collect();
+    Some(Box::new(KubernetesSource::new(cfg, zones)))
+}

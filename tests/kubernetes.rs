@@ -1,0 +1,211 @@
+//! Kubernetes discovery: scenarios as data (tests/fixtures/kubernetes/*.yaml: settings and
+//! objects in, records and problems out), then the real binary against the API double.
+
+mod support;
+
+use std::path::Path;
+
+use zonekeeper::desired::format::KubernetesDiscovery;
+use zonekeeper::model::Name;
+use zonekeeper::sources::kubernetes::discover::{Objects, discover};
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Scenario {
+    zones: Vec<String>,
+    discovery: KubernetesDiscovery,
+    objects: serde_json::Value,
+    records: Vec<String>,
+    problems: Vec<String>,
+    outside_zones: usize,
+}
+
+#[test]
+fn every_scenario_gives_exactly_its_records_and_problems() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kubernetes");
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert!(files.len() >= 3, "scenarios in {}", dir.display());
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let s: Scenario = serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let objects: Objects = serde_json::from_value(s.objects).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let zones: Vec<Name> = s.zones.iter().map(|z| Name::parse(z).unwrap()).collect();
+        let found = discover(&s.discovery, &zones, &objects);
+        let records: Vec<String> = found
+            .wanted
+            .zones
+            .values()
+            .flatten()
+            .map(|r| {
+                let set = r.default.as_ref().unwrap();
+                let values: Vec<String> = set.values.iter().map(|v| v.to_value()).collect();
+                format!("{} {} {} {} {}", set.name, set.rtype, set.ttl, values.join(","), r.provenance)
+            })
+            .collect();
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        assert_eq!(records, s.records, "{name}: records");
+        let problems: Vec<String> = found.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(problems.len(), s.problems.len(), "{name}: problems {problems:#?}");
+        for (got, want) in problems.iter().zip(&s.problems) {
+            assert!(got.starts_with(want), "{name}: problem `{got}` should start with `{want}`");
+        }
+        assert_eq!(found.outside_zones, s.outside_zones, "{name}: names outside every zone");
+    }
+}
+
+use serde_json::json;
+use support::kube::{self, Kube};
+use support::{Repo, SETTINGS, checkzone};
+
+const TOKEN: &str = "double-token";
+
+/// The example repository, with Kubernetes discovery of `kinds` appended to its settings.
+fn repo_with(discovery: &str) -> Repo {
+    let settings = format!("{SETTINGS}\ndiscovery:\n  kubernetes:\n{discovery}");
+    Repo::example().with_settings(&settings)
+}
+
+fn ingress(ns: &str, name: &str, host: &str, ip: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": name, "namespace": ns, "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {"rules": [{"host": host}]},
+        "status": {"loadBalancer": {"ingress": [{"ip": ip}]}},
+    })
+}
+
+fn lb_service(ns: &str, name: &str, ip: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"type": "LoadBalancer"},
+        "status": {"loadBalancer": {"ingress": [{"ip": ip}]}},
+    })
+}
+
+fn run(repo: &Repo, kubeconfig: &Path, args: &[&str]) -> support::Run {
+    repo.run_env(args, &[("KUBECONFIG", kubeconfig.as_os_str())])
+}
+
+#[test]
+fn plan_and_apply_publish_what_the_cluster_routes_and_follow_the_load_balancer() {
+    let k = Kube::start(TOKEN);
+    k.install(kube::INGRESS_ROUTES);
+    k.put(kube::INGRESSES, ingress("apps", "wiki", "wiki.home.example", "192.0.2.60"));
+    k.put(kube::SERVICES, lb_service("traefik", "traefik", "192.0.2.80"));
+    k.put(
+        kube::INGRESS_ROUTES,
+        json!({"metadata": {"name": "web", "namespace": "apps"},
+               "spec": {"routes": [{"match": "Host(`a.home.example`) || Host(`b.home.example`)"}]}}),
+    );
+    let repo = repo_with(
+        "    kinds: [Ingress, IngressRoute]\n    zoneAddresses:\n      home.example: {service: traefik/traefik}\n",
+    );
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let kubeconfig = k.kubeconfig(cfg_dir.path(), TOKEN);
+
+    let plan = run(&repo, &kubeconfig, &["plan"]).expect_code(0);
+    let out = plan.stdout();
+    assert!(out.contains("wiki.home.example") && out.contains("(Ingress/apps/wiki)"), "{out}");
+    assert!(out.contains("a.home.example") && out.contains("b.home.example"), "{out}");
+    assert_eq!(out.matches("192.0.2.80  (IngressRoute/apps/web)").count(), 4, "a and b, on both targets: {out}");
+    assert!(
+        out.contains("wiki.home.example") && !out.contains("192.0.2.60"),
+        "the zone's address setting wins over the Ingress's status: {out}"
+    );
+
+    run(&repo, &kubeconfig, &["apply"]).expect_code(0);
+    let zone = repo.zone_file("home.example");
+    checkzone("home.example", &zone);
+    let text = std::fs::read_to_string(&zone).unwrap();
+    for name in ["wiki", "a", "b"] {
+        assert!(
+            text.lines().any(|l| l.starts_with(&format!("{name}\t")) && l.ends_with("192.0.2.80")),
+            "{name}: {text}"
+        );
+    }
+    run(&repo, &kubeconfig, &["plan", "--detailed-exitcode"]).expect_code(0);
+
+    // The load balancer moves: every name that points at it moves too.
+    k.put(kube::SERVICES, lb_service("traefik", "traefik", "192.0.2.81"));
+    let plan = run(&repo, &kubeconfig, &["plan"]).expect_code(0);
+    assert_eq!(plan.stdout().matches("192.0.2.80 → 192.0.2.81").count(), 6, "{}", plan.stdout());
+
+    // Only reads, each with the token; the legacy Traefik group is looked for and not served.
+    let requests = k.requests();
+    assert!(requests.iter().all(|r| r.starts_with("GET ")), "{requests:?}");
+    assert!(requests.iter().any(|r| r.contains(kube::INGRESS_ROUTES_LEGACY)), "{requests:?}");
+}
+
+#[test]
+fn a_kind_the_cluster_does_not_serve_is_skipped_and_the_rest_publish() {
+    let k = Kube::start(TOKEN);
+    k.put(kube::INGRESSES, ingress("apps", "wiki", "wiki.home.example", "192.0.2.60"));
+    let repo = repo_with("    kinds: [Ingress, HTTPRoute]\n");
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let kubeconfig = k.kubeconfig(cfg_dir.path(), TOKEN);
+    let plan = run(&repo, &kubeconfig, &["plan"]).expect_code(0);
+    assert!(plan.stderr().contains("the cluster serves no HTTPRoute"), "{}", plan.stderr());
+    assert!(plan.stdout().contains("192.0.2.60  (Ingress/apps/wiki)"), "{}", plan.stdout());
+
+    // Installed later: picked up on the next read.
+    k.install(kube::HTTP_ROUTES);
+    k.install(kube::GATEWAYS);
+    k.put(
+        kube::GATEWAYS,
+        json!({"metadata": {"name": "gw", "namespace": "web"}, "spec": {"gatewayClassName": "x", "listeners": []},
+        "status": {"addresses": [{"type": "IPAddress", "value": "203.0.113.5"}]}}),
+    );
+    k.put(
+        kube::HTTP_ROUTES,
+        json!({"metadata": {"name": "docs", "namespace": "web"},
+        "spec": {"parentRefs": [{"name": "gw"}], "hostnames": ["docs.home.example"]}}),
+    );
+    let plan = run(&repo, &kubeconfig, &["plan"]).expect_code(0);
+    assert!(!plan.stderr().contains("serves no HTTPRoute"), "{}", plan.stderr());
+    assert!(plan.stdout().contains("203.0.113.5  (HTTPRoute/web/docs)"), "{}", plan.stdout());
+}
+
+#[test]
+fn a_failing_or_refusing_api_stops_the_apply_and_deletes_nothing() {
+    let k = Kube::start(TOKEN);
+    k.put(kube::INGRESSES, ingress("apps", "wiki", "wiki.home.example", "192.0.2.60"));
+    let repo = repo_with("    kinds: [Ingress]\n");
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let kubeconfig = k.kubeconfig(cfg_dir.path(), TOKEN);
+    run(&repo, &kubeconfig, &["apply"]).expect_code(0);
+    let zone = repo.zone_file("home.example");
+    let before = std::fs::read(&zone).unwrap();
+
+    k.state.lock().unwrap().fail = true;
+    let failed = run(&repo, &kubeconfig, &["apply"]).expect_code(1);
+    assert!(failed.stderr().contains("source kubernetes could not be read"), "{}", failed.stderr());
+    assert!(failed.stderr().contains("etcdserver: request timed out"), "{}", failed.stderr());
+    assert_eq!(std::fs::read(&zone).unwrap(), before, "an outage never reads as `everything was deleted`");
+
+    k.state.lock().unwrap().fail = false;
+    let wrong = k.kubeconfig(cfg_dir.path(), "not-the-token");
+    let refused = run(&repo, &wrong, &["apply"]).expect_code(1);
+    assert!(refused.stderr().contains("Unauthorized"), "{}", refused.stderr());
+    assert!(!refused.stderr().contains("not-the-token"), "the token never reaches an error: {}", refused.stderr());
+    assert_eq!(std::fs::read(&zone).unwrap(), before);
+}
+
+#[test]
+fn the_repository_wins_a_name_an_ingress_also_claims() {
+    let k = Kube::start(TOKEN);
+    // grafana.home.example is declared in records/home.example.yaml.
+    k.put(kube::INGRESSES, ingress("monitoring", "grafana", "grafana.home.example", "198.51.100.9"));
+    let repo = repo_with("    kinds: [Ingress]\n");
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let kubeconfig = k.kubeconfig(cfg_dir.path(), TOKEN);
+    let plan = run(&repo, &kubeconfig, &["plan"]).expect_code(0);
+    assert!(
+        plan.stderr()
+            .contains("grafana.home.example A from Ingress/monitoring/grafana is left out: records/home.example.yaml:"),
+        "{}",
+        plan.stderr()
+    );
+    assert!(!plan.stdout().contains("198.51.100.9"), "{}", plan.stdout());
+}
