@@ -84,13 +84,37 @@ fn lb_service(ns: &str, name: &str, ip: &str) -> serde_json::Value {
     })
 }
 
-fn run(repo: &Repo, kubeconfig: &Path, args: &[&str]) -> support::Run {
-    repo.run_env(args, &[("KUBECONFIG", kubeconfig.as_os_str())])
+/// The API double, and the example repository reading it through a kubeconfig.
+struct Cluster {
+    k: Kube,
+    repo: Repo,
+    dir: tempfile::TempDir,
+    kubeconfig: std::path::PathBuf,
+}
+
+impl Cluster {
+    fn new(discovery: &str) -> Cluster {
+        let k = Kube::start(TOKEN);
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = k.kubeconfig(dir.path(), TOKEN);
+        Cluster { k, repo: repo_with(discovery), dir, kubeconfig }
+    }
+
+    fn run(&self, args: &[&str]) -> support::Run {
+        self.run_with(&self.kubeconfig, args)
+    }
+
+    fn run_with(&self, kubeconfig: &Path, args: &[&str]) -> support::Run {
+        self.repo.run_env(args, &[("KUBECONFIG", kubeconfig.as_os_str())])
+    }
 }
 
 #[test]
 fn plan_and_apply_publish_what_the_cluster_routes_and_follow_the_load_balancer() {
-    let k = Kube::start(TOKEN);
+    let c = Cluster::new(
+        "    kinds: [Ingress, IngressRoute]\n    zoneAddresses:\n      home.example: {service: traefik/traefik}\n",
+    );
+    let (k, repo) = (&c.k, &c.repo);
     k.install(kube::INGRESS_ROUTES);
     k.put(kube::INGRESSES, ingress("apps", "wiki", "wiki.home.example", "192.0.2.60"));
     k.put(kube::SERVICES, lb_service("traefik", "traefik", "192.0.2.80"));
@@ -99,13 +123,8 @@ fn plan_and_apply_publish_what_the_cluster_routes_and_follow_the_load_balancer()
         json!({"metadata": {"name": "web", "namespace": "apps"},
                "spec": {"routes": [{"match": "Host(`a.home.example`) || Host(`b.home.example`)"}]}}),
     );
-    let repo = repo_with(
-        "    kinds: [Ingress, IngressRoute]\n    zoneAddresses:\n      home.example: {service: traefik/traefik}\n",
-    );
-    let cfg_dir = tempfile::tempdir().unwrap();
-    let kubeconfig = k.kubeconfig(cfg_dir.path(), TOKEN);
 
-    let plan = run(&repo, &kubeconfig, &["plan"]).expect_code(0);
+    let plan = c.run(&["plan"]).expect_code(0);
     let out = plan.stdout();
     assert!(out.contains("wiki.home.example") && out.contains("(Ingress/apps/wiki)"), "{out}");
     assert!(out.contains("a.home.example") && out.contains("b.home.example"), "{out}");
@@ -115,7 +134,7 @@ fn plan_and_apply_publish_what_the_cluster_routes_and_follow_the_load_balancer()
         "the zone's address setting wins over the Ingress's status: {out}"
     );
 
-    run(&repo, &kubeconfig, &["apply"]).expect_code(0);
+    c.run(&["apply"]).expect_code(0);
     let zone = repo.zone_file("home.example");
     checkzone("home.example", &zone);
     let text = std::fs::read_to_string(&zone).unwrap();
@@ -125,11 +144,11 @@ fn plan_and_apply_publish_what_the_cluster_routes_and_follow_the_load_balancer()
             "{name}: {text}"
         );
     }
-    run(&repo, &kubeconfig, &["plan", "--detailed-exitcode"]).expect_code(0);
+    c.run(&["plan", "--detailed-exitcode"]).expect_code(0);
 
     // The load balancer moves: every name that points at it moves too.
     k.put(kube::SERVICES, lb_service("traefik", "traefik", "192.0.2.81"));
-    let plan = run(&repo, &kubeconfig, &["plan"]).expect_code(0);
+    let plan = c.run(&["plan"]).expect_code(0);
     assert_eq!(plan.stdout().matches("192.0.2.80 → 192.0.2.81").count(), 6, "{}", plan.stdout());
 
     // Only reads, each with the token; the legacy Traefik group is looked for and not served.
@@ -140,12 +159,10 @@ fn plan_and_apply_publish_what_the_cluster_routes_and_follow_the_load_balancer()
 
 #[test]
 fn a_kind_the_cluster_does_not_serve_is_skipped_and_the_rest_publish() {
-    let k = Kube::start(TOKEN);
+    let c = Cluster::new("    kinds: [Ingress, HTTPRoute]\n");
+    let k = &c.k;
     k.put(kube::INGRESSES, ingress("apps", "wiki", "wiki.home.example", "192.0.2.60"));
-    let repo = repo_with("    kinds: [Ingress, HTTPRoute]\n");
-    let cfg_dir = tempfile::tempdir().unwrap();
-    let kubeconfig = k.kubeconfig(cfg_dir.path(), TOKEN);
-    let plan = run(&repo, &kubeconfig, &["plan"]).expect_code(0);
+    let plan = c.run(&["plan"]).expect_code(0);
     assert!(plan.stderr().contains("the cluster serves no HTTPRoute"), "{}", plan.stderr());
     assert!(plan.stdout().contains("192.0.2.60  (Ingress/apps/wiki)"), "{}", plan.stdout());
 
@@ -162,31 +179,29 @@ fn a_kind_the_cluster_does_not_serve_is_skipped_and_the_rest_publish() {
         json!({"metadata": {"name": "docs", "namespace": "web"},
         "spec": {"parentRefs": [{"name": "gw"}], "hostnames": ["docs.home.example"]}}),
     );
-    let plan = run(&repo, &kubeconfig, &["plan"]).expect_code(0);
+    let plan = c.run(&["plan"]).expect_code(0);
     assert!(!plan.stderr().contains("serves no HTTPRoute"), "{}", plan.stderr());
     assert!(plan.stdout().contains("203.0.113.5  (HTTPRoute/web/docs)"), "{}", plan.stdout());
 }
 
 #[test]
 fn a_failing_or_refusing_api_stops_the_apply_and_deletes_nothing() {
-    let k = Kube::start(TOKEN);
+    let c = Cluster::new("    kinds: [Ingress]\n");
+    let (k, repo) = (&c.k, &c.repo);
     k.put(kube::INGRESSES, ingress("apps", "wiki", "wiki.home.example", "192.0.2.60"));
-    let repo = repo_with("    kinds: [Ingress]\n");
-    let cfg_dir = tempfile::tempdir().unwrap();
-    let kubeconfig = k.kubeconfig(cfg_dir.path(), TOKEN);
-    run(&repo, &kubeconfig, &["apply"]).expect_code(0);
+    c.run(&["apply"]).expect_code(0);
     let zone = repo.zone_file("home.example");
     let before = std::fs::read(&zone).unwrap();
 
     k.state.lock().unwrap().fail = true;
-    let failed = run(&repo, &kubeconfig, &["apply"]).expect_code(1);
+    let failed = c.run(&["apply"]).expect_code(1);
     assert!(failed.stderr().contains("source kubernetes could not be read"), "{}", failed.stderr());
     assert!(failed.stderr().contains("etcdserver: request timed out"), "{}", failed.stderr());
     assert_eq!(std::fs::read(&zone).unwrap(), before, "an outage never reads as `everything was deleted`");
 
     k.state.lock().unwrap().fail = false;
-    let wrong = k.kubeconfig(cfg_dir.path(), "not-the-token");
-    let refused = run(&repo, &wrong, &["apply"]).expect_code(1);
+    let wrong = k.kubeconfig(c.dir.path(), "not-the-token");
+    let refused = c.run_with(&wrong, &["apply"]).expect_code(1);
     assert!(refused.stderr().contains("Unauthorized"), "{}", refused.stderr());
     assert!(!refused.stderr().contains("not-the-token"), "the token never reaches an error: {}", refused.stderr());
     assert_eq!(std::fs::read(&zone).unwrap(), before);
@@ -194,13 +209,10 @@ fn a_failing_or_refusing_api_stops_the_apply_and_deletes_nothing() {
 
 #[test]
 fn the_repository_wins_a_name_an_ingress_also_claims() {
-    let k = Kube::start(TOKEN);
+    let c = Cluster::new("    kinds: [Ingress]\n");
     // grafana.home.example is declared in records/home.example.yaml.
-    k.put(kube::INGRESSES, ingress("monitoring", "grafana", "grafana.home.example", "198.51.100.9"));
-    let repo = repo_with("    kinds: [Ingress]\n");
-    let cfg_dir = tempfile::tempdir().unwrap();
-    let kubeconfig = k.kubeconfig(cfg_dir.path(), TOKEN);
-    let plan = run(&repo, &kubeconfig, &["plan"]).expect_code(0);
+    c.k.put(kube::INGRESSES, ingress("monitoring", "grafana", "grafana.home.example", "198.51.100.9"));
+    let plan = c.run(&["plan"]).expect_code(0);
     assert!(
         plan.stderr()
             .contains("grafana.home.example A from Ingress/monitoring/grafana is left out: records/home.example.yaml:"),
@@ -208,4 +220,35 @@ fn the_repository_wins_a_name_an_ingress_also_claims() {
         plan.stderr()
     );
     assert!(!plan.stdout().contains("198.51.100.9"), "{}", plan.stdout());
+}
+
+#[test]
+fn run_publishes_a_new_ingress_and_keeps_the_last_good_read_through_an_outage() {
+    use std::time::Duration;
+    let c = Cluster::new("    kinds: [Ingress]\n");
+    c.k.put(kube::INGRESSES, ingress("apps", "wiki", "wiki.home.example", "192.0.2.60"));
+    let state = c.dir.path().join("state.json");
+    let env = [("KUBECONFIG", c.kubeconfig.as_os_str())];
+    let mut d = support::daemon::Daemon::start(c.repo.path(), &state, &["--poll", "1", "--debounce", "100"], &env);
+    let zone = c.repo.zone_file("home.example");
+    let holds = |name: &str| {
+        std::fs::read_to_string(&zone).is_ok_and(|t| t.lines().any(|l| l.starts_with(&format!("{name}\t"))))
+    };
+    let limit = Duration::from_secs(20);
+    d.wait_until(limit, "the first reconcile publishes the Ingress", || holds("wiki"));
+
+    c.k.put(kube::INGRESSES, ingress("apps", "blog", "blog.home.example", "192.0.2.61"));
+    d.wait_until(limit, "the next poll publishes the new Ingress", || holds("blog"));
+    assert_eq!(d.ops_get("/readyz").json()["sources"]["kubernetes"]["state"], "ok");
+
+    c.k.state.lock().unwrap().fail = true;
+    d.wait_until(limit, "the source degraded", || {
+        d.ops_get("/readyz").json()["sources"]["kubernetes"]["state"] == "degraded"
+    });
+    let seen = d.finished().len();
+    d.wait_until(limit, "two more reconciles in the outage", || d.finished().len() >= seen + 2);
+    assert!(holds("wiki") && holds("blog"), "an outage never reads as `everything was deleted`");
+    let metrics = d.ops_get("/metrics");
+    assert!(metrics.body.contains("zonekeeper_source_up{source=\"kubernetes\"} 0"), "{}", metrics.body);
+    d.signal(libc::SIGTERM, Duration::from_secs(10));
 }
