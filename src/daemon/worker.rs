@@ -93,11 +93,7 @@ impl Sources {
                     target: None,
                 });
             }
-            let labels = super::metrics::SourceLabels { source: g.name().into() };
-            self.shared.metrics.source_up.get_or_create(&labels).set(i64::from(health.state == HealthState::Ok));
-            self.shared.update(|s| {
-                s.sources.insert(g.name().to_string(), health);
-            });
+            publish_health(&self.shared, g.name(), health);
         }
         let merged = merged.ok()?;
         for c in &merged.conflicts {
@@ -228,15 +224,7 @@ impl Worker {
         if let Some(e) = &health.error {
             tracing::warn!(source = GIT_SOURCE, state = ?health.state, error = %e, "the desired state could not be read; the last good state stays in force");
         }
-        let up = i64::from(health.state == HealthState::Ok);
-        self.shared
-            .metrics
-            .source_up
-            .get_or_create(&super::metrics::SourceLabels { source: GIT_SOURCE.into() })
-            .set(up);
-        self.shared.update(|s| {
-            s.sources.insert(GIT_SOURCE.to_string(), health);
-        });
+        publish_health(&self.shared, GIT_SOURCE, health);
     }
 
     /// The last good commit of the state document, read in place of a failing one.
@@ -654,6 +642,15 @@ impl Worker {
         }
         self.shared.emit(Event::ReconcileFinished { report: report.clone() });
     }
+}
+
+/// A source's health, in `/readyz` and `zonekeeper_source_up`.
+fn publish_health(shared: &Shared, source: &str, health: crate::sources::Health) {
+    let labels = super::metrics::SourceLabels { source: source.into() };
+    shared.metrics.source_up.get_or_create(&labels).set(i64::from(health.state == HealthState::Ok));
+    shared.update(|s| {
+        s.sources.insert(source.to_string(), health);
+    });
 }
 
 fn short(commit: &str) -> &str {
