@@ -87,11 +87,10 @@ pub struct WantedState {
 
 /// A record a later source also wanted, left out because an earlier one holds its name and
 /// type (or, for a CNAME, its name).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conflict {
     pub zone: Name,
     pub name: Name,
-    #[serde(rename = "type")]
     pub rtype: RecordType,
     pub kept: Provenance,
     pub dropped: Provenance,
@@ -142,21 +141,29 @@ impl WantedState {
         for part in parts {
             for (zone, records) in part.zones {
                 let held = merged.zones.entry(zone.clone()).or_default();
-                let claims = Claims::of(held);
-                let mut added = Vec::new();
-                for r in records {
-                    match claims.blocker(&r).or_else(|| Claims::of(&added).blocker(&r)) {
-                        Some(kept) => conflicts.push(Conflict {
-                            zone: zone.clone(),
-                            name: r.name().cloned().unwrap_or_else(|| zone.clone()),
-                            rtype: r.rtype().unwrap_or(RecordType::A),
-                            kept: kept.clone(),
-                            dropped: r.provenance.clone(),
-                        }),
-                        None => added.push(r),
+                let before = Claims::of(held);
+                // What this part has taken so far: its own first record at a place wins too.
+                let mut taken = Claims::default();
+                let mut keep = Vec::with_capacity(records.len());
+                for r in &records {
+                    match before.blocker(r).or_else(|| taken.blocker(r)) {
+                        Some(kept) => {
+                            conflicts.push(Conflict {
+                                zone: zone.clone(),
+                                name: r.name().cloned().unwrap_or_else(|| zone.clone()),
+                                rtype: r.rtype().unwrap_or(RecordType::A),
+                                kept: kept.clone(),
+                                dropped: r.provenance.clone(),
+                            });
+                            keep.push(false);
+                        }
+                        None => {
+                            taken.add(r);
+                            keep.push(true);
+                        }
                     }
                 }
-                held.extend(added);
+                held.extend(records.into_iter().zip(keep).filter_map(|(r, k)| k.then_some(r)));
             }
             for set in part.resolver_sets {
                 match merged.resolver_sets.iter_mut().find(|s| s.name == set.name) {
@@ -176,6 +183,7 @@ impl WantedState {
 }
 
 /// Which names and types a list of records holds, to find what a new one would clash with.
+#[derive(Default)]
 struct Claims<'a> {
     sets: HashMap<(&'a Name, RecordType), &'a Provenance>,
     cname: HashMap<&'a Name, &'a Provenance>,
@@ -184,14 +192,18 @@ struct Claims<'a> {
 
 impl<'a> Claims<'a> {
     fn of(records: &'a [WantedRecord]) -> Claims<'a> {
-        let mut c = Claims { sets: HashMap::new(), cname: HashMap::new(), other: HashMap::new() };
+        let mut c = Claims::default();
         for r in records {
-            let (Some(name), Some(rtype)) = (r.name(), r.rtype()) else { continue };
-            c.sets.entry((name, rtype)).or_insert(&r.provenance);
-            let side = if rtype == RecordType::Cname { &mut c.cname } else { &mut c.other };
-            side.entry(name).or_insert(&r.provenance);
+            c.add(r);
         }
         c
+    }
+
+    fn add(&mut self, r: &'a WantedRecord) {
+        let (Some(name), Some(rtype)) = (r.name(), r.rtype()) else { return };
+        self.sets.entry((name, rtype)).or_insert(&r.provenance);
+        let side = if rtype == RecordType::Cname { &mut self.cname } else { &mut self.other };
+        side.entry(name).or_insert(&r.provenance);
     }
 
     /// What already holds the place `r` wants, if anything.
