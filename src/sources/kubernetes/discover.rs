@@ -79,6 +79,16 @@ enum Address {
     Host(Name),
 }
 
+/// What an object's own status gives as its address, and how far it counts.
+enum Status {
+    /// It has no status (an IngressRoute): the settings or an annotation must give one.
+    Absent,
+    /// Used when the settings give none (an Ingress's load balancer, a route's Gateways).
+    Fallback(Result<Option<Address>, String>),
+    /// Used before the settings: a Service's names are its own load balancer's.
+    Own(Result<Option<Address>, String>),
+}
+
 /// One object's claim on one name.
 struct Claim {
     zone: Name,
@@ -91,6 +101,7 @@ struct Claim {
 
 /// The common part of every object.
 struct Object<'a> {
+    kind: &'static str,
     provenance: Provenance,
     namespace: &'a str,
     annotations: Option<&'a BTreeMap<String, String>>,
@@ -98,9 +109,10 @@ struct Object<'a> {
 }
 
 impl<'a> Object<'a> {
-    fn of(kind: &str, meta: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Object<'a> {
+    fn of(kind: &'static str, meta: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Object<'a> {
         let namespace = meta.namespace.as_deref().unwrap_or("default");
         Object {
+            kind,
             provenance: Provenance::Kubernetes {
                 resource_kind: Arc::from(kind),
                 namespace: Arc::from(namespace),
@@ -190,7 +202,7 @@ impl<'a> Discovery<'a> {
             .flatten()
             .map(|e| (e.ip.as_deref(), e.hostname.as_deref()));
         let status = addresses(status);
-        self.claim_all(&o, &hosts, Some(status));
+        self.claim_all(&o, &hosts, Status::Fallback(status));
     }
 
     fn ingress_route(&mut self, r: &DynamicObject) {
@@ -215,7 +227,7 @@ impl<'a> Discovery<'a> {
         }
         let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
         // An IngressRoute has no status: its address is the entrypoint Service's.
-        self.claim_all(&o, &hosts, None);
+        self.claim_all(&o, &hosts, Status::Absent);
     }
 
     fn http_route(&mut self, r: &DynamicObject) {
@@ -248,7 +260,7 @@ impl<'a> Discovery<'a> {
             }
         }
         let status = addresses(status.into_iter());
-        self.claim_all(&o, &hosts, Some(status));
+        self.claim_all(&o, &hosts, Status::Fallback(status));
     }
 
     fn service(&mut self, s: &Service) {
@@ -258,12 +270,11 @@ impl<'a> Discovery<'a> {
         }
         let Some(names) = o.annotation("hostname") else { return };
         let hosts: Vec<&str> = names.split(',').map(str::trim).filter(|h| !h.is_empty()).collect();
-        self.claim_all(&o, &hosts, Some(service_status(s)));
+        self.claim_all(&o, &hosts, Status::Own(service_status(s)));
     }
 
-    /// Claims every host of `o` (rules 3 and 4); `status` is the object's own address, if it
-    /// has a status at all.
-    fn claim_all(&mut self, o: &Object, hosts: &[&str], status: Option<Result<Option<Address>, String>>) {
+    /// Claims every host of `o` (rules 3 and 4).
+    fn claim_all(&mut self, o: &Object, hosts: &[&str], status: Status) {
         let ttl = match o.annotation("ttl").map(str::parse::<u32>) {
             None => self.cfg.ttl,
             Some(Ok(t)) if t > 0 => t,
@@ -289,7 +300,7 @@ impl<'a> Discovery<'a> {
                 self.out.outside_zones += 1;
                 continue;
             };
-            let address = match self.address(o, zone, status.as_ref()) {
+            let address = match self.address(o, zone, &status) {
                 Ok(Some(a)) => a,
                 Ok(None) => {
                     self.problem(o, format!("{name} has no address yet (the load balancer has not given one)"));
@@ -313,21 +324,13 @@ impl<'a> Discovery<'a> {
     }
 
     /// Rule 4.
-    fn address(
-        &self,
-        o: &Object,
-        zone: &Name,
-        status: Option<&Result<Option<Address>, String>>,
-    ) -> Result<Option<Address>, String> {
+    fn address(&self, o: &Object, zone: &Name, status: &Status) -> Result<Option<Address>, String> {
         if let Some(target) = o.annotation("target") {
             let parts: Vec<&str> = target.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
             return literal(&parts).map(Some).map_err(|e| format!("{ANNOTATION_PREFIX}target: {e}"));
         }
-        // A Service's names are its own load balancer's.
-        if let (Provenance::Kubernetes { resource_kind, .. }, Some(s)) = (&o.provenance, status)
-            && &**resource_kind == "Service"
-        {
-            return s.clone();
+        if let Status::Own(own) = status {
+            return own.clone();
         }
         let decl = self.cfg.zone_addresses.get(zone.as_str()).unwrap_or(&self.cfg.address);
         if !decl.literal.is_empty() {
@@ -338,10 +341,10 @@ impl<'a> Discovery<'a> {
             return self.service_address(service);
         }
         match status {
-            Some(s) => s.clone(),
-            None => Err(format!(
+            Status::Fallback(s) | Status::Own(s) => s.clone(),
+            Status::Absent => Err(format!(
                 "an {} has no status to take an address from: set discovery.kubernetes.address.service to the entrypoint's Service (e.g. traefik/traefik), or {ANNOTATION_PREFIX}target",
-                kind_of(&o.provenance)
+                o.kind
             )),
         }
     }
@@ -384,13 +387,6 @@ impl<'a> Discovery<'a> {
             i = j;
         }
         self.out
-    }
-}
-
-fn kind_of(p: &Provenance) -> &str {
-    match p {
-        Provenance::Kubernetes { resource_kind, .. } => resource_kind,
-        _ => "object",
     }
 }
 
