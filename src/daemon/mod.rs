@@ -130,6 +130,17 @@ pub struct Report {
 }
 
 impl Report {
+    /// Records a problem of this run; `target` when it concerns one.
+    pub fn error(
+        &mut self,
+        reason: &'static str,
+        place: impl Into<String>,
+        message: impl Into<String>,
+        target: Option<String>,
+    ) {
+        self.errors.push(ErrorItem { reason, place: place.into(), message: message.into(), target });
+    }
+
     pub fn clean(&self) -> bool {
         self.errors.is_empty() && self.outcome != "failed"
     }

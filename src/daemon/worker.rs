@@ -86,12 +86,7 @@ impl Sources {
             let health = g.health().clone();
             if let Some(e) = &health.error {
                 tracing::warn!(source = g.name(), state = ?health.state, error = %e, "a source could not be read; its last good state stays in force");
-                report.errors.push(ErrorItem {
-                    reason: "source",
-                    place: g.name().into(),
-                    message: e.clone(),
-                    target: None,
-                });
+                report.error("source", g.name(), e.clone(), None);
             }
             publish_health(&self.shared, g.name(), health);
         }
@@ -108,12 +103,7 @@ impl Sources {
         let sources = match crate::sources::configured(&state.settings, secrets) {
             Ok(s) => s,
             Err(e) => {
-                report.errors.push(ErrorItem {
-                    reason: "settings",
-                    place: "zonekeeper.yaml".into(),
-                    message: e,
-                    target: None,
-                });
+                report.error("settings", "zonekeeper.yaml", e, None);
                 return None;
             }
         };
@@ -269,12 +259,7 @@ impl Worker {
         };
         self.read_source();
         if let Some(e) = &self.desired.health().error {
-            report.errors.push(ErrorItem {
-                reason: "source",
-                place: GIT_SOURCE.into(),
-                message: e.clone(),
-                target: None,
-            });
+            report.error("source", GIT_SOURCE, e.clone(), None);
         }
         self.run_plan(batch, &mut report);
         report.seconds = started.elapsed().as_secs_f64();
@@ -318,23 +303,13 @@ impl Worker {
             match reconcile::plan_scoped(&state, &self.secrets, &desired.source, None, scope.as_ref(), &self.built) {
                 Ok(p) => p.plan,
                 Err(e) => {
-                    report.errors.push(ErrorItem {
-                        reason: "settings",
-                        place: "zonekeeper.yaml".into(),
-                        message: e.to_string(),
-                        target: None,
-                    });
+                    report.error("settings", "zonekeeper.yaml", e.to_string(), None);
                     return;
                 }
             };
         report.planned = planned.change_count();
         for u in &planned.unplanned {
-            report.errors.push(ErrorItem {
-                reason: u.reason,
-                place: u.place(),
-                message: u.error.clone(),
-                target: Some(u.target.clone()),
-            });
+            report.error(u.reason, u.place(), u.error.clone(), Some(u.target.clone()));
         }
         let pending = if self.dry_run {
             report.outcome = "planned";
@@ -372,22 +347,12 @@ impl Worker {
             {
                 let message =
                     format!("target {} names the state document {} as its hosts file", ts.name, path.display());
-                report.errors.push(ErrorItem {
-                    reason: "refused",
-                    place: ts.name.clone(),
-                    message,
-                    target: Some(ts.name.clone()),
-                });
+                report.error("refused", ts.name.clone(), message, Some(ts.name.clone()));
                 return plan.clone();
             }
         }
         if let Err(e) = reconcile::check_refusals(plan, false) {
-            report.errors.push(ErrorItem {
-                reason: "refused",
-                place: "plan".into(),
-                message: e.to_string(),
-                target: None,
-            });
+            report.error("refused", "plan", e.to_string(), None);
             return plan.clone();
         }
         if !plan.targets.iter().any(TargetPlan::has_changes) {
@@ -398,24 +363,14 @@ impl Worker {
         let _held = match crate::targets::lock::acquire(&places, &self.lock_dir, Some(Duration::from_secs(5))) {
             Ok(h) => h,
             Err(e) => {
-                report.errors.push(ErrorItem {
-                    reason: "lock",
-                    place: "targets".into(),
-                    message: e.to_string(),
-                    target: None,
-                });
+                report.error("lock", "targets", e.to_string(), None);
                 return plan.clone();
             }
         };
         let applied = match reconcile::apply_with(state, &self.secrets, plan, false, &self.built) {
             Ok(a) => a,
             Err(e) => {
-                report.errors.push(ErrorItem {
-                    reason: "refused",
-                    place: "plan".into(),
-                    message: e.to_string(),
-                    target: None,
-                });
+                report.error("refused", "plan", e.to_string(), None);
                 return plan.clone();
             }
         };
@@ -426,20 +381,15 @@ impl Worker {
             }
             report.applied += a.applied();
             if let Err(e) = &a.result {
-                report.errors.push(ErrorItem {
-                    reason: "target",
-                    place: format!("{} on {}", a.zone, a.target),
-                    message: e.to_string(),
-                    target: Some(a.target.clone()),
-                });
+                report.error("target", format!("{} on {}", a.zone, a.target), e.to_string(), Some(a.target.clone()));
             } else if !a.is_complete(tp.changes.len()) {
                 let failed = tp.changes.len() - a.applied();
-                report.errors.push(ErrorItem {
-                    reason: "apply",
-                    place: format!("{} on {}", a.zone, a.target),
-                    message: format!("{failed} of {} change(s) were not applied", tp.changes.len()),
-                    target: Some(a.target.clone()),
-                });
+                report.error(
+                    "apply",
+                    format!("{} on {}", a.zone, a.target),
+                    format!("{failed} of {} change(s) were not applied", tp.changes.len()),
+                    Some(a.target.clone()),
+                );
             }
         }
         report.outcome = "applied";
