@@ -193,13 +193,13 @@ fn a_failing_or_refusing_api_stops_the_apply_and_deletes_nothing() {
     let zone = repo.zone_file("home.example");
     let before = std::fs::read(&zone).unwrap();
 
-    k.state.lock().unwrap().fail = true;
+    k.set_failing(true);
     let failed = c.run(&["apply"]).expect_code(1);
     assert!(failed.stderr().contains("source kubernetes could not be read"), "{}", failed.stderr());
     assert!(failed.stderr().contains("etcdserver: request timed out"), "{}", failed.stderr());
     assert_eq!(std::fs::read(&zone).unwrap(), before, "an outage never reads as `everything was deleted`");
 
-    k.state.lock().unwrap().fail = false;
+    k.set_failing(false);
     let wrong = k.kubeconfig(c.dir.path(), "not-the-token");
     let refused = c.run_with(&wrong, &["apply"]).expect_code(1);
     assert!(refused.stderr().contains("Unauthorized"), "{}", refused.stderr());
@@ -222,33 +222,108 @@ fn the_repository_wins_a_name_an_ingress_also_claims() {
     assert!(!plan.stdout().contains("198.51.100.9"), "{}", plan.stdout());
 }
 
+/// `run` with the cluster watched and no poll, so every change below arrives by a watch event.
+struct Watched {
+    c: Cluster,
+    d: support::daemon::Daemon,
+}
+
+impl Watched {
+    fn start() -> Watched {
+        let c = Cluster::new("    kinds: [Ingress]\n");
+        c.k.put(kube::INGRESSES, ingress("apps", "wiki", "wiki.home.example", "192.0.2.60"));
+        let state = c.dir.path().join("state.json");
+        let env = [("KUBECONFIG", c.kubeconfig.as_os_str())];
+        let args = ["--poll", "0", "--resync", "0", "--debounce", "100"];
+        let d = support::daemon::Daemon::start(c.repo.path(), &state, &args, &env);
+        Watched { c, d }
+    }
+
+    fn holds(&self, name: &str) -> bool {
+        let zone = self.c.repo.zone_file("home.example");
+        std::fs::read_to_string(zone).is_ok_and(|t| t.lines().any(|l| l.starts_with(&format!("{name}\t"))))
+    }
+
+    fn wait_for(&self, what: &str, cond: impl Fn(&Watched) -> bool) {
+        self.d.wait_until(std::time::Duration::from_secs(20), what, || cond(self));
+    }
+
+    /// Waits until no reconcile has finished for half a second: the start-up ones are over.
+    fn settle(&self) {
+        let start = std::time::Instant::now();
+        let mut seen = self.d.finished().len();
+        loop {
+            assert!(start.elapsed() < std::time::Duration::from_secs(30), "never settled:\n{}", self.d.log());
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            let now = self.d.finished().len();
+            if now == seen && now > 0 {
+                return;
+            }
+            seen = now;
+        }
+    }
+
+    fn source_state(&self) -> serde_json::Value {
+        self.d.ops_get("/readyz").json()["sources"]["kubernetes"]["state"].clone()
+    }
+}
+
 #[test]
-fn run_publishes_a_new_ingress_and_keeps_the_last_good_read_through_an_outage() {
-    use std::time::Duration;
-    let c = Cluster::new("    kinds: [Ingress]\n");
-    c.k.put(kube::INGRESSES, ingress("apps", "wiki", "wiki.home.example", "192.0.2.60"));
-    let state = c.dir.path().join("state.json");
-    let env = [("KUBECONFIG", c.kubeconfig.as_os_str())];
-    let mut d = support::daemon::Daemon::start(c.repo.path(), &state, &["--poll", "1", "--debounce", "100"], &env);
-    let zone = c.repo.zone_file("home.example");
-    let holds = |name: &str| {
-        std::fs::read_to_string(&zone).is_ok_and(|t| t.lines().any(|l| l.starts_with(&format!("{name}\t"))))
-    };
-    let limit = Duration::from_secs(20);
-    d.wait_until(limit, "the first reconcile publishes the Ingress", || holds("wiki"));
+fn run_follows_the_cluster_by_its_watch_events() {
+    let w = Watched::start();
+    w.wait_for("the first reconcile publishes the Ingress", |w| w.holds("wiki"));
+    assert!(w.c.k.watches() >= 1, "the cluster is watched: {:?}", w.c.k.requests());
+    w.settle();
+    let lists = w.c.k.requests().iter().filter(|r| !r.contains("watch=")).count();
 
-    c.k.put(kube::INGRESSES, ingress("apps", "blog", "blog.home.example", "192.0.2.61"));
-    d.wait_until(limit, "the next poll publishes the new Ingress", || holds("blog"));
-    assert_eq!(d.ops_get("/readyz").json()["sources"]["kubernetes"]["state"], "ok");
+    // 100 Ingresses created at once: a few reconciles, every record.
+    let before = w.d.finished().len();
+    for i in 0..100 {
+        w.c.k.put(kube::INGRESSES, ingress("apps", &format!("app{i}"), &format!("app{i}.home.example"), "192.0.2.70"));
+    }
+    w.wait_for("all 100 records land", |w| (0..100).all(|i| w.holds(&format!("app{i}"))));
+    w.settle();
+    let runs: Vec<_> = w.d.finished()[before..].to_vec();
+    assert!((1..=3).contains(&runs.len()), "{} reconciles: {runs:?}", runs.len());
+    assert!(runs.iter().all(|r| r["fields"]["trigger"] == "source"), "{runs:?}");
+    let lists_now = w.c.k.requests().iter().filter(|r| !r.contains("watch=")).count();
+    assert_eq!(lists_now, lists, "a watched reconcile reads the reflectors, not the API");
 
-    c.k.state.lock().unwrap().fail = true;
-    d.wait_until(limit, "the source degraded", || {
-        d.ops_get("/readyz").json()["sources"]["kubernetes"]["state"] == "degraded"
+    // A deleted Ingress: its record goes (the grace period is 0).
+    w.c.k.delete(kube::INGRESSES, "apps", "app7");
+    w.wait_for("the deleted Ingress's record goes", |w| !w.holds("app7"));
+    assert!(w.holds("app8"));
+
+    // Compaction: the watch gets 410 Gone, lists again, and keeps following.
+    w.c.k.compact();
+    w.wait_for("the Ingresses listed again", |w| {
+        w.c.k.requests().iter().filter(|r| r.contains("/ingresses") && !r.contains("watch=")).count() > 1
     });
-    let seen = d.finished().len();
-    d.wait_until(limit, "two more reconciles in the outage", || d.finished().len() >= seen + 2);
-    assert!(holds("wiki") && holds("blog"), "an outage never reads as `everything was deleted`");
-    let metrics = d.ops_get("/metrics");
+    w.c.k.put(kube::INGRESSES, ingress("apps", "after", "after.home.example", "192.0.2.71"));
+    w.wait_for("a change after the relist lands", |w| w.holds("after"));
+    assert!(w.holds("wiki") && w.holds("app99"), "a relist deletes nothing");
+}
+
+#[test]
+fn run_keeps_the_last_objects_seen_while_the_api_fails() {
+    let w = Watched::start();
+    w.wait_for("the first reconcile publishes the Ingress", |w| w.holds("wiki"));
+    assert_eq!(w.source_state(), "ok");
+
+    w.c.k.set_failing(true);
+    w.wait_for("the source degraded", |w| w.source_state() == "degraded");
+    // A reconcile during the outage (asked for through the API) deletes nothing.
+    let token = support::daemon::create_token(&w.c.dir.path().join("state.json"), "ops");
+    let before = w.d.finished().len();
+    assert_eq!(w.d.post("/api/v1/reconcile", &[("Authorization", &format!("Bearer {token}"))], b"").status, 202);
+    w.wait_for("the asked-for reconcile", |w| w.d.finished().len() > before);
+    assert!(w.holds("wiki"), "an outage never reads as `everything was deleted`");
+    let metrics = w.d.ops_get("/metrics");
     assert!(metrics.body.contains("zonekeeper_source_up{source=\"kubernetes\"} 0"), "{}", metrics.body);
-    d.signal(libc::SIGTERM, Duration::from_secs(10));
+
+    // The API comes back: the watch resumes and the next change lands.
+    w.c.k.set_failing(false);
+    w.c.k.put(kube::INGRESSES, ingress("apps", "blog", "blog.home.example", "192.0.2.61"));
+    w.wait_for("a change after the outage lands", |w| w.holds("blog"));
+    assert_eq!(w.source_state(), "ok");
 }

@@ -100,7 +100,7 @@ impl Sources {
     /// (Re)builds the sources from the settings, and turns each one's change signal into a
     /// reconcile trigger.
     fn build(&mut self, state: &DesiredState, secrets: &Secrets, report: &mut Report) -> Option<()> {
-        let sources = match crate::sources::configured(&state.settings, secrets) {
+        let sources = match crate::sources::configured(&state.settings, secrets, true) {
             Ok(s) => s,
             Err(e) => {
                 report.error("settings", "zonekeeper.yaml", e, None);

@@ -44,11 +44,12 @@ pub trait Source: Send {
 }
 
 /// Every source the settings configure beside the repository: the one place a source is
-/// registered. The repository never names a secret's place; a source's credentials come from
-/// `secrets`, which the operator's credentials file fills.
-pub fn configured(settings: &Settings, _secrets: &Secrets) -> Result<Vec<Box<dyn Source>>, String> {
+/// registered. `live` for `run`: sources that can watch do, and signal their changes. The
+/// repository never names a secret's place; a source's credentials come from `secrets`,
+/// which the operator's credentials file fills.
+pub fn configured(settings: &Settings, _secrets: &Secrets, live: bool) -> Result<Vec<Box<dyn Source>>, String> {
     let mut sources = Vec::new();
-    sources.extend(kubernetes::configured(settings));
+    sources.extend(kubernetes::configured(settings, live));
     Ok(sources)
 }
 

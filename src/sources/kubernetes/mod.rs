@@ -3,14 +3,18 @@
 //!
 //! The cluster is the one the process's environment names (in-cluster service account, or
 //! `KUBECONFIG`), never one the repository names: the repository is untrusted input and
-//! must not choose where a credential is sent. `plan` and `apply` list every kind once.
+//! must not choose where a credential is sent. `plan` and `apply` list every kind once;
+//! `run` watches them (`live.rs`).
 
 pub mod discover;
+mod live;
 pub mod traefik_rule;
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
+
+use std::sync::Arc;
 
 use super::{Reading, Snapshot, Source};
 use crate::desired::format::{DiscoveredKind, KubernetesDiscovery};
@@ -45,11 +49,18 @@ pub struct KubernetesSource {
     cfg: KubernetesDiscovery,
     zones: Vec<Name>,
     client: Option<kube::Client>,
+    /// Watching (for `run`), once started; `None` while listing once, or not started yet.
+    live: Option<live::Live>,
+    watch: bool,
+    changed: Arc<tokio::sync::watch::Sender<()>>,
 }
 
 impl KubernetesSource {
-    pub fn new(cfg: KubernetesDiscovery, zones: Vec<Name>) -> KubernetesSource {
-        KubernetesSource { cfg, zones, client: None }
+    /// A source that lists the cluster on every snapshot, or (`watch`) keeps reflectors and
+    /// signals every change.
+    pub fn new(cfg: KubernetesDiscovery, zones: Vec<Name>, watch: bool) -> KubernetesSource {
+        let (changed, _) = tokio::sync::watch::channel(());
+        KubernetesSource { cfg, zones, client: None, live: None, watch, changed: Arc::new(changed) }
     }
 
     async fn client(&mut self) -> Result<kube::Client, String> {
@@ -65,33 +76,81 @@ impl KubernetesSource {
 
     async fn read(&mut self) -> Result<Snapshot, String> {
         let client = self.client().await?;
-        let mut objects = discover::Objects::default();
         let mut notes = Vec::new();
-        let wants = |k| self.cfg.kinds.contains(&k);
-        if wants(DiscoveredKind::Ingress) {
-            objects.ingresses = list(Api::<Ingress>::all(client.clone()), "Ingress").await?;
-        }
-        // Services are read whenever an address may come from one, not only for their own names.
-        let service_address = self.cfg.address.service.is_some()
-            || self.cfg.zone_addresses.values().any(|a| a.service.is_some())
-            || wants(DiscoveredKind::Service);
-        if service_address {
-            objects.services = list(Api::<Service>::all(client.clone()), "Service").await?;
-        }
-        if wants(DiscoveredKind::IngressRoute) {
-            objects.ingress_routes = list_custom(&client, &INGRESS_ROUTE, true, &mut notes).await?;
-        }
-        if wants(DiscoveredKind::HttpRoute) {
-            objects.http_routes = list_custom(&client, &HTTP_ROUTE, false, &mut notes).await?;
-            objects.gateways = list_custom(&client, &GATEWAY, false, &mut notes).await?;
-        }
+        let (objects, problem) = if self.watch {
+            let live =
+                self.live.get_or_insert_with(|| live::Live::start(client, self.cfg.clone(), self.changed.clone()));
+            live.objects(&mut notes).await?
+        } else {
+            (self.list(&client, &mut notes).await?, None)
+        };
         let found = discover::discover(&self.cfg, &self.zones, &objects);
         notes.extend(found.problems.iter().map(ToString::to_string));
         if found.outside_zones > 0 {
             notes.push(format!("{} name(s) in no configured zone were ignored", found.outside_zones));
         }
-        Ok(Snapshot { wanted: found.wanted, problem: None, notes })
+        Ok(Snapshot { wanted: found.wanted, problem, notes })
     }
+
+    /// Every object of every kind the settings read, listed once.
+    async fn list(&self, client: &kube::Client, notes: &mut Vec<String>) -> Result<discover::Objects, String> {
+        let mut objects = discover::Objects::default();
+        let wants = |k| self.cfg.kinds.contains(&k);
+        if wants(DiscoveredKind::Ingress) {
+            objects.ingresses = list(Api::<Ingress>::all(client.clone()), "Ingress").await?;
+        }
+        if needs_services(&self.cfg) {
+            objects.services = list(Api::<Service>::all(client.clone()), "Service").await?;
+        }
+        if wants(DiscoveredKind::IngressRoute) {
+            objects.ingress_routes = list_custom(client, &INGRESS_ROUTE, true, notes).await?;
+        }
+        if wants(DiscoveredKind::HttpRoute) {
+            objects.http_routes = list_custom(client, &HTTP_ROUTE, false, notes).await?;
+            objects.gateways = list_custom(client, &GATEWAY, false, notes).await?;
+        }
+        Ok(objects)
+    }
+}
+
+/// Services are read whenever an address may come from one, not only for their own names.
+fn needs_services(cfg: &KubernetesDiscovery) -> bool {
+    cfg.address.service.is_some()
+        || cfg.zone_addresses.values().any(|a| a.service.is_some())
+        || cfg.kinds.contains(&DiscoveredKind::Service)
+}
+
+/// Adds `o` unless an object of its namespace and name is there: the same object seen
+/// through an older API group is the one already read.
+fn add_once(out: &mut Vec<DynamicObject>, o: DynamicObject) {
+    let key = |o: &DynamicObject| (o.metadata.namespace.clone(), o.metadata.name.clone());
+    if !out.iter().any(|held| key(held) == key(&o)) {
+        out.push(o);
+    }
+}
+
+/// The API resource of a custom kind in one group and version.
+fn resource(custom: &Custom, group: &str, version: &str) -> ApiResource {
+    let gvk = GroupVersionKind::gvk(group, version, custom.kind);
+    ApiResource::from_gvk_with_plural(&gvk, custom.plural)
+}
+
+/// The groups and versions the cluster serves a custom kind in (the first one only, unless
+/// `every_group`), found by asking for one object of each.
+async fn served(client: &kube::Client, custom: &Custom, every_group: bool) -> Result<Vec<ApiResource>, String> {
+    let mut out = Vec::new();
+    for (group, version) in custom.versions {
+        let r = resource(custom, group, version);
+        match Api::<DynamicObject>::all_with(client.clone(), &r).list(&ListParams::default().limit(1)).await {
+            Ok(_) => out.push(r),
+            Err(kube::Error::Api(s)) if s.code == 404 => continue,
+            Err(e) => return Err(format!("cannot list {}s ({group}/{version}): {e}", custom.kind)),
+        }
+        if !every_group {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 impl Source for KubernetesSource {
@@ -101,6 +160,10 @@ impl Source for KubernetesSource {
 
     fn snapshot(&mut self) -> Reading<'_> {
         Box::pin(self.read())
+    }
+
+    fn changes(&self) -> Option<tokio::sync::watch::Receiver<()>> {
+        self.watch.then(|| self.changed.subscribe())
     }
 }
 
@@ -125,18 +188,12 @@ async fn list_custom(
     let mut out: Vec<DynamicObject> = Vec::new();
     let mut served = false;
     for (group, version) in custom.versions {
-        let gvk = GroupVersionKind::gvk(group, version, custom.kind);
-        let resource = ApiResource::from_gvk_with_plural(&gvk, custom.plural);
-        let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
+        let api = Api::<DynamicObject>::all_with(client.clone(), &resource(custom, group, version));
         match api.list(&ListParams::default()).await {
             Ok(list) => {
                 served = true;
                 for item in list.items {
-                    // The same object seen through an older group is the one already read.
-                    let key = |o: &DynamicObject| (o.metadata.namespace.clone(), o.metadata.name.clone());
-                    if !out.iter().any(|o| key(o) == key(&item)) {
-                        out.push(item);
-                    }
+                    add_once(&mut out, item);
                 }
                 if !every_group {
                     break;
@@ -153,9 +210,9 @@ async fn list_custom(
     Ok(out)
 }
 
-/// The source for `settings`, if it configures Kubernetes discovery.
-pub fn configured(settings: &crate::desired::Settings) -> Option<Box<dyn Source>> {
+/// The source for `settings`, if it configures Kubernetes discovery; `watch` for `run`.
+pub fn configured(settings: &crate::desired::Settings, watch: bool) -> Option<Box<dyn Source>> {
     let cfg = settings.discovery.kubernetes.clone()?;
     let zones = settings.zones.iter().map(|z| z.name.clone()).collect();
-    Some(Box::new(KubernetesSource::new(cfg, zones)))
+    Some(Box::new(KubernetesSource::new(cfg, zones, watch)))
 }
