@@ -8,9 +8,17 @@
 //!
 //! `cargo bench --bench run [-- --records N --soak-seconds S --idle-seconds S]`; the idle window
 //! (65 s by default) holds one poll of the repository at the default 60 s.
+//!
+//! With `--kube [--routes R]`: the cluster as a source instead, through the Kubernetes API
+//! double (tests/support/kube.rs): R IngressRoutes watched (1,000) beside records in git (the
+//! rest of --records), then a watch event (one route changed) → applied at the Technitium
+//! double, and the idle process.
 
 #[path = "../tests/support/technitium.rs"]
 mod double;
+#[path = "../tests/support/kube.rs"]
+#[allow(dead_code)]
+mod kube_double;
 
 use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
@@ -107,7 +115,12 @@ impl Drop for Daemon {
     }
 }
 
-fn start(repo: &std::path::Path, work: &std::path::Path, creds: &std::path::Path) -> Daemon {
+fn start(
+    repo: &std::path::Path,
+    work: &std::path::Path,
+    creds: &std::path::Path,
+    env: &[(&str, &std::ffi::OsStr)],
+) -> Daemon {
     let mut child = Command::new(env!("CARGO_BIN_EXE_zonekeeper"))
         .arg("--repo")
         .arg(repo)
@@ -129,6 +142,7 @@ fn start(repo: &std::path::Path, work: &std::path::Path, creds: &std::path::Path
         .env("ZONEKEEPER_CACHE", work.join("cache"))
         .env("ZONEKEEPER_LOG", "info")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -158,13 +172,15 @@ fn value_of(dns: &double::Technitium, name: &str) -> Option<String> {
         .and_then(|r| r.rdata["ipAddress"].as_str().map(str::to_string))
 }
 
-fn main() {
-    let n = arg("--records", 10_000) as usize;
-    let soak = arg("--soak-seconds", 300);
-    let idle = arg("--idle-seconds", 65);
-    let dns = double::Technitium::start(TOKEN, "bench.example");
-    let work = tempfile::tempdir().expect("dir");
-    let repo = work.path().join("repo");
+/// A repository of `n` records in bench.example for the target `dns`, with `discovery`
+/// appended to its settings; and the credentials file for the double.
+fn repository(
+    work: &std::path::Path,
+    dns: &double::Technitium,
+    n: usize,
+    discovery: &str,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let repo = work.join("repo");
     std::fs::create_dir_all(repo.join("records")).expect("mkdir");
     std::fs::write(
         repo.join("zonekeeper.yaml"),
@@ -172,7 +188,7 @@ fn main() {
             "apiVersion: zonekeeper.dev/v1alpha1\nkind: Settings\nowner: bench\npolicy: sync\n\
              safety: {{maxUpdateShare: 1, maxDeleteShare: 1}}\n\
              zones: [{{name: bench.example, targets: [t]}}]\n\
-             targets: {{t: {{type: technitium, url: \"{}\", rateLimit: 100000, attempts: 1}}}}\n",
+             targets: {{t: {{type: technitium, url: \"{}\", rateLimit: 100000, attempts: 1}}}}\n{discovery}",
             dns.url()
         ),
     )
@@ -181,16 +197,108 @@ fn main() {
     git(&repo, &["init", "-q", "-b", "main"]);
     git(&repo, &["add", "."]);
     git(&repo, &["commit", "-q", "-m", "first"]);
-    let creds = work.path().join("credentials.yaml");
+    let creds = work.join("credentials.yaml");
     std::fs::write(&creds, format!("credentials:\n  - {{origin: \"{}\", tokenEnv: ZK_BENCH_TOKEN}}\n", dns.url()))
         .expect("creds");
+    (repo, creds)
+}
 
+/// Waits until the double holds `name`, up to `limit`; returns how long it took.
+fn first_sync(dns: &double::Technitium, name: &str, limit: Duration) -> f64 {
     let t = Instant::now();
-    let d = start(&repo, work.path(), &creds);
-    while value_of(&dns, &format!("h{}.bench.example", n - 1)).is_none() {
-        assert!(t.elapsed() < Duration::from_secs(300), "first sync");
+    while value_of(dns, name).is_none() {
+        assert!(t.elapsed() < limit, "first sync");
         std::thread::sleep(Duration::from_millis(50));
     }
+    t.elapsed().as_secs_f64()
+}
+
+/// Resident memory and CPU share of `pid` over `seconds` of idling.
+fn idle_usage(pid: u32, seconds: u64) -> (f64, f64) {
+    std::thread::sleep(Duration::from_secs(2));
+    let (_, cpu0) = usage(pid);
+    let t = Instant::now();
+    std::thread::sleep(Duration::from_secs(seconds));
+    let (rss, cpu1) = usage(pid);
+    (rss, (cpu1 - cpu0) / t.elapsed().as_secs_f64())
+}
+
+fn median_max(mut samples: Vec<f64>) -> (f64, f64) {
+    samples.sort_by(f64::total_cmp);
+    (samples[samples.len() / 2], samples[samples.len() - 1])
+}
+
+/// `--kube`: routes watched in the cluster, one route changed at a time.
+fn kube_bench(n: usize, routes: usize, idle: u64) {
+    const KUBE_TOKEN: &str = "bench-kube-token";
+    let dns = double::Technitium::start(TOKEN, "bench.example");
+    let k = kube_double::Kube::start(KUBE_TOKEN);
+    k.install(kube_double::INGRESS_ROUTES);
+    k.put(
+        kube_double::SERVICES,
+        serde_json::json!({"metadata": {"name": "traefik", "namespace": "traefik"},
+        "spec": {"type": "LoadBalancer"}, "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.80"}]}}}),
+    );
+    let route = |i: usize, target: Option<String>| {
+        let mut meta = serde_json::json!({"name": format!("r{i}"), "namespace": "apps"});
+        if let Some(t) = target {
+            meta["annotations"] = serde_json::json!({"zonekeeper.dev/target": t});
+        }
+        serde_json::json!({"metadata": meta, "spec": {"routes": [{"match": format!("Host(`r{i}.bench.example`)")}]}})
+    };
+    for i in 0..routes {
+        k.put(kube_double::INGRESS_ROUTES, route(i, None));
+    }
+    let work = tempfile::tempdir().expect("dir");
+    let discovery = "discovery:\n  kubernetes: {kinds: [IngressRoute], address: {service: traefik/traefik}}\n";
+    let (repo, creds) = repository(work.path(), &dns, n - routes, discovery);
+    let kubeconfig = k.kubeconfig(work.path(), KUBE_TOKEN);
+    let t = Instant::now();
+    let d = start(&repo, work.path(), &creds, &[("KUBECONFIG", kubeconfig.as_os_str())]);
+    first_sync(&dns, &format!("r{}.bench.example", routes - 1), Duration::from_secs(300));
+    println!(
+        "first sync of {} records in git and {routes} IngressRoutes: {:.2} s",
+        n - routes,
+        t.elapsed().as_secs_f64()
+    );
+
+    let mut lat = Vec::new();
+    for round in 1..=15usize {
+        let i = round * 37 % routes;
+        let ip = format!("198.51.100.{round}");
+        let t = Instant::now();
+        k.put(kube_double::INGRESS_ROUTES, route(i, Some(ip.clone())));
+        while value_of(&dns, &format!("r{i}.bench.example")).as_deref() != Some(ip.as_str()) {
+            assert!(t.elapsed() < Duration::from_secs(30), "route {i} not applied");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        lat.push(t.elapsed().as_secs_f64() * 1e3);
+        dns.state.lock().expect("state").calls.clear();
+    }
+    let (median, max) = median_max(lat);
+    println!(
+        "watch event → applied (15 changed routes, {n} records, 500 ms debounce): median {median:.0} ms, max {max:.0} ms"
+    );
+    let (rss, cpu) = idle_usage(d.child.id(), idle);
+    println!(
+        "idle over {idle} s with {routes} routes watched and {n} records: RSS {rss:.1} MiB, CPU {cpu:.4} of a core"
+    );
+}
+
+fn main() {
+    let n = arg("--records", 10_000) as usize;
+    let soak = arg("--soak-seconds", 300);
+    let idle = arg("--idle-seconds", 65);
+    if std::env::args().any(|a| a == "--kube") {
+        return kube_bench(n, arg("--routes", 1000) as usize, idle);
+    }
+    let dns = double::Technitium::start(TOKEN, "bench.example");
+    let work = tempfile::tempdir().expect("dir");
+    let (repo, creds) = repository(work.path(), &dns, n, "");
+
+    let t = Instant::now();
+    let d = start(&repo, work.path(), &creds, &[]);
+    first_sync(&dns, &format!("h{}.bench.example", n - 1), Duration::from_secs(300));
     println!("first sync of {n} records: {:.2} s (start to the last record at the double)", t.elapsed().as_secs_f64());
 
     // 1. Webhook to applied.
@@ -213,24 +321,15 @@ fn main() {
         }
         lat.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    lat.sort_by(f64::total_cmp);
+    let commits = lat.len();
+    let (median, max) = median_max(lat);
     println!(
-        "webhook → applied ({} commits, {n} records, 500 ms debounce): median {:.0} ms, max {:.0} ms",
-        lat.len(),
-        lat[lat.len() / 2],
-        lat[lat.len() - 1]
+        "webhook → applied ({commits} commits, {n} records, 500 ms debounce): median {median:.0} ms, max {max:.0} ms"
     );
 
     // 2. Idle.
-    std::thread::sleep(Duration::from_secs(2));
-    let (_, cpu0) = usage(d.child.id());
-    let t = Instant::now();
-    std::thread::sleep(Duration::from_secs(idle));
-    let (rss, cpu1) = usage(d.child.id());
-    println!(
-        "idle over {idle} s with {n} records: RSS {rss:.1} MiB, CPU {:.4} of a core",
-        (cpu1 - cpu0) / t.elapsed().as_secs_f64()
-    );
+    let (rss, cpu) = idle_usage(d.child.id(), idle);
+    println!("idle over {idle} s with {n} records: RSS {rss:.1} MiB, CPU {cpu:.4} of a core");
 
     // 3. Soak.
     if soak == 0 {

@@ -232,11 +232,20 @@ impl Watched {
     fn start() -> Watched {
         let c = Cluster::new("    kinds: [Ingress]\n");
         c.k.put(kube::INGRESSES, ingress("apps", "wiki", "wiki.home.example", "192.0.2.60"));
+        let d = Watched::daemon(&c, &["--poll", "0"]);
+        Watched { c, d }
+    }
+
+    fn daemon(c: &Cluster, args: &[&str]) -> support::daemon::Daemon {
         let state = c.dir.path().join("state.json");
         let env = [("KUBECONFIG", c.kubeconfig.as_os_str())];
-        let args = ["--poll", "0", "--resync", "0", "--debounce", "100"];
-        let d = support::daemon::Daemon::start(c.repo.path(), &state, &args, &env);
-        Watched { c, d }
+        let args = [args, &["--resync", "0", "--debounce", "100"]].concat();
+        support::daemon::Daemon::start(c.repo.path(), &state, &args, &env)
+    }
+
+    fn orphans(&self) -> serde_json::Value {
+        let doc = std::fs::read_to_string(self.c.dir.path().join("state.json")).unwrap_or_default();
+        serde_json::from_str::<serde_json::Value>(&doc).unwrap_or_default()["orphans"]["kubernetes"].clone()
     }
 
     fn holds(&self, name: &str) -> bool {
@@ -326,4 +335,35 @@ fn run_keeps_the_last_objects_seen_while_the_api_fails() {
     w.c.k.put(kube::INGRESSES, ingress("apps", "blog", "blog.home.example", "192.0.2.61"));
     w.wait_for("a change after the outage lands", |w| w.holds("blog"));
     assert_eq!(w.source_state(), "ok");
+}
+
+#[test]
+fn a_deleted_objects_record_stays_for_the_grace_period_across_a_restart() {
+    let c = Cluster::new("    kinds: [Ingress]\n    orphanGraceSeconds: 8\n");
+    c.k.put(kube::INGRESSES, ingress("apps", "wiki", "wiki.home.example", "192.0.2.60"));
+    c.k.put(kube::INGRESSES, ingress("apps", "blog", "blog.home.example", "192.0.2.61"));
+    // A poll every second: the end of a grace period is noticed at the next reconcile.
+    let d = Watched::daemon(&c, &["--poll", "1"]);
+    let mut w = Watched { c, d };
+    w.wait_for("both published", |w| w.holds("wiki") && w.holds("blog"));
+
+    let deleted = std::time::Instant::now();
+    w.c.k.delete(kube::INGRESSES, "apps", "blog");
+    w.wait_for("the orphan remembered", |w| w.orphans().as_array().is_some_and(|o| o.len() == 1));
+    let since = w.orphans()[0]["since"].clone();
+    assert_eq!(w.orphans()[0]["record"]["name"], "blog.home.example");
+    assert!(w.holds("blog"), "kept in its grace period");
+
+    // A restart keeps the orphan and its time.
+    w.d.signal(libc::SIGTERM, std::time::Duration::from_secs(10));
+    w.d = Watched::daemon(&w.c, &["--poll", "1"]);
+    w.settle();
+    assert!(deleted.elapsed() < std::time::Duration::from_secs(8), "the restart took too long to tell");
+    assert!(w.holds("blog"), "still kept after the restart");
+    assert_eq!(w.orphans()[0]["since"], since, "the orphan-since time survives the restart");
+
+    w.wait_for("the grace period ends and the record goes", |w| !w.holds("blog"));
+    assert!(deleted.elapsed() >= std::time::Duration::from_secs(8), "not before its grace period ended");
+    assert!(w.holds("wiki"));
+    w.wait_for("the orphan forgotten", |w| w.orphans().is_null());
 }

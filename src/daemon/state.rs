@@ -1,7 +1,7 @@
 //! The state document: everything the `run` process must remember across restarts, in one
 //! small JSON file (the ConfigMap form comes with the Kubernetes issue). Today it holds the
-//! last good commit and the API tokens (hashed); orphan-since timestamps and the tailnet
-//! entries we added join it as those parts land.
+//! last good commit, the API tokens (hashed) and the orphans of discovered records with their
+//! orphan-since times; the tailnet entries we added join it as that part lands.
 //!
 //! Every change is a read-modify-write under an exclusive lock on a sibling lock file, and
 //! the write is atomic (temp file, fsync, rename): `zonekeeper token create` beside a running
@@ -27,6 +27,9 @@ pub struct StateDoc {
     /// API tokens by name.
     #[serde(default)]
     pub tokens: BTreeMap<String, StoredToken>,
+    /// Discovered records whose object went away, kept in their grace period, per source.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub orphans: BTreeMap<String, Vec<crate::sources::orphans::Orphan>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

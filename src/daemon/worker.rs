@@ -54,6 +54,9 @@ pub struct Worker {
 struct Sources {
     built_for: Option<String>,
     guarded: Vec<crate::sources::Guarded>,
+    /// The orphans as the state document holds them.
+    remembered: BTreeMap<String, Vec<crate::sources::orphans::Orphan>>,
+    dry_run: bool,
     /// Runs the sources' reads (they are async) and their change watches.
     runtime: tokio::runtime::Handle,
     shared: Arc<Shared>,
@@ -90,11 +93,34 @@ impl Sources {
             }
             publish_health(&self.shared, g.name(), health);
         }
+        self.remember_orphans();
         let merged = merged.ok()?;
         for c in &merged.conflicts {
             tracing::warn!(zone = %c.zone, name = %c.name, rtype = %c.rtype, kept = %c.kept, dropped = %c.dropped, "{c}");
         }
         Some(std::borrow::Cow::Owned(merged.state))
+    }
+
+    /// Writes the sources' orphans into the state document when they changed (not in a dry run,
+    /// which writes nothing).
+    fn remember_orphans(&mut self) {
+        let now: BTreeMap<String, Vec<crate::sources::orphans::Orphan>> = self
+            .guarded
+            .iter()
+            .filter(|g| !g.orphans().is_empty())
+            .map(|g| (g.name().to_string(), g.orphans().to_vec()))
+            .collect();
+        if self.dry_run || now == self.remembered {
+            return;
+        }
+        let result = self.shared.state_file.update::<_, StateError>(|doc| {
+            doc.orphans = now.clone();
+            Ok(())
+        });
+        match result {
+            Ok(_) => self.remembered = now,
+            Err(e) => tracing::warn!(error = %e, "the orphans of discovered records could not be remembered"),
+        }
     }
 
     /// (Re)builds the sources from the settings, and turns each one's change signal into a
@@ -107,7 +133,17 @@ impl Sources {
                 return None;
             }
         };
-        self.guarded = sources.into_iter().map(crate::sources::Guarded::new).collect();
+        // Orphans in their grace period survive a restart; a document that cannot be read
+        // was refused at start, so an error here is a passing one: start with none.
+        let remembered = self.shared.state_file.read().map(|d| d.orphans).unwrap_or_default();
+        self.guarded = sources
+            .into_iter()
+            .map(|s| {
+                let held = remembered.get(s.name()).cloned().unwrap_or_default();
+                crate::sources::Guarded::remembering(s, held)
+            })
+            .collect();
+        self.remembered = remembered;
         for g in &self.guarded {
             let Some(mut changes) = g.changes() else { continue };
             let shared = self.shared.clone();
@@ -153,7 +189,14 @@ impl Worker {
         shared: Arc<Shared>,
         runtime: tokio::runtime::Handle,
     ) -> Worker {
-        let sources = Sources { built_for: None, guarded: Vec::new(), runtime, shared: shared.clone() };
+        let sources = Sources {
+            built_for: None,
+            guarded: Vec::new(),
+            remembered: BTreeMap::new(),
+            dry_run,
+            runtime,
+            shared: shared.clone(),
+        };
         Worker {
             repo,
             secrets,

@@ -8,6 +8,7 @@
 
 pub mod git;
 pub mod kubernetes;
+pub mod orphans;
 pub mod repo;
 
 use std::future::Future;
@@ -41,6 +42,10 @@ pub trait Source: Send {
     fn changes(&self) -> Option<tokio::sync::watch::Receiver<()>> {
         None
     }
+    /// How long a record whose object went away is kept (see `orphans`).
+    fn grace(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
 }
 
 /// Every source the settings configure beside the repository: the one place a source is
@@ -59,11 +64,23 @@ pub struct Guarded {
     last: LastGood<WantedState>,
     notes: Vec<String>,
     notes_changed: bool,
+    orphans: orphans::Orphans,
 }
 
 impl Guarded {
     pub fn new(source: Box<dyn Source>) -> Guarded {
-        Guarded { source, last: LastGood::default(), notes: Vec::new(), notes_changed: false }
+        Guarded::remembering(source, Vec::new())
+    }
+
+    /// With the orphans an earlier run of the process remembered for this source.
+    pub fn remembering(source: Box<dyn Source>, held: Vec<orphans::Orphan>) -> Guarded {
+        let orphans = orphans::Orphans::new(source.grace(), held);
+        Guarded { source, last: LastGood::default(), notes: Vec::new(), notes_changed: false, orphans }
+    }
+
+    /// The records kept in their grace period, to remember across a restart.
+    pub fn orphans(&self) -> &[orphans::Orphan] {
+        self.orphans.held()
     }
 
     pub fn name(&self) -> &'static str {
@@ -76,7 +93,7 @@ impl Guarded {
         let read = self.source.snapshot().await.map(|s| {
             self.notes_changed = s.notes != self.notes;
             self.notes = s.notes;
-            (s.wanted, s.problem)
+            (self.orphans.keep(s.wanted, jiff::Timestamp::now()), s.problem)
         });
         self.last.update(read)
     }

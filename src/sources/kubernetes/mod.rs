@@ -165,6 +165,10 @@ impl Source for KubernetesSource {
     fn changes(&self) -> Option<tokio::sync::watch::Receiver<()>> {
         self.watch.then(|| self.changed.subscribe())
     }
+
+    fn grace(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.cfg.orphan_grace_seconds)
+    }
 }
 
 /// Every object of a built-in kind, in every namespace.
