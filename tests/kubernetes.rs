@@ -297,6 +297,8 @@ fn run_follows_the_cluster_by_its_watch_events() {
     assert!(runs.iter().all(|r| r["fields"]["trigger"] == "source"), "{runs:?}");
     let lists_now = w.c.k.requests().iter().filter(|r| !r.contains("watch=")).count();
     assert_eq!(lists_now, lists, "a watched reconcile reads the reflectors, not the API");
+    let metrics = w.d.ops_get("/metrics").body;
+    assert!(metrics.contains("zonekeeper_watched_objects{kind=\"Ingress\",namespace=\"apps\"} 101"), "{metrics}");
 
     // A deleted Ingress: its record goes (the grace period is 0).
     w.c.k.delete(kube::INGRESSES, "apps", "app7");

@@ -51,6 +51,12 @@ pub struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WatchedLabels {
+    pub kind: String,
+    pub namespace: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DriftLabels {
     pub zone: String,
     pub target: String,
@@ -101,6 +107,7 @@ pub struct Metrics {
     pub reconcile_errors: Family<ReasonLabels, Counter>,
     pub drift: Family<DriftLabels, Gauge>,
     pub source_up: Family<SourceLabels, Gauge>,
+    pub watched_objects: Family<WatchedLabels, Gauge>,
     pub last_success: Gauge<f64, std::sync::atomic::AtomicU64>,
     pub leader: Gauge,
     commit: Arc<CommitInfo>,
@@ -118,6 +125,7 @@ impl Metrics {
             reconcile_errors: Family::default(),
             drift: Family::default(),
             source_up: Family::default(),
+            watched_objects: Family::default(),
             last_success: Gauge::default(),
             leader: Gauge::default(),
             commit: Arc::new(CommitInfo::default()),
@@ -162,6 +170,11 @@ impl Metrics {
             "zonekeeper_source_up",
             "1 when the source's last read succeeded, 0 when its last good state is in use",
             m.source_up.clone(),
+        );
+        registry.register(
+            "zonekeeper_watched_objects",
+            "Objects a source beside the repository holds (a Kubernetes source's watch caches), by kind and namespace",
+            m.watched_objects.clone(),
         );
         registry.register(
             "zonekeeper_last_reconcile_success_timestamp_seconds",

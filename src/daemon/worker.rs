@@ -93,6 +93,13 @@ impl Sources {
             }
             publish_health(&self.shared, g.name(), health);
         }
+        self.shared.metrics.watched_objects.clear();
+        for g in &self.guarded {
+            for ((kind, namespace), n) in g.objects() {
+                let labels = super::metrics::WatchedLabels { kind: kind.clone(), namespace: namespace.clone() };
+                self.shared.metrics.watched_objects.get_or_create(&labels).set(*n as i64);
+            }
+        }
         self.remember_orphans();
         let merged = merged.ok()?;
         for c in &merged.conflicts {

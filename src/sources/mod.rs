@@ -11,6 +11,7 @@ pub mod kubernetes;
 pub mod orphans;
 pub mod repo;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -26,6 +27,8 @@ pub struct Snapshot {
     pub wanted: WantedState,
     pub problem: Option<String>,
     pub notes: Vec<String>,
+    /// How many objects the source read, by kind and namespace.
+    pub objects: BTreeMap<(String, String), usize>,
 }
 
 /// A read in flight.
@@ -64,6 +67,7 @@ pub struct Guarded {
     last: LastGood<WantedState>,
     notes: Vec<String>,
     notes_changed: bool,
+    objects: BTreeMap<(String, String), usize>,
     orphans: orphans::Orphans,
 }
 
@@ -75,7 +79,14 @@ impl Guarded {
     /// With the orphans an earlier run of the process remembered for this source.
     pub fn remembering(source: Box<dyn Source>, held: Vec<orphans::Orphan>) -> Guarded {
         let orphans = orphans::Orphans::new(source.grace(), held);
-        Guarded { source, last: LastGood::default(), notes: Vec::new(), notes_changed: false, orphans }
+        Guarded {
+            source,
+            last: LastGood::default(),
+            notes: Vec::new(),
+            notes_changed: false,
+            objects: BTreeMap::new(),
+            orphans,
+        }
     }
 
     /// The records kept in their grace period, to remember across a restart.
@@ -93,6 +104,7 @@ impl Guarded {
         let read = self.source.snapshot().await.map(|s| {
             self.notes_changed = s.notes != self.notes;
             self.notes = s.notes;
+            self.objects = s.objects;
             (self.orphans.keep(s.wanted, jiff::Timestamp::now()), s.problem)
         });
         self.last.update(read)
@@ -101,6 +113,11 @@ impl Guarded {
     /// The notes of the last read that succeeded.
     pub fn notes(&self) -> &[String] {
         &self.notes
+    }
+
+    /// How many objects the last good read saw, by kind and namespace.
+    pub fn objects(&self) -> &BTreeMap<(String, String), usize> {
+        &self.objects
     }
 
     /// Whether the last read's notes differ from the one before (to report them once).
@@ -240,7 +257,12 @@ mod tests {
         let provenance =
             Provenance::Kubernetes { resource_kind: "Ingress".into(), namespace: "apps".into(), name: "web".into() };
         let zones = [(Name::parse("home.example").unwrap(), vec![WantedRecord::everywhere(set, provenance)])].into();
-        Snapshot { wanted: WantedState { zones, resolver_sets: Vec::new() }, problem: None, notes: Vec::new() }
+        Snapshot {
+            wanted: WantedState { zones, resolver_sets: Vec::new() },
+            problem: None,
+            notes: Vec::new(),
+            objects: BTreeMap::new(),
+        }
     }
 
     fn block_on<F: Future>(f: F) -> F::Output {

@@ -50,6 +50,22 @@ pub struct Objects {
     pub services: Vec<Service>,
 }
 
+impl Objects {
+    /// How many objects of each kind each namespace holds.
+    pub fn counts(&self) -> BTreeMap<(String, String), usize> {
+        let mut out = BTreeMap::new();
+        let mut count = |kind: &str, ns: Option<&String>| {
+            *out.entry((kind.to_string(), ns.cloned().unwrap_or_default())).or_default() += 1;
+        };
+        self.ingresses.iter().for_each(|o| count("Ingress", o.metadata.namespace.as_ref()));
+        self.services.iter().for_each(|o| count("Service", o.metadata.namespace.as_ref()));
+        self.ingress_routes.iter().for_each(|o| count("IngressRoute", o.metadata.namespace.as_ref()));
+        self.http_routes.iter().for_each(|o| count("HTTPRoute", o.metadata.namespace.as_ref()));
+        self.gateways.iter().for_each(|o| count("Gateway", o.metadata.namespace.as_ref()));
+        out
+    }
+}
+
 /// Something wrong with one object, reported on it; the rest still publish.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {

@@ -89,7 +89,7 @@ impl KubernetesSource {
         if found.outside_zones > 0 {
             notes.push(format!("{} name(s) in no configured zone were ignored", found.outside_zones));
         }
-        Ok(Snapshot { wanted: found.wanted, problem, notes })
+        Ok(Snapshot { wanted: found.wanted, problem, notes, objects: objects.counts() })
     }
 
     /// Every object of every kind the settings read, listed once.
