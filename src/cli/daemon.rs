@@ -47,6 +47,67 @@ pub(super) struct RunArgs {
     /// The private key of --tls-cert (PEM).
     #[arg(long, env = "ZONEKEEPER_TLS_KEY", value_name = "PATH", requires = "tls_cert")]
     pub(super) tls_key: Option<PathBuf>,
+    /// Elect one writer among replicas with a coordination.k8s.io/v1 Lease. On by itself
+    /// in a pod (KUBERNETES_SERVICE_HOST is set) unless --no-leader-election; this flag turns
+    /// it on elsewhere (a kubeconfig). Every replica plans and serves; only the leader writes.
+    #[arg(long, conflicts_with = "no_leader_election")]
+    pub(super) leader_election: bool,
+    /// Lead alone, even in a pod (a single replica, or `--once`).
+    #[arg(long)]
+    pub(super) no_leader_election: bool,
+    /// The Lease's name.
+    #[arg(long, env = "ZONEKEEPER_LEASE", value_name = "NAME", default_value = "zonekeeper")]
+    pub(super) lease: String,
+    /// The Lease's namespace. Default: $POD_NAMESPACE, else the pod's service-account
+    /// namespace, else `default`.
+    #[arg(long, env = "ZONEKEEPER_LEASE_NAMESPACE", value_name = "NAMESPACE")]
+    pub(super) lease_namespace: Option<String>,
+    /// This replica's identity in the Lease. Default: $POD_NAME, else the host name.
+    #[arg(long, env = "ZONEKEEPER_LEASE_IDENTITY", value_name = "NAME")]
+    pub(super) lease_identity: Option<String>,
+    /// How long a lease lasts unrenewed, in seconds: a stopped leader is replaced within it.
+    #[arg(long, value_name = "SECONDS", default_value = "15", value_parser = clap::value_parser!(u64).range(2..=3600))]
+    pub(super) lease_duration: u64,
+    /// The leader renews this many seconds before its lease would expire.
+    #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = clap::value_parser!(u64).range(1..=3599))]
+    pub(super) lease_renew_before: u64,
+}
+
+/// The election `run` takes part in, if any.
+fn election(args: &RunArgs) -> Result<Option<zonekeeper::daemon::leader::Election>> {
+    let in_pod = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+    if args.no_leader_election || !(args.leader_election || in_pod && !args.once) {
+        return Ok(None);
+    }
+    if args.lease_renew_before >= args.lease_duration {
+        bail!(
+            "--lease-renew-before ({}) must be less than --lease-duration ({})",
+            args.lease_renew_before,
+            args.lease_duration
+        );
+    }
+    const SA_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+    let namespace = args
+        .lease_namespace
+        .clone()
+        .or_else(|| std::env::var("POD_NAMESPACE").ok())
+        .or_else(|| std::fs::read_to_string(SA_NAMESPACE).ok().map(|n| n.trim().to_string()))
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "default".into());
+    let identity = args
+        .lease_identity
+        .clone()
+        .or_else(|| std::env::var("POD_NAME").ok())
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|h| h.trim().to_string()))
+        .filter(|n| !n.is_empty())
+        .context("no identity for the leader election: set POD_NAME or --lease-identity")?;
+    Ok(Some(zonekeeper::daemon::leader::Election {
+        lease: args.lease.clone(),
+        namespace,
+        identity,
+        duration: Duration::from_secs(args.lease_duration),
+        grace: Duration::from_secs(args.lease_renew_before),
+    }))
 }
 
 /// `zonekeeper run`.
@@ -65,6 +126,7 @@ pub(super) fn run(cli: &Cli, origin: Origin, args: &RunArgs) -> Result<ExitCode>
         ref webhook_secret_file,
         ref tls_cert,
         ref tls_key,
+        ..
     } = *args;
     let options = zonekeeper::daemon::RunOptions {
         dry_run,
@@ -81,6 +143,7 @@ pub(super) fn run(cli: &Cli, origin: Origin, args: &RunArgs) -> Result<ExitCode>
         webhook_secret: webhook_secret(webhook_secret_file.as_deref())?,
         watch: (origin.worktree && origin.remote().is_none()).then(|| cli.repo.clone()),
         tls: tls_cert.clone().zip(tls_key.clone()),
+        election: election(args)?,
     };
     let (credentials, repo, remote) = (cli.credentials.clone(), cli.repo.clone(), origin.remote().is_some());
     let reload: zonekeeper::daemon::Reload =

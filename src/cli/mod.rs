@@ -170,7 +170,7 @@ enum Command {
     /// (polled, or announced by a webhook), on file changes (--worktree), on a periodic resync
     /// and on request; serve an HTTP API, a web UI, metrics and health. Stops on SIGTERM or
     /// SIGINT after the write in flight; SIGHUP re-reads the credentials file.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Manage the API tokens of `run` (kept hashed in its state document).
     Token {
         #[command(subcommand)]
@@ -262,10 +262,12 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
     let origin = Origin::from_cli(&cli)?;
     // Started only now: reading the credentials edits the environment, which must happen
     // before any thread exists.
-    let watched = matches!(
-        cli.command,
-        Command::Preview { watch: true, .. } | Command::Run(RunArgs { once: false, .. }) | Command::Token { .. }
-    );
+    let watched = match &cli.command {
+        Command::Preview { watch, .. } => *watch,
+        Command::Run(r) => !r.once,
+        Command::Token { .. } => true,
+        _ => false,
+    };
     if cli.timeout > 0 && !watched {
         let limit = cli.timeout;
         std::thread::spawn(move || {

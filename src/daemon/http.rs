@@ -290,6 +290,7 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     };
     let mut body = serde_json::json!({
         "ready": s.settings_loaded,
+        "leader": s.leader,
         "sources": s.sources.iter().map(|(n, h)| (n.clone(), serde_json::json!({"state": word(h), "error": h.error}))).collect::<serde_json::Map<_, _>>(),
         "targets": s.targets.iter().map(|(n, h)| (n.clone(), serde_json::json!({"state": word(h), "error": h.error}))).collect::<serde_json::Map<_, _>>(),
     });

@@ -183,7 +183,7 @@ impl Metrics {
         );
         registry.register(
             "zonekeeper_leader",
-            "1 when this process is the one that writes (there is no leader election yet: always 1)",
+            "1 when this process is the one that writes: it holds the leader lease, or leads alone",
             m.leader.clone(),
         );
         registry.register(
@@ -195,7 +195,6 @@ impl Metrics {
             ]),
         );
         registry.register_collector(Box::new(m.commit.clone()));
-        m.leader.set(1);
         Metrics { registry, ..m }
     }
 

@@ -17,6 +17,7 @@
 
 pub mod auth;
 pub mod http;
+pub mod leader;
 pub mod metrics;
 pub mod state;
 pub mod tls;
@@ -59,6 +60,8 @@ pub enum Trigger {
     Reload,
     /// A source beside the repository changed (a watch event).
     Source,
+    /// This replica became the leader: it reads every target and applies what is pending.
+    Leader,
 }
 
 impl Trigger {
@@ -73,13 +76,17 @@ impl Trigger {
             Trigger::Retry => "retry",
             Trigger::Reload => "reload",
             Trigger::Source => "source",
+            Trigger::Leader => "leader",
         }
     }
 
     /// A full reconcile reads every target zone; the others re-plan only the zones whose
     /// desired state moved since the last clean run.
     pub fn full(self) -> bool {
-        matches!(self, Trigger::Startup | Trigger::Resync | Trigger::Api | Trigger::Retry | Trigger::Reload)
+        matches!(
+            self,
+            Trigger::Startup | Trigger::Resync | Trigger::Api | Trigger::Retry | Trigger::Reload | Trigger::Leader
+        )
     }
 }
 
@@ -116,7 +123,8 @@ pub struct Report {
     pub trigger: &'static str,
     pub started: String,
     pub seconds: f64,
-    /// applied, in_sync, planned (dry run), unchanged (no target read: nothing moved),
+    /// applied, in_sync, planned (dry run), standby (planned by a replica that does not hold
+    /// the leader lease: it writes nothing), unchanged (no target read: nothing moved),
     /// failed (no desired state in force).
     pub outcome: &'static str,
     pub dry_run: bool,
@@ -186,6 +194,10 @@ pub struct Status {
     pub failures: u64,
     pub sources: BTreeMap<String, Health>,
     pub targets: BTreeMap<String, Health>,
+    /// This process writes: it holds the leader lease, or leads alone.
+    pub leader: bool,
+    /// The lease and the identity this process takes part in the election with.
+    pub election: Option<String>,
     #[serde(skip)]
     pub plan: Option<serde_json::Value>,
     #[serde(skip)]
@@ -198,6 +210,8 @@ pub struct Shared {
     pub metrics: Arc<metrics::Metrics>,
     pub events: broadcast::Sender<Event>,
     pub state_file: state::StateFile,
+    /// Whether this process may write (leader election, or alone).
+    pub leader: leader::Leadership,
     pub scheduler: Scheduler,
 }
 
@@ -280,6 +294,8 @@ pub struct RunOptions {
     pub watch: Option<PathBuf>,
     /// Serve the API and the UI over TLS: the certificate chain and the key, PEM files.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Take part in a leader election; `None`: lead alone.
+    pub election: Option<leader::Election>,
 }
 
 /// Re-reads the operator's credentials on SIGHUP.
@@ -311,6 +327,14 @@ pub fn run(options: RunOptions, repo: Repo, secrets: Secrets, reload: Reload) ->
     let metrics = Arc::new(metrics::Metrics::new());
     crate::targets::telemetry::set(Box::new(metrics::RequestRecorder(metrics.clone())));
     let (events, _) = broadcast::channel(1024);
+    let (stop_election, stopped) = watch::channel(false);
+    let (leader, election) = match &options.election {
+        None => (leader::Leadership::alone(), None),
+        Some(e) => {
+            let (l, task) = runtime.block_on(leader::Leadership::join(e.clone(), stopped))?;
+            (l, Some(task))
+        }
+    };
     let shared = Arc::new(Shared {
         status: RwLock::new(Status {
             version: env!("CARGO_PKG_VERSION"),
@@ -321,8 +345,17 @@ pub fn run(options: RunOptions, repo: Repo, secrets: Secrets, reload: Reload) ->
         events,
         state_file,
         scheduler: Scheduler::default(),
+        leader,
     });
-    runtime.block_on(serve(options, shared, (repo, secrets), reload))
+    let ended = runtime.block_on(serve(options, shared, (repo, secrets), reload));
+    if let Some(task) = election {
+        // Released on the way out, so another replica takes over now, not at expiry.
+        let _ = stop_election.send(true);
+        if runtime.block_on(tokio::time::timeout(Duration::from_secs(5), task)).is_err() {
+            tracing::warn!("the lease was not released in time; it expires by itself");
+        }
+    }
+    ended
 }
 
 /// A request to the worker thread.
@@ -434,6 +467,7 @@ async fn serve(
         });
     }
 
+    triggers::leadership(shared.clone(), stop.clone());
     shared.scheduler.trigger(Trigger::Startup);
     let coordinator = coordinate(options.clone(), shared.clone(), jobs, stop.clone());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("SIGTERM")?;

@@ -17,6 +17,38 @@ pub fn start(options: &RunOptions, shared: Arc<Shared>, stop: watch::Receiver<bo
     }
 }
 
+/// Follows the leader election: the status and `zonekeeper_leader` say whether this replica
+/// leads, and a replica that becomes the leader reconciles in full at once.
+pub fn leadership(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let publish = |shared: &Shared, leads: bool| {
+        shared.metrics.leader.set(i64::from(leads));
+        shared.update(|s| {
+            s.leader = leads;
+            s.election = shared.leader.describe();
+        });
+    };
+    publish(&shared, shared.leader.leads());
+    let Some(mut changes) = shared.leader.changes() else { return };
+    super::spawn(async move {
+        loop {
+            tokio::select! {
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        publish(&shared, false);
+                        return;
+                    }
+                    let leads = *changes.borrow_and_update();
+                    publish(&shared, leads);
+                    if leads {
+                        shared.scheduler.trigger(Trigger::Leader);
+                    }
+                }
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    });
+}
+
 /// `trigger` every `period` (the first one a period from now: the startup run covers now).
 fn every(period: Duration, trigger: Trigger, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     if period.is_zero() {

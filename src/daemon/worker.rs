@@ -117,7 +117,8 @@ impl Sources {
             .filter(|g| !g.orphans().is_empty())
             .map(|g| (g.name().to_string(), g.orphans().to_vec()))
             .collect();
-        if self.dry_run || now == self.remembered {
+        // Only the leader writes the state document.
+        if self.dry_run || !self.shared.leader.leads() || now == self.remembered {
             return;
         }
         let result = self.shared.state_file.update::<_, StateError>(|doc| {
@@ -364,6 +365,9 @@ impl Worker {
         let pending = if self.dry_run {
             report.outcome = "planned";
             planned.clone()
+        } else if !self.shared.leader.leads() {
+            report.outcome = "standby";
+            planned.clone()
         } else {
             self.apply(&state, &planned, report)
         };
@@ -378,7 +382,9 @@ impl Worker {
         }
         self.rows = Some(Rows { scope: scope.clone(), unread, rows });
         self.target_health(&planned, report);
-        if report.errors.is_empty() {
+        // A standby replica applied nothing: when it leads, it must not think the targets hold
+        // what it planned.
+        if report.errors.is_empty() && report.outcome != "standby" {
             self.clean = Some(digests);
             if !self.dry_run {
                 self.remember(report.commit.clone());
@@ -407,6 +413,15 @@ impl Worker {
         }
         if !plan.targets.iter().any(TargetPlan::has_changes) {
             report.outcome = "in_sync";
+            return plan.clone();
+        }
+        // Leadership is checked at the moment of the write: the Lease itself is read.
+        if let Err(e) = self.sources.runtime.block_on(self.shared.leader.confirm()) {
+            tracing::warn!(error = %e, "nothing is written");
+            match e {
+                super::leader::LeaderError::NotHolder { .. } => report.outcome = "standby",
+                super::leader::LeaderError::Unreadable { .. } => report.error("leader", "lease", e.to_string(), None),
+            }
             return plan.clone();
         }
         let places = reconcile::lock_places(state, &self.secrets, None);

@@ -256,6 +256,9 @@ impl Target for HostsTarget {
         }
         let updated = self.splice(&current, zone, section(after)?)?;
         if updated != current {
+            if let Some(why) = super::stop_reason() {
+                return Ok(super::skipped(plan, why));
+            }
             super::create_parent(&self.path)?;
             super::atomic::write_atomic(&self.path, updated.as_bytes())?;
         }

@@ -21,8 +21,34 @@ pub fn request_stop() {
     STOP.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
+/// Until when (milliseconds since the Unix epoch) this process may write: the expiry of the
+/// Lease it last saw itself hold. A process that leads alone may always write.
+static LEADING_UNTIL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(u64::MAX);
+
+/// Sets when this process stops leading (leader election): every target checks it before each
+/// write, so a replica that loses its Lease stops after the write in flight.
+pub fn lead_until(until: std::time::SystemTime) {
+    let ms = until.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    LEADING_UNTIL.store(ms, std::sync::atomic::Ordering::SeqCst);
+}
+
 pub fn stop_requested() -> bool {
-    STOP.load(std::sync::atomic::Ordering::SeqCst)
+    stop_reason().is_some()
+}
+
+/// Why no further write may be sent, if one may not.
+pub fn stop_reason() -> Option<&'static str> {
+    if STOP.load(std::sync::atomic::Ordering::SeqCst) {
+        return Some("not sent: the process is stopping");
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    (now >= LEADING_UNTIL.load(std::sync::atomic::Ordering::SeqCst))
+        .then_some("not sent: this replica does not hold the leader lease")
+}
+
+/// Every change of `plan` skipped for `why`.
+pub(crate) fn skipped(plan: &TargetPlan, why: &str) -> Vec<Outcome> {
+    vec![Outcome::Skipped(why.to_string()); plan.changes.len()]
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -153,6 +179,9 @@ pub(crate) fn write_native(path: &std::path::Path, plan: &TargetPlan) -> Result<
         // The file already reads as planned.
         return Ok(all());
     };
+    if let Some(why) = stop_reason() {
+        return Ok(skipped(plan, why));
+    }
     if after.is_empty() {
         // Nothing of ours is left in this file: remove it (an orphaned zone's file).
         return match std::fs::remove_file(path) {

@@ -14,6 +14,9 @@
 //!   until `timeoutSeconds`; a RV older than the last `compact` gets one `ERROR` event with a
 //!   `Status` of code 410, reason `Expired` (the client must list again).
 //!
+//! Leases and ConfigMaps are served by name, with server-side apply's field ownership and
+//! resourceVersion preconditions (see `objects`).
+//!
 //! It records every request path, and writes a kubeconfig that points at it.
 
 use std::net::SocketAddr;
@@ -23,6 +26,9 @@ use axum::extract::{Request, State as AxumState};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+
+#[path = "kube_objects.rs"]
+pub mod objects;
 
 #[derive(Default)]
 pub struct State {
@@ -38,6 +44,10 @@ pub struct State {
     events: Vec<(u64, String, &'static str, Value)>,
     /// Watches from a resourceVersion below this one are told it has expired.
     compacted: u64,
+    /// Leases and ConfigMaps by (plural, namespace, name).
+    pub singles: std::collections::BTreeMap<(String, String, String), objects::Single>,
+    /// Every request on a single object, with the status it got: `PATCH /apis/... 409`.
+    pub answers: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -85,13 +95,39 @@ fn kind_of(path: &str) -> Option<(&'static str, String)> {
 async fn handle(AxumState(shared): AxumState<Shared>, req: Request) -> Response {
     let state = shared.state.clone();
     let path = req.uri().path().to_string();
-    let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let (auth, content_type, user_agent) = {
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        (header("authorization"), header("content-type"), header("user-agent"))
+    };
+    let (method, uri) = (req.method().clone(), req.uri().clone());
+    let Ok(body) = axum::body::to_bytes(req.into_body(), 4 << 20).await else {
+        return status(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", "the request is too large");
+    };
     let mut st = state.lock().unwrap();
-    st.requests.push(format!("{} {}", req.method(), req.uri()));
-    if auth.as_deref() != Some(&format!("Bearer {}", st.token)) {
+    st.requests.push(format!("{method} {uri}"));
+    if auth != format!("Bearer {}", st.token) {
         return status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized");
     }
-    if req.method() != axum::http::Method::GET {
+    let query: std::collections::HashMap<String, String> =
+        serde_urlencoded::from_str(uri.query().unwrap_or("")).unwrap_or_default();
+    if let Some(route) = objects::route(&path) {
+        if st.fail {
+            return status(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "etcdserver: request timed out");
+        }
+        let ask = objects::Ask {
+            method: method.as_str(),
+            content_type: &content_type,
+            query: &query,
+            user_agent: &user_agent,
+            body: &body,
+        };
+        let st = &mut *st;
+        let answer = objects::handle(&mut st.singles, &mut st.resource_version, route, ask);
+        st.answers.push(format!("{method} {uri} {}", answer.status().as_u16()));
+        return answer;
+    }
+    let req_method = method;
+    if req_method != axum::http::Method::GET {
         return status(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "the server does not allow this method");
     }
     if !st.served.contains(&path) {
@@ -103,8 +139,6 @@ async fn handle(AxumState(shared): AxumState<Shared>, req: Request) -> Response 
     let Some((kind, api_version)) = kind_of(&path) else {
         return status(StatusCode::NOT_FOUND, "NotFound", "the server could not find the requested resource");
     };
-    let query: std::collections::HashMap<String, String> =
-        serde_urlencoded::from_str(req.uri().query().unwrap_or("")).unwrap_or_default();
     if matches!(query.get("watch").map(String::as_str), Some("true" | "1")) {
         let Some(from) = query.get("resourceVersion").and_then(|v| v.parse::<u64>().ok()) else {
             return status(StatusCode::BAD_REQUEST, "BadRequest", "a watch needs a resourceVersion from a list");

@@ -190,8 +190,8 @@ impl TechnitiumTarget {
     /// One outcome per change of `plan.changes`, in its order.
     async fn apply_async(&self, client: &Client, zone: &Name, plan: &TargetPlan) -> Vec<Outcome> {
         let n = plan.changes.len();
-        if super::stop_requested() {
-            return vec![Outcome::Skipped("not sent: the process is stopping".into()); n];
+        if let Some(why) = super::stop_reason() {
+            return vec![Outcome::Skipped(why.into()); n];
         }
         // A plan that found nothing of ours may be for a zone still to be created.
         if self.settings.create_zones && plan.owned == 0 && plan.drift.is_empty() && plan.unowned_elsewhere == 0 {
