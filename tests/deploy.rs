@@ -68,7 +68,28 @@ fn every_overlay_renders_and_passes_the_kubernetes_schemas_strictly() {
         assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{overlay}");
         assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz", "{overlay}");
         assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz", "{overlay}");
-        assert_eq!(find(&docs, "Deployment")["spec"]["replicas"], 1, "{overlay}: no leader election yet");
+        // Several replicas only where the overlay says so; in a pod, run elects its leader.
+        let replicas = if overlay.starts_with("ha-") { 3 } else { 1 };
+        assert_eq!(find(&docs, "Deployment")["spec"]["replicas"], replicas, "{overlay}");
+        let env = container["env"].as_array().unwrap();
+        assert!(env.iter().any(|e| e["name"] == "POD_NAME"), "{overlay}: the Lease identity is the pod's name");
+        if replicas > 1 {
+            let volumes = pod["volumes"].as_array().unwrap();
+            assert!(!volumes.iter().any(|v| v.get("persistentVolumeClaim").is_some()), "{overlay}: RWO under replicas");
+            assert!(docs.iter().all(|d| d["kind"] != "PersistentVolumeClaim"), "{overlay}");
+        }
+        // The Lease: create, and get/update/patch on the one named `zonekeeper`; nothing more.
+        let role = find(&docs, "Role");
+        assert_eq!(
+            role["rules"],
+            serde_json::json!([
+                {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+                {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": ["zonekeeper"],
+                 "verbs": ["get", "update", "patch"]},
+            ]),
+            "{overlay}"
+        );
+        assert_eq!(find(&docs, "RoleBinding")["roleRef"]["name"], role["metadata"]["name"], "{overlay}");
         // Reads only: get, list and watch, nothing else, cluster-wide.
         for rule in find(&docs, "ClusterRole")["rules"].as_array().unwrap() {
             assert_eq!(rule["verbs"], serde_json::json!(["get", "list", "watch"]), "{overlay}: {rule}");

@@ -261,6 +261,7 @@ fn of_two_replicas_only_the_leader_writes_and_the_other_takes_over_when_it_stops
     a.d.signal(libc::SIGTERM, Duration::from_secs(15));
     b.d.wait_until(limit, "b leads", || b.leads());
     let took = stopped.elapsed();
+    eprintln!("takeover took {took:?}");
     assert!(took < Duration::from_secs(3) + Duration::from_secs(2), "takeover took {took:?}");
     assert_eq!(holder_of(&k).as_deref(), Some("replica-b"));
     // Its first act is a full reconcile that finds nothing to do: nothing is written twice.
