@@ -147,9 +147,7 @@ async fn two_lease_managers_take_turns() {
     assert_eq!(lease.spec.unwrap().holder_identity.as_deref(), Some("a"), "a renewed it");
     // a lets go: b takes it.
     a.release().await.unwrap();
-    let started = Instant::now();
     assert!(tokio::time::timeout(Duration::from_secs(10), b.changed()).await.unwrap().unwrap(), "b leads");
-    assert!(started.elapsed() < Duration::from_secs(10));
     let lease = kube::Api::<Lease>::namespaced(c, NS).get("turns").await.unwrap().spec.unwrap();
     assert_eq!(lease.holder_identity.as_deref(), Some("b"));
     assert_eq!(lease.lease_transitions, Some(2), "each new holder counts a transition");
