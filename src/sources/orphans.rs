@@ -54,7 +54,9 @@ impl Orphans {
         let present: HashSet<Key> = fresh.zones.iter().flat_map(|(z, rs)| rs.iter().map(move |r| key(z, r))).collect();
         let mut held: Vec<Orphan> = std::mem::take(&mut self.held);
         held.retain(|o| !present.contains(&key(&o.zone, &o.record)));
-        let since = now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+        // To the millisecond: a time cut to the second would end a grace period up to a
+        // second early.
+        let since = now.round(jiff::Unit::Millisecond).unwrap_or(now).to_string();
         for (zone, records) in self.seen.take().map(|s| s.zones).into_iter().flatten() {
             for record in records {
                 let k = key(&zone, &record);
