@@ -26,7 +26,8 @@ async fn client(k: &Kube, dir: &std::path::Path) -> kube::Client {
     kube::Client::try_from(config).unwrap()
 }
 
-fn holder(spec_holder: &str) -> serde_json::Value {
+/// An applied configuration of the Lease naming `spec_holder` as its holder.
+fn applied_lease(spec_holder: &str) -> serde_json::Value {
     json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
         "spec": {"holderIdentity": spec_holder, "leaseDurationSeconds": 15,
                  "renewTime": "2026-12-07T10:00:00.000000Z"}})
@@ -47,7 +48,7 @@ async fn a_second_manager_applying_a_held_field_gets_a_conflict_unless_it_forces
 
     // Apply creates; the manager owns what it applied.
     let a = PatchParams::apply("candidate-a");
-    let got = api.patch("zk", &a, &Patch::Apply(holder("a"))).await.unwrap();
+    let got = api.patch("zk", &a, &Patch::Apply(applied_lease("a"))).await.unwrap();
     assert_eq!(got.spec.unwrap().holder_identity.as_deref(), Some("a"));
     let first_rv = got.metadata.resource_version.unwrap();
     let owners = got.metadata.managed_fields.unwrap();
@@ -55,15 +56,20 @@ async fn a_second_manager_applying_a_held_field_gets_a_conflict_unless_it_forces
     assert_eq!((owners[0].manager.as_deref(), owners[0].operation.as_deref()), (Some("candidate-a"), Some("Apply")));
 
     // The same apply again changes nothing: no new resourceVersion.
-    let again = api.patch("zk", &a, &Patch::Apply(holder("a"))).await.unwrap();
+    let again = api.patch("zk", &a, &Patch::Apply(applied_lease("a"))).await.unwrap();
     assert_eq!(again.metadata.resource_version.unwrap(), first_rv);
+    // A resourceVersion in the applied configuration is a precondition.
+    let mut stale = applied_lease("a");
+    stale["metadata"] = json!({"resourceVersion": "1"});
+    let (code, _, message) = api_error(api.patch("zk", &a, &Patch::Apply(stale)).await.unwrap_err());
+    assert!(code == 409 && message.contains("the object has been modified"), "{code} {message}");
 
     // Another manager applying a different holder conflicts; the same values would not.
     let b = PatchParams::apply("candidate-b");
-    let (code, reason, message) = api_error(api.patch("zk", &b, &Patch::Apply(holder("b"))).await.unwrap_err());
+    let (code, reason, message) = api_error(api.patch("zk", &b, &Patch::Apply(applied_lease("b"))).await.unwrap_err());
     assert_eq!((code, reason.as_str()), (409, "Conflict"));
     assert!(message.contains("conflict with \"candidate-a\": .spec.holderIdentity"), "{message}");
-    assert!(api.patch("zk", &b, &Patch::Apply(holder("a"))).await.is_ok(), "shared ownership of equal values");
+    assert!(api.patch("zk", &b, &Patch::Apply(applied_lease("a"))).await.is_ok(), "shared ownership of equal values");
     let lease = api.get("zk").await.unwrap();
     assert_eq!(lease.spec.unwrap().holder_identity.as_deref(), Some("a"), "the conflict wrote nothing");
 
@@ -73,16 +79,16 @@ async fn a_second_manager_applying_a_held_field_gets_a_conflict_unless_it_forces
     let released = api.patch("zk", &pp, &Patch::Strategic(release)).await.unwrap();
     assert_eq!(released.spec.as_ref().unwrap().holder_identity, None);
     // With the holder's fields gone, b's apply of a new holder goes through.
-    let taken = api.patch("zk", &b, &Patch::Apply(holder("b"))).await.unwrap();
+    let taken = api.patch("zk", &b, &Patch::Apply(applied_lease("b"))).await.unwrap();
     assert_eq!(taken.spec.unwrap().holder_identity.as_deref(), Some("b"));
     // And now a, applying again, is the one in conflict; forcing takes the fields over.
-    assert_eq!(api_error(api.patch("zk", &a, &Patch::Apply(holder("a"))).await.unwrap_err()).0, 409);
-    let forced = api.patch("zk", &a.clone().force(), &Patch::Apply(holder("a"))).await.unwrap();
+    assert_eq!(api_error(api.patch("zk", &a, &Patch::Apply(applied_lease("a"))).await.unwrap_err()).0, 409);
+    let forced = api.patch("zk", &a.clone().force(), &Patch::Apply(applied_lease("a"))).await.unwrap();
     assert_eq!(forced.spec.unwrap().holder_identity.as_deref(), Some("a"));
 
     // What the real server refuses, the double refuses.
     let no_manager = PatchParams { field_manager: None, ..PatchParams::default() };
-    let e = api.patch("zk", &no_manager, &Patch::Apply(holder("c"))).await.unwrap_err();
+    let e = api.patch("zk", &no_manager, &Patch::Apply(applied_lease("c"))).await.unwrap_err();
     assert_eq!(api_error(e).0, 422, "an apply needs a fieldManager");
     let zero = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "spec": {"leaseDurationSeconds": 0}});
     assert_eq!(api_error(api.patch("zk", &a.clone().force(), &Patch::Apply(zero)).await.unwrap_err()).0, 422);

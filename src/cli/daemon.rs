@@ -52,7 +52,7 @@ pub(super) struct RunArgs {
     /// it on elsewhere (a kubeconfig). Every replica plans and serves; only the leader writes.
     #[arg(long, conflicts_with = "no_leader_election")]
     pub(super) leader_election: bool,
-    /// Lead alone, even in a pod (a single replica, or `--once`).
+    /// Lead alone, even in a pod (a single replica). `--once` always leads alone.
     #[arg(long)]
     pub(super) no_leader_election: bool,
     /// The Lease's name.

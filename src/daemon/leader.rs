@@ -125,11 +125,6 @@ impl Leadership {
         self.elected.as_ref().is_none_or(|e| *e.leads.borrow())
     }
 
-    /// Whether an election runs at all.
-    pub fn elected(&self) -> bool {
-        self.elected.is_some()
-    }
-
     /// Changes of `leads()`, when an election runs.
     pub fn changes(&self) -> Option<watch::Receiver<bool>> {
         self.elected.as_ref().map(|e| e.leads.clone())
@@ -160,7 +155,7 @@ impl Leadership {
         Ok(())
     }
 
-    /// `namespace/name (identity)` for the status.
+    /// `namespace/name as identity` for the status.
     pub fn describe(&self) -> Option<String> {
         self.elected.as_ref().map(|e| format!("{} as {}", lease_name(&e.election), e.election.identity))
     }

@@ -6,7 +6,8 @@
 //! - `PUT .../{name}` replaces; a `metadata.resourceVersion` in the body must be the current
 //!   one, else `409 Conflict` ("the object has been modified"); these kinds never create on PUT;
 //! - `PATCH .../{name}` with `application/apply-patch+yaml` is a server-side apply: it needs a
-//!   `fieldManager`, creates a missing object, and without `force=true` answers `409 Conflict`
+//!   `fieldManager`, creates a missing object, holds a `metadata.resourceVersion` it carries as a
+//!   precondition, and without `force=true` answers `409 Conflict`
 //!   (`Apply failed with N conflict(s): conflict with "m": .spec.f`) when it would change a field
 //!   another manager owns; `application/merge-patch+json` and
 //!   `application/strategic-merge-patch+json` (the same for these kinds: maps of scalars) merge,
@@ -308,6 +309,12 @@ fn apply(
         return e;
     }
     let key = (r.plural().to_string(), ns.to_string(), name.to_string());
+    // A resourceVersion in the applied configuration is a precondition, as on an update.
+    if let (Some(given), Some(live)) = (applied["metadata"]["resourceVersion"].as_str(), store.get(&key))
+        && given != live.object["metadata"]["resourceVersion"].as_str().unwrap_or("")
+    {
+        return modified(r, name);
+    }
     let created = !store.contains_key(&key);
     let single = store.entry(key).or_insert_with(|| Single { object: Value::Object(Map::new()), managed: Vec::new() });
     let wanted: BTreeMap<FieldPath, Value> = leaves(&applied).into_iter().filter(|(_, v)| !v.is_null()).collect();
