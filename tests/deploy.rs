@@ -78,7 +78,8 @@ fn every_overlay_renders_and_passes_the_kubernetes_schemas_strictly() {
             assert!(!volumes.iter().any(|v| v.get("persistentVolumeClaim").is_some()), "{overlay}: RWO under replicas");
             assert!(docs.iter().all(|d| d["kind"] != "PersistentVolumeClaim"), "{overlay}");
         }
-        // The Lease: create, and get/update/patch on the one named `zonekeeper`; nothing more.
+        // The Lease: create, and get/update/patch on the one named `zonekeeper`; the state
+        // document: create, and get/update on the ConfigMap the pod is told to use.
         let role = find(&docs, "Role");
         assert_eq!(
             role["rules"],
@@ -86,9 +87,15 @@ fn every_overlay_renders_and_passes_the_kubernetes_schemas_strictly() {
                 {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
                 {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": ["zonekeeper"],
                  "verbs": ["get", "update", "patch"]},
+                {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
+                {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["zonekeeper-state"],
+                 "verbs": ["get", "update"]},
             ]),
             "{overlay}"
         );
+        let state = env.iter().find(|e| e["name"] == "ZONEKEEPER_STATE_CONFIGMAP").expect("the state ConfigMap");
+        assert_eq!(state["value"], "zonekeeper-state", "{overlay}");
+        assert!(env.iter().all(|e| e["name"] != "ZONEKEEPER_STATE"), "{overlay}: no state file on a read-only root");
         assert_eq!(find(&docs, "RoleBinding")["roleRef"]["name"], role["metadata"]["name"], "{overlay}");
         // Reads only: get, list and watch, nothing else, cluster-wide.
         for rule in find(&docs, "ClusterRole")["rules"].as_array().unwrap() {

@@ -19,6 +19,8 @@ use support::{Credentials, Repo};
 const TOKEN: &str = "double-token";
 const DNS_TOKEN: &str = "t0ken-leader-2c9f";
 const NS: &str = "zonekeeper";
+/// The replicas' shared state document.
+const STATE: &str = "zonekeeper/zonekeeper-state";
 
 async fn client(k: &Kube, dir: &std::path::Path) -> kube::Client {
     let kubeconfig = kube::config::Kubeconfig::read_from(k.kubeconfig(dir, TOKEN)).unwrap();
@@ -201,6 +203,8 @@ fn replica(repo: &Repo, k: &Kube, creds: &Credentials, identity: &str) -> Replic
         ("POD_NAMESPACE", OsStr::new(NS)),
     ];
     let args = [
+        "--state-configmap",
+        STATE,
         "--leader-election",
         "--lease-identity",
         identity,
@@ -240,14 +244,39 @@ fn of_two_replicas_only_the_leader_writes_and_the_other_takes_over_when_it_stops
         Credentials::new(&format!("credentials:\n  - {{origin: \"{}\", tokenEnv: ZK_TEST_TOKEN}}\n", dns.url()));
     let limit = Duration::from_secs(20);
 
+    // An API token made from the command line (as `kubectl exec` into any pod would) lands in
+    // the ConfigMap both replicas read.
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = k.kubeconfig(dir.path(), TOKEN);
+    let made = std::process::Command::new(assert_cmd::cargo::cargo_bin("zonekeeper"))
+        .args(["token", "create", "ops", "--state-configmap", STATE])
+        .env("KUBECONFIG", &kubeconfig)
+        .env_remove("ZONEKEEPER_STATE")
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let api_token = String::from_utf8_lossy(&made.stdout).trim().to_string();
+
     let mut a = replica(&repo, &k, &creds, "replica-a");
     a.d.wait_until(limit, "a leads", || a.leads());
     let b = replica(&repo, &k, &creds, "replica-b");
+    for r in [&a, &b] {
+        assert_eq!(
+            r.d.post("/api/v1/reconcile", &[("Authorization", &format!("Bearer {api_token}"))], b"").status,
+            202
+        );
+    }
     a.d.wait_until(limit, "the leader publishes the Ingress", || dns.writes().iter().any(|w| w.contains("wiki.")));
     // b plans (its reflectors are warm, its status is served) but stands by.
     b.d.wait_until(limit, "b has reconciled", || b.d.finished().iter().any(|r| r["fields"]["outcome"] == "standby"));
     assert!(!b.leads());
     assert_eq!(holder_of(&k).as_deref(), Some("replica-a"));
+    // The leader remembers the commit it applied in the shared document.
+    a.d.wait_until(limit, "the last good commit in the ConfigMap", || {
+        let st = k.state.lock().unwrap();
+        let key = ("configmaps".to_string(), NS.to_string(), "zonekeeper-state".to_string());
+        st.singles.get(&key).is_some_and(|s| s.object["data"]["state.json"].as_str().unwrap_or("").contains("lastGood"))
+    });
     let metrics = b.d.ops_get("/metrics").body;
     assert!(metrics.contains("zonekeeper_leader 0"), "{metrics}");
     assert!(a.d.ops_get("/metrics").body.contains("zonekeeper_leader 1"));

@@ -33,6 +33,11 @@ pub(super) struct RunArgs {
     /// $XDG_STATE_HOME/zonekeeper/state.json, else ~/.local/state/zonekeeper/state.json.
     #[arg(long, env = "ZONEKEEPER_STATE", value_name = "FILE")]
     pub(super) state: Option<PathBuf>,
+    /// Keep the state document in this ConfigMap (key state.json) instead of a file: for a
+    /// pod, whose root filesystem is read-only, and for replicas that share it. Created when
+    /// missing; namespace default: the pod's (or the kubeconfig context's).
+    #[arg(long, env = "ZONEKEEPER_STATE_CONFIGMAP", value_name = "[NAMESPACE/]NAME", conflicts_with = "state")]
+    pub(super) state_configmap: Option<String>,
     /// Let anyone who reaches --listen read status, records, plan and events without a
     /// token (writes always need one).
     #[arg(long)]
@@ -122,6 +127,7 @@ pub(super) fn run(cli: &Cli, origin: Origin, args: &RunArgs) -> Result<ExitCode>
         debounce,
         shutdown_timeout,
         ref state,
+        ref state_configmap,
         open_reads,
         ref webhook_secret_file,
         ref tls_cert,
@@ -137,7 +143,7 @@ pub(super) fn run(cli: &Cli, origin: Origin, args: &RunArgs) -> Result<ExitCode>
         resync: Duration::from_secs(resync),
         debounce: Duration::from_millis(debounce),
         shutdown_timeout: Duration::from_secs(shutdown_timeout),
-        state: state_path(state.as_deref())?,
+        state: state_location(state.as_deref(), state_configmap.as_deref())?,
         lock_dir: cache_root()?.join("locks"),
         open_reads,
         webhook_secret: webhook_secret(webhook_secret_file.as_deref())?,
@@ -159,9 +165,9 @@ pub(super) fn run(cli: &Cli, origin: Origin, args: &RunArgs) -> Result<ExitCode>
 }
 
 /// `zonekeeper token create|list|revoke`.
-pub(super) fn token(action: &TokenAction, state: &Path) -> Result<ExitCode> {
-    use zonekeeper::daemon::{auth, state::StateFile};
-    let file = StateFile::new(state);
+pub(super) fn token(action: &TokenAction, state: &StateLocation) -> Result<ExitCode> {
+    use zonekeeper::daemon::auth;
+    let file = state.open()?;
     match action {
         TokenAction::Create { name } => {
             let token = auth::create(&file, name, &zonekeeper::daemon::state::now())?;
@@ -171,7 +177,7 @@ pub(super) fn token(action: &TokenAction, state: &Path) -> Result<ExitCode> {
         TokenAction::List => {
             let doc = file.read()?;
             if doc.tokens.is_empty() {
-                eprintln!("no tokens in {}", file.path().display());
+                eprintln!("no tokens in {}", file.shown());
             }
             for (name, t) in &doc.tokens {
                 println!("{name}\t{}", t.created);

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
+use zonekeeper::daemon::state::StateLocation;
 use zonekeeper::desired::diagnostic::ValidationReport;
 use zonekeeper::desired::files::{Files, WorkTree};
 use zonekeeper::desired::{self, DesiredState, Invalid, TargetKind, TargetSettings, yaml::DocKind};
@@ -178,6 +179,15 @@ enum Command {
         /// The state document, as for `run --state`.
         #[arg(long, env = "ZONEKEEPER_STATE", value_name = "FILE", global = true)]
         state: Option<PathBuf>,
+        /// The state document's ConfigMap, as for `run --state-configmap`.
+        #[arg(
+            long,
+            env = "ZONEKEEPER_STATE_CONFIGMAP",
+            value_name = "[NAMESPACE/]NAME",
+            global = true,
+            conflicts_with = "state"
+        )]
+        state_configmap: Option<String>,
     },
     /// Write the JSON Schemas of the file formats to schema/ (from the Rust types).
     Schema {
@@ -293,7 +303,9 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             origin.with_state_in_force(|state, _| export(state, &origin.secrets, &target, zone.as_deref(), corefile))
         }
         Command::Run(ref args) => daemon::run(&cli, origin, args),
-        Command::Token { ref action, ref state } => token(action, &state_path(state.as_deref())?),
+        Command::Token { ref action, ref state, ref state_configmap } => {
+            token(action, &state_location(state.as_deref(), state_configmap.as_deref())?)
+        }
         Command::Schema { check, dir } => schema(&dir.unwrap_or_else(|| cli.repo.join("schema")), check),
         Command::Observe { commit } => {
             origin.with_state_in_force(|state, source| observe(&origin, state, source, commit))

@@ -192,6 +192,29 @@ pub(super) fn state_path(given: Option<&Path>) -> Result<PathBuf> {
     }
 }
 
+/// Where the state document is: the ConfigMap `--state-configmap [NAMESPACE/]NAME` names, or
+/// the file of `--state`.
+pub(super) fn state_location(file: Option<&Path>, configmap: Option<&str>) -> Result<StateLocation> {
+    let Some(given) = configmap else { return Ok(StateLocation::File(state_path(file)?)) };
+    let (namespace, name) = match given.split_once('/') {
+        Some((ns, name)) => (Some(ns), name),
+        None => (None, given),
+    };
+    // A namespace is a DNS label; a ConfigMap's name a DNS subdomain.
+    let label = |s: &str| {
+        (1..=63).contains(&s.len())
+            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !s.starts_with('-')
+            && !s.ends_with('-')
+    };
+    if namespace.is_some_and(|ns| !label(ns)) || name.len() > 253 || !name.split('.').all(label) {
+        bail!(
+            "--state-configmap {given:?}: give NAME or NAMESPACE/NAME, in lowercase letters, digits and '-' (a name may have dots)"
+        );
+    }
+    Ok(StateLocation::ConfigMap { namespace: namespace.map(str::to_string), name: name.to_string() })
+}
+
 /// The webhook secret: the file `--webhook-secret-file` names, or ZONEKEEPER_WEBHOOK_SECRET.
 pub(super) fn webhook_secret(file: Option<&Path>) -> Result<Option<zonekeeper::daemon::auth::WebhookSecret>> {
     use zonekeeper::daemon::auth::WebhookSecret;

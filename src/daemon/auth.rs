@@ -13,7 +13,7 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::state::{StateDoc, StateError, StateFile, StoredToken};
+use super::state::{StateDoc, StateError, StateStore, StoredToken};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -47,7 +47,7 @@ fn valid_name(name: &str) -> bool {
 
 /// Makes a token named `name`, keeps its hash, and returns the token: the only time it is
 /// ever seen.
-pub fn create(file: &StateFile, name: &str, now: &str) -> Result<String, TokenError> {
+pub fn create(file: &StateStore, name: &str, now: &str) -> Result<String, TokenError> {
     if !valid_name(name) {
         return Err(TokenError::BadName(name.to_string()));
     }
@@ -59,13 +59,13 @@ pub fn create(file: &StateFile, name: &str, now: &str) -> Result<String, TokenEr
         if doc.tokens.contains_key(name) {
             return Err(TokenError::Exists(name.to_string()));
         }
-        doc.tokens.insert(name.to_string(), stored);
+        doc.tokens.insert(name.to_string(), stored.clone());
         Ok(())
     })?;
     Ok(token)
 }
 
-pub fn revoke(file: &StateFile, name: &str) -> Result<(), TokenError> {
+pub fn revoke(file: &StateStore, name: &str) -> Result<(), TokenError> {
     file.update(|doc| match doc.tokens.remove(name) {
         Some(_) => Ok(()),
         None => Err(TokenError::Unknown(name.to_string())),
@@ -136,10 +136,10 @@ mod tests {
     #[test]
     fn a_token_is_shown_once_kept_hashed_and_revocable() {
         let dir = tempfile::tempdir().unwrap();
-        let file = StateFile::new(dir.path().join("state.json"));
+        let file = StateStore::from(crate::daemon::state::StateFile::new(dir.path().join("state.json")));
         let token = create(&file, "ci", "2026-12-07T00:00:00Z").unwrap();
         assert!(token.starts_with("zk_") && token.len() == 67, "{token}");
-        let text = std::fs::read_to_string(file.path()).unwrap();
+        let text = std::fs::read_to_string(file.path().unwrap()).unwrap();
         assert!(!text.contains(&token[3..]), "the token itself is never stored");
         assert_eq!(check(&file.read().unwrap(), &token).as_deref(), Some("ci"));
         assert_eq!(check(&file.read().unwrap(), "zk_00"), None);

@@ -209,7 +209,7 @@ pub struct Shared {
     pub status: RwLock<Status>,
     pub metrics: Arc<metrics::Metrics>,
     pub events: broadcast::Sender<Event>,
-    pub state_file: state::StateFile,
+    pub state_file: state::StateStore,
     /// Whether this process may write (leader election, or alone).
     pub leader: leader::Leadership,
     pub scheduler: Scheduler,
@@ -285,7 +285,7 @@ pub struct RunOptions {
     pub resync: Duration,
     pub debounce: Duration,
     pub shutdown_timeout: Duration,
-    pub state: PathBuf,
+    pub state: state::StateLocation,
     pub lock_dir: PathBuf,
     /// Let anyone who reaches the API port read status, records, plan and events.
     pub open_reads: bool,
@@ -315,9 +315,10 @@ pub enum Ended {
 /// Runs the process until SIGTERM or SIGINT (or, with `--once`, one reconcile).
 pub fn run(options: RunOptions, repo: Repo, secrets: Secrets, reload: Reload) -> anyhow::Result<Ended> {
     use anyhow::Context;
-    let state_file = state::StateFile::new(&options.state);
+    let state_file = options.state.open().context("the state document")?;
     // A state document that cannot be read stops the start: it is never read as empty.
     state_file.read().context("the state document")?;
+    tracing::info!(state = %state_file.shown(), "the state document");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

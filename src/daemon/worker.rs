@@ -395,7 +395,7 @@ impl Worker {
     /// Applies `plan`; returns what is still pending after it.
     fn apply(&self, state: &DesiredState, plan: &Plan, report: &mut Report) -> Plan {
         // The repository names the files its targets write; never the process's own state.
-        let ours = std::fs::canonicalize(self.shared.state_file.path()).ok();
+        let ours = self.shared.state_file.path().and_then(|p| std::fs::canonicalize(p).ok());
         for ts in &state.settings.targets {
             if let crate::desired::TargetKind::Hosts { path } = &ts.kind
                 && ours.is_some()

@@ -2,6 +2,7 @@
 //! thread, the addresses it listens on taken from its "listening" line, and a small HTTP/1.1
 //! client for its API.
 
+use std::ffi::OsStr;
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -81,8 +82,12 @@ impl Daemon {
             .arg("--repo")
             .arg(repo)
             .args(["--log-format", "json", "run", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
-            .arg("--state")
-            .arg(state)
+            // A state document in a ConfigMap takes the place of the file.
+            .args(if args.contains(&"--state-configmap") {
+                vec![]
+            } else {
+                vec![OsStr::new("--state"), state.as_os_str()]
+            })
             .args(args)
             .env("ZONEKEEPER_LOG", "info")
             .env("ZONEKEEPER_CACHE", state.parent().unwrap_or(Path::new("/tmp")).join("cache"))

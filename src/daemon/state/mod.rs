@@ -1,13 +1,17 @@
 //! The state document: everything the `run` process must remember across restarts, in one
-//! small JSON file (the ConfigMap form comes with the Kubernetes issue). Today it holds the
+//! small JSON document: a file, or in a cluster a ConfigMap (`configmap`). Today it holds the
 //! last good commit, the API tokens (hashed) and the orphans of discovered records with their
 //! orphan-since times; the tailnet entries we added join it as that part lands.
 //!
-//! Every change is a read-modify-write under an exclusive lock on a sibling lock file, and
-//! the write is atomic (temp file, fsync, rename): `zonekeeper token create` beside a running
-//! process never loses the other's change, and a crash leaves the old or the new document.
+//! As a file, every change is a read-modify-write under an exclusive lock on a sibling lock
+//! file, and the write is atomic (temp file, fsync, rename): `zonekeeper token create` beside
+//! a running process never loses the other's change, and a crash leaves the old or the new
+//! document. As a ConfigMap, the same holds through the resourceVersion (see `configmap`).
 //! A document that cannot be read or parsed is an error, never "nothing remembered": an empty
 //! state would forget every token and the last good commit.
+
+mod configmap;
+pub use configmap::ConfigMapState;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -61,6 +65,92 @@ pub enum StateError {
     Lock { path: String, source: std::io::Error },
     #[error(transparent)]
     Write(#[from] atomic::WriteError),
+    #[error("cannot reach the state document {at}: {detail}")]
+    Unreachable { at: String, detail: String },
+    #[error("the state document {at} kept changing under {attempts} attempts to change it; try again")]
+    Contended { at: String, attempts: usize },
+}
+
+/// Where the state document is kept: chosen by the command line and the environment only,
+/// never by the repository (it holds the token hashes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateLocation {
+    File(PathBuf),
+    /// `namespace` None: the client's own (the pod's).
+    ConfigMap {
+        namespace: Option<String>,
+        name: String,
+    },
+}
+
+impl StateLocation {
+    /// Opens the document; a ConfigMap connects to the API server here.
+    pub fn open(&self) -> Result<StateStore, StateError> {
+        Ok(match self {
+            StateLocation::File(path) => StateStore::File(StateFile::new(path)),
+            StateLocation::ConfigMap { namespace, name } => {
+                StateStore::ConfigMap(ConfigMapState::connect(namespace.as_deref(), name)?)
+            }
+        })
+    }
+}
+
+/// The state document, wherever it is kept.
+#[derive(Debug)]
+pub enum StateStore {
+    File(StateFile),
+    ConfigMap(ConfigMapState),
+}
+
+impl From<StateFile> for StateStore {
+    fn from(file: StateFile) -> StateStore {
+        StateStore::File(file)
+    }
+}
+
+impl StateStore {
+    /// The document as it is now; the empty document when there is none yet.
+    pub fn read(&self) -> Result<StateDoc, StateError> {
+        match self {
+            StateStore::File(f) => f.read(),
+            StateStore::ConfigMap(c) => c.read(),
+        }
+    }
+
+    /// Reads the document, lets `change` edit it, and writes it back so that no other
+    /// writer's change is lost (a ConfigMap may run `change` again on a newer document).
+    /// Nothing is written when `change` fails or leaves the document as it was.
+    pub fn update<T, E: From<StateError>>(&self, change: impl FnMut(&mut StateDoc) -> Result<T, E>) -> Result<T, E> {
+        match self {
+            StateStore::File(f) => f.update(change),
+            StateStore::ConfigMap(c) => c.update(change),
+        }
+    }
+
+    /// The file, when the document is one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            StateStore::File(f) => Some(f.path()),
+            StateStore::ConfigMap(_) => None,
+        }
+    }
+
+    /// Where the document is, for messages.
+    pub fn shown(&self) -> String {
+        match self {
+            StateStore::File(f) => f.shown(),
+            StateStore::ConfigMap(c) => c.shown(),
+        }
+    }
+}
+
+/// The document from its JSON text; what is wrong with it otherwise.
+fn parse(text: &str) -> Result<StateDoc, String> {
+    let doc: StateDoc = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    if doc.version != 1 {
+        return Err(format!("version {} is not one this zonekeeper reads (1)", doc.version));
+    }
+    Ok(doc)
 }
 
 /// Now, as the state document writes times (RFC 3339, UTC, whole seconds).
@@ -109,15 +199,7 @@ impl StateFile {
             }
             Err(source) => return Err(StateError::Read { path: self.shown(), source }),
         };
-        let doc: StateDoc = serde_json::from_str(&text)
-            .map_err(|e| StateError::Corrupt { path: self.shown(), detail: e.to_string() })?;
-        if doc.version != 1 {
-            return Err(StateError::Corrupt {
-                path: self.shown(),
-                detail: format!("version {} is not one this zonekeeper reads (1)", doc.version),
-            });
-        }
-        Ok(doc)
+        parse(&text).map_err(|detail| StateError::Corrupt { path: self.shown(), detail })
     }
 
     /// Reads the document, lets `change` edit it, and writes it back atomically, all under
