@@ -75,6 +75,32 @@ pub struct ResolverSet {
     pub members: Vec<Member>,
     /// Where the set is declared.
     pub provenance: Provenance,
+    /// How the sources find more members (the set's `discover`).
+    #[serde(default, skip_serializing_if = "MemberDiscovery::is_empty")]
+    pub discover: MemberDiscovery,
+}
+
+/// Which Services and devices join a resolver set beside the members written in it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct MemberDiscovery {
+    /// Services whose labels match all of these (none: no Service by label).
+    pub service_selector: BTreeMap<String, String>,
+    /// Services whose tag annotation lists any of these.
+    pub service_tags: Vec<String>,
+    /// Tailnet devices carrying any of these tags.
+    pub tailscale_tags: Vec<String>,
+}
+
+impl MemberDiscovery {
+    pub fn is_empty(&self) -> bool {
+        self.service_selector.is_empty() && self.service_tags.is_empty() && self.tailscale_tags.is_empty()
+    }
+
+    /// Whether Services can join the set at all.
+    pub fn finds_services(&self) -> bool {
+        !self.service_selector.is_empty() || !self.service_tags.is_empty()
+    }
 }
 
 /// Records per zone, in the order their sources gave them, and the resolver sets.
@@ -397,6 +423,7 @@ mod tests {
             domains: Vec::new(),
             members,
             provenance: file(1),
+            discover: MemberDiscovery::default(),
         };
         let git = WantedState { zones: BTreeMap::new(), resolver_sets: vec![set(vec![member("100.64.0.1", file(5))])] };
         let k8s = WantedState {

@@ -6,18 +6,32 @@ mod support;
 use std::path::Path;
 
 use zonekeeper::desired::format::KubernetesDiscovery;
-use zonekeeper::model::Name;
+use zonekeeper::model::{Name, Provenance};
 use zonekeeper::sources::kubernetes::discover::{Objects, discover};
+use zonekeeper::wanted::ResolverSet;
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct Scenario {
     zones: Vec<String>,
     discovery: KubernetesDiscovery,
+    /// Resolver sets that take Services in: their name and `discover`.
+    #[serde(default)]
+    resolver_sets: Vec<ScenarioSet>,
     objects: serde_json::Value,
     records: Vec<String>,
+    /// `set address name provenance`, set by set.
+    #[serde(default)]
+    members: Vec<String>,
     problems: Vec<String>,
     outside_zones: usize,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ScenarioSet {
+    name: String,
+    discover: zonekeeper::wanted::MemberDiscovery,
 }
 
 #[test]
@@ -31,7 +45,19 @@ fn every_scenario_gives_exactly_its_records_and_problems() {
         let s: Scenario = serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         let objects: Objects = serde_json::from_value(s.objects).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         let zones: Vec<Name> = s.zones.iter().map(|z| Name::parse(z).unwrap()).collect();
-        let found = discover(&s.discovery, &zones, &objects);
+        let sets: Vec<ResolverSet> = s
+            .resolver_sets
+            .into_iter()
+            .map(|r| ResolverSet {
+                name: r.name,
+                scope: zonekeeper::desired::format::ResolverScope::Global,
+                domains: Vec::new(),
+                members: Vec::new(),
+                provenance: Provenance::File { path: "resolvers/x.yaml".into(), line: 1 },
+                discover: r.discover,
+            })
+            .collect();
+        let found = discover(&s.discovery, &zones, &sets, &objects);
         let records: Vec<String> = found
             .wanted
             .zones
@@ -45,6 +71,17 @@ fn every_scenario_gives_exactly_its_records_and_problems() {
             .collect();
         let name = file.file_name().unwrap().to_string_lossy().to_string();
         assert_eq!(records, s.records, "{name}: records");
+        let members: Vec<String> = found
+            .wanted
+            .resolver_sets
+            .iter()
+            .flat_map(|set| {
+                set.members.iter().map(|m| {
+                    format!("{} {} {} {}", set.name, m.address, m.name.as_deref().unwrap_or("-"), m.provenance)
+                })
+            })
+            .collect();
+        assert_eq!(members, s.members, "{name}: resolver members");
         let problems: Vec<String> = found.problems.iter().map(ToString::to_string).collect();
         assert_eq!(problems.len(), s.problems.len(), "{name}: problems {problems:#?}");
         for (got, want) in problems.iter().zip(&s.problems) {
@@ -368,4 +405,53 @@ fn a_deleted_objects_record_stays_for_the_grace_period_across_a_restart() {
     assert!(deleted.elapsed() >= std::time::Duration::from_secs(8), "not before its grace period ended");
     assert!(w.holds("wiki"));
     w.wait_for("the orphan forgotten", |w| w.orphans().is_null());
+}
+
+/// A resolver set taking in Services by a tag in `example.com/dns-tags`.
+const TAILNET_SET: &str = "apiVersion: zonekeeper.dev/v1alpha1\nkind: ResolverSet\nname: tailnet\nscope: global\ndiscover:\n  serviceTags: [\"tag:dns\"]\n";
+
+fn tagged_service(name: &str, annotation: &str, tags: &str, ip: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": "dns", "annotations": {annotation: tags}},
+        "spec": {"type": "LoadBalancer", "loadBalancerClass": "tailscale"},
+        "status": {"loadBalancer": {"ingress": [{"hostname": format!("{name}.tail1234.ts.net")}, {"ip": ip}]}},
+    })
+}
+
+#[test]
+fn run_lists_the_resolver_members_services_give_at_start_and_as_they_change() {
+    // The tag annotation is a setting; the Tailscale default is then not read.
+    let c = Cluster::new("    kinds: [Ingress]\n    tagAnnotation: example.com/dns-tags\n");
+    c.repo.write("resolvers/tailnet.yaml", TAILNET_SET);
+    c.k.put(kube::SERVICES, tagged_service("unbound", "example.com/dns-tags", "tag:web, tag:dns", "100.64.0.5"));
+    c.k.put(kube::SERVICES, tagged_service("adguard", "tailscale.com/tags", "tag:dns", "100.64.0.6"));
+    let d = Watched::daemon(&c, &["--poll", "0"]);
+    let members = |count: usize| {
+        move |l: &serde_json::Value| {
+            support::daemon::msg(l) == "resolver members from the cluster"
+                && l["fields"]["set"] == "tailnet"
+                && l["fields"]["count"] == count
+        }
+    };
+    let first = d.wait_line(std::time::Duration::from_secs(20), members(1));
+    assert_eq!(first["fields"]["members"], "100.64.0.5 (dns-unbound, Service/dns/unbound)", "{first}");
+
+    // A Service tagged later joins; its watch event is enough.
+    c.k.put(kube::SERVICES, tagged_service("pihole", "example.com/dns-tags", "tag:dns", "100.64.0.4"));
+    let second = d.wait_line(std::time::Duration::from_secs(20), members(2));
+    assert_eq!(
+        second["fields"]["members"],
+        "100.64.0.4 (dns-pihole, Service/dns/pihole), 100.64.0.5 (dns-unbound, Service/dns/unbound)",
+        "{second}"
+    );
+}
+
+#[test]
+fn a_resolver_set_with_a_tag_that_is_not_one_is_refused_with_its_field() {
+    let repo = repo_with("    kinds: [Ingress]\n");
+    repo.write("resolvers/tailnet.yaml", &TAILNET_SET.replace("\"tag:dns\"", "\"tag:dns\", dns"));
+    let out = repo.run(&["validate"]).expect_code(1).all();
+    assert!(out.contains("resolvers/tailnet.yaml") && out.contains("discover.serviceTags[1]"), "{out}");
+    assert!(out.contains("`dns` is not a tag"), "{out}");
 }

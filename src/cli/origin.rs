@@ -53,8 +53,7 @@ impl Origin {
     /// merged in; a source that cannot be read stops the command, since a plan without it
     /// would delete what it published.
     fn with_sources(&self, state: DesiredState) -> Result<DesiredState> {
-        let sources =
-            zonekeeper::sources::configured(&state.settings, &self.secrets, false).map_err(anyhow::Error::msg)?;
+        let sources = zonekeeper::sources::configured(&state, &self.secrets, false).map_err(anyhow::Error::msg)?;
         if sources.is_empty() {
             return Ok(state);
         }

@@ -71,7 +71,9 @@ impl Sources {
         secrets: &Secrets,
         report: &mut Report,
     ) -> Option<std::borrow::Cow<'a, DesiredState>> {
-        let key = format!("{:?}", state.settings);
+        // The sources follow the settings, and the resolver sets' rules for finding members.
+        let rules: Vec<_> = state.wanted.resolver_sets.iter().map(|s| (&s.name, &s.discover)).collect();
+        let key = format!("{:?} {rules:?}", state.settings);
         if self.built_for.as_ref() != Some(&key) {
             self.build(state, secrets, report)?;
             self.built_for = Some(key);
@@ -134,7 +136,7 @@ impl Sources {
     /// (Re)builds the sources from the settings, and turns each one's change signal into a
     /// reconcile trigger.
     fn build(&mut self, state: &DesiredState, secrets: &Secrets, report: &mut Report) -> Option<()> {
-        let sources = match crate::sources::configured(&state.settings, secrets, true) {
+        let sources = match crate::sources::configured(state, secrets, true) {
             Ok(s) => s,
             Err(e) => {
                 report.error("settings", "zonekeeper.yaml", e, None);

@@ -394,6 +394,14 @@ pub struct KubernetesDiscovery {
     /// `address`, per zone.
     #[serde(default)]
     pub zone_addresses: BTreeMap<String, AddressDecl>,
+    /// The Service annotation whose comma-separated tags a resolver set's
+    /// `discover.serviceTags` is matched against.
+    #[serde(default = "default_tag_annotation")]
+    pub tag_annotation: String,
+}
+
+fn default_tag_annotation() -> String {
+    "tailscale.com/tags".into()
 }
 
 fn default_discovered_ttl() -> u32 {
@@ -548,6 +556,11 @@ pub struct ResolverDiscovery {
     /// Kubernetes Services whose labels match all of these become members.
     #[serde(default)]
     pub service_selector: BTreeMap<String, String>,
+    /// Kubernetes Services whose tag annotation (`discovery.kubernetes.tagAnnotation`, by
+    /// default the Tailscale operator's `tailscale.com/tags`) lists any of these tags become
+    /// members, with their load balancer's addresses (a Tailscale Service's tailnet IPs).
+    #[serde(default)]
+    pub service_tags: Vec<String>,
     /// Tailnet devices carrying any of these tags become members.
     #[serde(default)]
     pub tailscale_tags: Vec<String>,

@@ -15,7 +15,7 @@ use super::records;
 use super::settings::{SETTINGS_FILE, Settings, load_settings, valid_view_name};
 use super::yaml::{self, DocKind};
 use crate::model::{Name, Provenance, Wanted};
-use crate::wanted::{Member, ResolverSet, WantedRecord, WantedState};
+use crate::wanted::{Member, MemberDiscovery, ResolverSet, WantedRecord, WantedState};
 
 #[derive(Debug, Clone)]
 pub struct DesiredState {
@@ -243,9 +243,31 @@ fn check_resolver_set(file: &str, raw: ResolverSetFile, diags: &mut Vec<Diagnost
             "intervalSeconds and failuresBeforeDown must be at least 1",
         ));
     }
+    // Tags are Tailscale's: `tag:` and a name of letters, digits and dashes.
+    let tag = |t: &str| {
+        t.strip_prefix("tag:").is_some_and(|n| {
+            !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') && !n.starts_with('-')
+        })
+    };
+    for (field, tags) in [("serviceTags", &raw.discover.service_tags), ("tailscaleTags", &raw.discover.tailscale_tags)]
+    {
+        for (i, t) in tags.iter().enumerate().filter(|(_, t)| !tag(t)) {
+            diags.push(Diagnostic::at(
+                file,
+                raw.name.referenced,
+                format!("discover.{field}[{i}]"),
+                format!("`{}` is not a tag: write `tag:` and a name of letters, digits and dashes", t.escape_debug()),
+            ));
+        }
+    }
     if diags.len() > before {
         return None;
     }
     let provenance = Provenance::File { path: file.into(), line: Pos::from(raw.name.referenced).line };
-    Some(ResolverSet { name: raw.name.value, scope: raw.scope, domains, members, provenance })
+    let discover = MemberDiscovery {
+        service_selector: raw.discover.service_selector,
+        service_tags: raw.discover.service_tags,
+        tailscale_tags: raw.discover.tailscale_tags,
+    };
+    Some(ResolverSet { name: raw.name.value, scope: raw.scope, domains, members, provenance, discover })
 }

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::desired::{DesiredState, Settings};
+use crate::desired::DesiredState;
 use crate::secrets::Secrets;
 use crate::wanted::{Conflict, WantedState};
 
@@ -55,9 +55,9 @@ pub trait Source: Send {
 /// registered. `live` for `run`: sources that can watch do, and signal their changes. The
 /// repository never names a secret's place; a source's credentials come from `secrets`,
 /// which the operator's credentials file fills.
-pub fn configured(settings: &Settings, _secrets: &Secrets, live: bool) -> Result<Vec<Box<dyn Source>>, String> {
+pub fn configured(state: &DesiredState, _secrets: &Secrets, live: bool) -> Result<Vec<Box<dyn Source>>, String> {
     let mut sources = Vec::new();
-    sources.extend(kubernetes::configured(settings, live));
+    sources.extend(kubernetes::configured(state, live));
     Ok(sources)
 }
 

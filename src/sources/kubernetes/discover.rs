@@ -16,6 +16,14 @@
 //! 5. Two objects claiming one name with different addresses: the oldest object (by
 //!    `creationTimestamp`, then kind, namespace and name) keeps it, and the claim is reported
 //!    on both. With the same address, one record stands, with the oldest object's provenance.
+//!
+//! Resolver members: a Service (read when rule 1 lets it) joins every resolver set whose
+//! `discover` takes it: all of `serviceSelector`'s labels match (when it has any), or its
+//! tag annotation (`tagAnnotation`, default `tailscale.com/tags`, comma-separated) lists one
+//! of `serviceTags`. Each IP of its load balancer is a member (a Tailscale Service's tailnet
+//! IPs; its hostname entry, the MagicDNS name, cannot be a nameserver), named by its
+//! `tailscale.com/hostname`, else `<namespace>-<name>` as the operator names its device. A
+//! Service that matches with no IP yet is reported on itself and joins nothing.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -29,7 +37,7 @@ use serde_json::Value;
 use super::traefik_rule;
 use crate::desired::format::{AddressDecl, DiscoveredKind, KubernetesDiscovery};
 use crate::model::{Name, Provenance, RData, RecordSet, RecordType};
-use crate::wanted::{WantedRecord, WantedState};
+use crate::wanted::{Member, ResolverSet, WantedRecord, WantedState};
 
 pub const ANNOTATION_PREFIX: &str = "zonekeeper.dev/";
 
@@ -145,8 +153,13 @@ impl<'a> Object<'a> {
     }
 }
 
-pub fn discover(cfg: &KubernetesDiscovery, zones: &[Name], objects: &Objects) -> Discovered {
+/// What `objects` ask for: records in `zones`, and members of those of `sets` that take
+/// Services in.
+pub fn discover(cfg: &KubernetesDiscovery, zones: &[Name], sets: &[ResolverSet], objects: &Objects) -> Discovered {
     let mut d = Discovery { cfg, zones, objects, out: Discovered::default(), claims: Vec::new() };
+    for set in sets.iter().filter(|s| s.discover.finds_services()) {
+        d.members(set);
+    }
     if cfg.kinds.contains(&DiscoveredKind::Ingress) {
         for i in &objects.ingresses {
             d.ingress(i);
@@ -277,6 +290,54 @@ impl<'a> Discovery<'a> {
         }
         let status = addresses(status.into_iter());
         self.claim_all(&o, &hosts, Status::Fallback(status));
+    }
+
+    /// The Services `set` takes in, as its members.
+    fn members(&mut self, set: &ResolverSet) {
+        let mut members: Vec<Member> = Vec::new();
+        for s in &self.objects.services {
+            let o = Object::of("Service", &s.metadata);
+            if !self.wanted(&o) || !joins(set, s, &self.cfg.tag_annotation) {
+                continue;
+            }
+            let ips: Result<Vec<IpAddr>, String> = s
+                .status
+                .as_ref()
+                .and_then(|st| st.load_balancer.as_ref())
+                .and_then(|lb| lb.ingress.as_ref())
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.ip.as_deref().filter(|ip| !ip.is_empty()))
+                .map(|ip| ip.parse::<IpAddr>().map_err(|_| format!("the load balancer's address `{ip}` is not an IP")))
+                .collect();
+            let ips = match ips {
+                Ok(ips) if ips.is_empty() => {
+                    let why = "its load balancer has no IP yet (a Tailscale Service gets its tailnet IP once its proxy has joined)";
+                    self.problem(&o, format!("not a member of resolver set `{}`: {why}", set.name));
+                    continue;
+                }
+                Ok(ips) => ips,
+                Err(e) => {
+                    self.problem(&o, format!("not a member of resolver set `{}`: {e}", set.name));
+                    continue;
+                }
+            };
+            let meta = &s.metadata;
+            let name = meta
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("tailscale.com/hostname"))
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| format!("{}-{}", o.namespace, meta.name.as_deref().unwrap_or("")));
+            for address in ips {
+                if !members.iter().any(|m| m.address == address) {
+                    members.push(Member { address, name: Some(name.clone()), provenance: o.provenance.clone() });
+                }
+            }
+        }
+        members.sort_by_key(|m| m.address);
+        self.out.wanted.resolver_sets.push(ResolverSet { members, discover: Default::default(), ..set.clone() });
     }
 
     fn service(&mut self, s: &Service) {
@@ -437,6 +498,17 @@ fn records(c: &Claim) -> Vec<WantedRecord> {
             out
         }
     }
+}
+
+/// Whether `set`'s `discover` takes the Service `s` in.
+fn joins(set: &ResolverSet, s: &Service, tag_annotation: &str) -> bool {
+    let rule = &set.discover;
+    let labels = s.metadata.labels.as_ref();
+    let selected = !rule.service_selector.is_empty()
+        && rule.service_selector.iter().all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v));
+    let tags = s.metadata.annotations.as_ref().and_then(|a| a.get(tag_annotation));
+    let tagged = tags.is_some_and(|t| t.split(',').map(str::trim).any(|t| rule.service_tags.iter().any(|w| w == t)));
+    selected || tagged
 }
 
 fn service_status(s: &Service) -> Result<Option<Address>, String> {

@@ -87,7 +87,12 @@ impl Drop for Live {
 
 impl Live {
     /// Starts the reflectors the settings need (on the current tokio runtime).
-    pub fn start(client: kube::Client, cfg: KubernetesDiscovery, changed: Arc<tokio::sync::watch::Sender<()>>) -> Live {
+    pub fn start(
+        client: kube::Client,
+        cfg: KubernetesDiscovery,
+        services: bool,
+        changed: Arc<tokio::sync::watch::Sender<()>>,
+    ) -> Live {
         let mut live = Live {
             client,
             cfg,
@@ -105,7 +110,7 @@ impl Live {
             live.watch(Api::<Ingress>::all(live.client.clone()), writer, "Ingress".into());
             live.ingresses = Some(store);
         }
-        if super::needs_services(&live.cfg) {
+        if services {
             let (store, writer) = reflector::store();
             live.watch(Api::<Service>::all(live.client.clone()), writer, "Service".into());
             live.services = Some(store);
@@ -128,7 +133,9 @@ impl Live {
         K::DynamicType: Eq + Hash + Clone + Send + Sync,
     {
         let (changed, signals) = (self.changed.clone(), self.signals.clone());
-        let stream = watcher(api, watcher::Config::default()).default_backoff().modify(slim).reflect(writer);
+        let tags = self.cfg.tag_annotation.clone();
+        let stream =
+            watcher(api, watcher::Config::default()).default_backoff().modify(move |o| slim(o, &tags)).reflect(writer);
         self.tasks.push(tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
             while let Some(event) = stream.next().await {
@@ -215,10 +222,14 @@ where
 }
 
 /// What a reflector keeps of an object: no managed fields, and only the annotations
-/// discovery reads (the last-applied configuration alone can be larger than the object).
-fn slim<K: ResourceExt>(o: &mut K) {
+/// discovery reads (the last-applied configuration alone can be larger than the object):
+/// ours, the Ingress class, Tailscale's, and the tag annotation the settings name.
+fn slim<K: ResourceExt>(o: &mut K, tag_annotation: &str) {
     o.managed_fields_mut().clear();
     o.annotations_mut().retain(|k, _| {
-        k.starts_with(ANNOTATION_PREFIX) || k == "kubernetes.io/ingress.class" || k.starts_with("tailscale.com/")
+        k.starts_with(ANNOTATION_PREFIX)
+            || k == "kubernetes.io/ingress.class"
+            || k.starts_with("tailscale.com/")
+            || k == tag_annotation
     });
 }

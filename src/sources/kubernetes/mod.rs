@@ -19,6 +19,7 @@ use std::sync::Arc;
 use super::{Reading, Snapshot, Source};
 use crate::desired::format::{DiscoveredKind, KubernetesDiscovery};
 use crate::model::Name;
+use crate::wanted::{Member, ResolverSet};
 
 pub const SOURCE: &str = "kubernetes";
 
@@ -48,6 +49,10 @@ const GATEWAY: Custom = Custom {
 pub struct KubernetesSource {
     cfg: KubernetesDiscovery,
     zones: Vec<Name>,
+    /// The resolver sets Services may join (those whose `discover` finds Services).
+    sets: Vec<ResolverSet>,
+    /// The members found at the last read, to log what changed.
+    members: Option<Vec<(String, Vec<Member>)>>,
     client: Option<kube::Client>,
     /// Watching (for `run`), once started; `None` while listing once, or not started yet.
     live: Option<live::Live>,
@@ -58,9 +63,47 @@ pub struct KubernetesSource {
 impl KubernetesSource {
     /// A source that lists the cluster on every snapshot, or (`watch`) keeps reflectors and
     /// signals every change.
-    pub fn new(cfg: KubernetesDiscovery, zones: Vec<Name>, watch: bool) -> KubernetesSource {
+    pub fn new(cfg: KubernetesDiscovery, zones: Vec<Name>, sets: Vec<ResolverSet>, watch: bool) -> KubernetesSource {
         let (changed, _) = tokio::sync::watch::channel(());
-        KubernetesSource { cfg, zones, client: None, live: None, watch, changed: Arc::new(changed) }
+        let sets = sets.into_iter().filter(|s| s.discover.finds_services()).collect();
+        KubernetesSource {
+            cfg,
+            zones,
+            sets,
+            members: None,
+            client: None,
+            live: None,
+            watch,
+            changed: Arc::new(changed),
+        }
+    }
+
+    /// Services are read whenever an address may come from one, or a resolver set may take
+    /// them in, not only for their own names.
+    fn needs_services(&self) -> bool {
+        let cfg = &self.cfg;
+        cfg.address.service.is_some()
+            || cfg.zone_addresses.values().any(|a| a.service.is_some())
+            || cfg.kinds.contains(&DiscoveredKind::Service)
+            || !self.sets.is_empty()
+    }
+
+    /// Logs the resolver members Services give, at the first read (the ones already there
+    /// at start-up) and whenever they change.
+    fn log_members(&mut self, found: &crate::wanted::WantedState) {
+        let now: Vec<(String, Vec<Member>)> =
+            found.resolver_sets.iter().map(|s| (s.name.clone(), s.members.clone())).collect();
+        if self.members.as_ref() == Some(&now) {
+            return;
+        }
+        for (set, members) in &now {
+            let listed: Vec<String> = members
+                .iter()
+                .map(|m| format!("{} ({}, {})", m.address, m.name.as_deref().unwrap_or("-"), m.provenance))
+                .collect();
+            tracing::info!(set = %set, count = members.len(), members = %listed.join(", "), "resolver members from the cluster");
+        }
+        self.members = Some(now);
     }
 
     async fn client(&mut self) -> Result<kube::Client, String> {
@@ -78,13 +121,16 @@ impl KubernetesSource {
         let client = self.client().await?;
         let mut notes = Vec::new();
         let (objects, problem) = if self.watch {
-            let live =
-                self.live.get_or_insert_with(|| live::Live::start(client, self.cfg.clone(), self.changed.clone()));
+            let services = self.needs_services();
+            let live = self
+                .live
+                .get_or_insert_with(|| live::Live::start(client, self.cfg.clone(), services, self.changed.clone()));
             live.objects(&mut notes).await?
         } else {
             (self.list(&client, &mut notes).await?, None)
         };
-        let found = discover::discover(&self.cfg, &self.zones, &objects);
+        let found = discover::discover(&self.cfg, &self.zones, &self.sets, &objects);
+        self.log_members(&found.wanted);
         notes.extend(found.problems.iter().map(ToString::to_string));
         if found.outside_zones > 0 {
             notes.push(format!("{} name(s) in no configured zone were ignored", found.outside_zones));
@@ -99,7 +145,7 @@ impl KubernetesSource {
         if wants(DiscoveredKind::Ingress) {
             objects.ingresses = list(Api::<Ingress>::all(client.clone()), "Ingress").await?;
         }
-        if needs_services(&self.cfg) {
+        if self.needs_services() {
             objects.services = list(Api::<Service>::all(client.clone()), "Service").await?;
         }
         if wants(DiscoveredKind::IngressRoute) {
@@ -111,13 +157,6 @@ impl KubernetesSource {
         }
         Ok(objects)
     }
-}
-
-/// Services are read whenever an address may come from one, not only for their own names.
-fn needs_services(cfg: &KubernetesDiscovery) -> bool {
-    cfg.address.service.is_some()
-        || cfg.zone_addresses.values().any(|a| a.service.is_some())
-        || cfg.kinds.contains(&DiscoveredKind::Service)
 }
 
 /// Adds `o` unless an object of its namespace and name is there: the same object seen
@@ -214,9 +253,9 @@ async fn list_custom(
     Ok(out)
 }
 
-/// The source for `settings`, if it configures Kubernetes discovery; `watch` for `run`.
-pub fn configured(settings: &crate::desired::Settings, watch: bool) -> Option<Box<dyn Source>> {
-    let cfg = settings.discovery.kubernetes.clone()?;
-    let zones = settings.zones.iter().map(|z| z.name.clone()).collect();
-    Some(Box::new(KubernetesSource::new(cfg, zones, watch)))
+/// The source for `state`, if its settings configure Kubernetes discovery; `watch` for `run`.
+pub fn configured(state: &crate::desired::DesiredState, watch: bool) -> Option<Box<dyn Source>> {
+    let cfg = state.settings.discovery.kubernetes.clone()?;
+    let zones = state.settings.zones.iter().map(|z| z.name.clone()).collect();
+    Some(Box::new(KubernetesSource::new(cfg, zones, state.wanted.resolver_sets.clone(), watch)))
 }
