@@ -300,14 +300,8 @@ impl<'a> Discovery<'a> {
             if !self.wanted(&o) || !joins(set, s, &self.cfg.tag_annotation) {
                 continue;
             }
-            let ips: Result<Vec<IpAddr>, String> = s
-                .status
-                .as_ref()
-                .and_then(|st| st.load_balancer.as_ref())
-                .and_then(|lb| lb.ingress.as_ref())
-                .into_iter()
-                .flatten()
-                .filter_map(|e| e.ip.as_deref().filter(|ip| !ip.is_empty()))
+            let ips: Result<Vec<IpAddr>, String> = service_lb(s)
+                .filter_map(|(ip, _)| ip.filter(|ip| !ip.is_empty()))
                 .map(|ip| ip.parse::<IpAddr>().map_err(|_| format!("the load balancer's address `{ip}` is not an IP")))
                 .collect();
             let ips = match ips {
@@ -511,16 +505,19 @@ fn joins(set: &ResolverSet, s: &Service, tag_annotation: &str) -> bool {
     selected || tagged
 }
 
-fn service_status(s: &Service) -> Result<Option<Address>, String> {
-    let entries = s
-        .status
+/// A Service's load balancer entries, as (ip, hostname).
+fn service_lb(s: &Service) -> impl Iterator<Item = (Option<&str>, Option<&str>)> {
+    s.status
         .as_ref()
         .and_then(|st| st.load_balancer.as_ref())
         .and_then(|lb| lb.ingress.as_ref())
         .into_iter()
         .flatten()
-        .map(|e| (e.ip.as_deref(), e.hostname.as_deref()));
-    addresses(entries)
+        .map(|e| (e.ip.as_deref(), e.hostname.as_deref()))
+}
+
+fn service_status(s: &Service) -> Result<Option<Address>, String> {
+    addresses(service_lb(s))
 }
 
 /// A load balancer's entries as one address: its IPs, else its first hostname.
