@@ -37,15 +37,14 @@ pub struct ConfigMapState {
 
 /// What the document's thread is asked to do.
 enum Job {
-    Get(mpsc::Sender<Result<Option<Stored>, String>>),
-    Put { stored: Option<Box<Stored>>, text: String, reply: mpsc::Sender<Result<Written, String>> },
-}
-
-/// The ConfigMap as read (its other keys, labels and annotations are kept on a write) and the
-/// document's text, if it holds one.
-struct Stored {
-    object: ConfigMap,
-    text: Option<String>,
+    Get(mpsc::Sender<Result<Option<Box<ConfigMap>>, String>>),
+    /// Writes `text` into the ConfigMap as read (its other keys, labels and annotations are
+    /// kept), or creates it when there was none.
+    Put {
+        stored: Option<Box<ConfigMap>>,
+        text: String,
+        reply: mpsc::Sender<Result<Written, String>>,
+    },
 }
 
 enum Written {
@@ -107,17 +106,17 @@ impl ConfigMapState {
     }
 
     /// The ConfigMap (None: none yet) and the document.
-    fn get(&self) -> Result<(Option<Box<Stored>>, StateDoc), StateError> {
+    fn get(&self) -> Result<(Option<Box<ConfigMap>>, StateDoc), StateError> {
         let (reply, answer) = mpsc::channel();
         self.send(Job::Get(reply))?;
         let Some(stored) = self.wait(answer)? else {
             return Ok((None, StateDoc { version: 1, ..Default::default() }));
         };
-        let doc = match &stored.text {
+        let doc = match stored.data.as_ref().and_then(|d| d.get(KEY)) {
             None => StateDoc { version: 1, ..Default::default() },
             Some(text) => super::parse(text).map_err(|detail| self.corrupt(detail))?,
         };
-        Ok((Some(Box::new(stored)), doc))
+        Ok((Some(stored), doc))
     }
 
     fn corrupt(&self, detail: String) -> StateError {
@@ -193,22 +192,25 @@ async fn timed<T>(call: impl Future<Output = Result<T, String>>) -> Result<T, St
         .unwrap_or_else(|_| Err(format!("no answer within {} s", CALL_TIMEOUT.as_secs())))
 }
 
-async fn get(api: &Api<ConfigMap>, name: &str) -> Result<Option<Stored>, String> {
+async fn get(api: &Api<ConfigMap>, name: &str) -> Result<Option<Box<ConfigMap>>, String> {
     let Some(cm) = api.get_opt(name).await.map_err(|e| e.to_string())? else { return Ok(None) };
     if cm.metadata.resource_version.is_none() {
         return Err("the ConfigMap has no resourceVersion".into());
     }
-    let text = cm.data.as_ref().and_then(|d| d.get(KEY).cloned());
-    Ok(Some(Stored { object: cm, text }))
+    Ok(Some(Box::new(cm)))
 }
 
-async fn put(api: &Api<ConfigMap>, name: &str, stored: Option<Box<Stored>>, text: String) -> Result<Written, String> {
+async fn put(
+    api: &Api<ConfigMap>,
+    name: &str,
+    stored: Option<Box<ConfigMap>>,
+    text: String,
+) -> Result<Written, String> {
     let params = PostParams { field_manager: Some("zonekeeper".into()), ..Default::default() };
     let result = match stored {
         // The resourceVersion read stays in the object: the API server takes the PUT only
         // when the ConfigMap is still at it.
-        Some(stored) => {
-            let mut object = stored.object;
+        Some(mut object) => {
             object.metadata.managed_fields = None;
             object.data.get_or_insert_default().insert(KEY.to_string(), text);
             api.replace(name, &params, &object).await.map(|_| ())
